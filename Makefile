@@ -1,0 +1,60 @@
+# husk: `make run` sets up this machine, builds and runs the daemon in the
+# foreground; `make test` sets up, builds and runs every test.
+
+GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+VERSION   ?= 0.1.0-dev
+BIN       := bin
+export PATH := $(dir $(GO)):$(PATH)
+export CGO_ENABLED := 1
+
+# Debian packages the build and the tests need.
+APT_PKGS := gcc make musl-tools libseccomp-dev containernetworking-plugins \
+            docker-registry iptables iproute2 ca-certificates
+
+# husk-oci embeds libcontainer and is what libcontainer re-executes as the
+# container init: built static, so the libseccomp it runs with is the one it
+# was built against.
+OCI_TAGS    := seccomp netgo osusergo
+OCI_LDFLAGS := -s -w -linkmode external -extldflags "-static"
+LDFLAGS     := -s -w -X main.version=$(VERSION)
+
+.PHONY: all deps build run test unit integration install critest clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+pause/pause.bin: pause/c/pause.c
+	musl-gcc -static -Os -s -o $@ $<
+
+build: deps pause/pause.bin
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/husk ./cmd/runtime
+	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/husk-shim ./cmd/shim
+	$(GO) build -trimpath -tags '$(OCI_TAGS)' -ldflags '$(OCI_LDFLAGS)' -o $(BIN)/husk-oci ./cmd/oci
+
+# Runs the daemon with the embedded defaults. Ctrl-C stops the daemon; the
+# pods keep running.
+run: build
+	$(BIN)/husk daemon
+
+unit: build
+	$(GO) vet ./...
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration$$)
+
+integration: build
+	$(GO) test -count=1 -v -timeout 30m ./integration/
+
+test: unit integration
+
+install: build
+	install -m 0755 $(BIN)/husk $(BIN)/husk-shim $(BIN)/husk-oci /usr/local/bin/
+	@mkdir -p /etc/husk
+	@[ -f /etc/husk/config.toml ] || $(BIN)/husk config default > /etc/husk/config.toml
+
+clean:
+	rm -rf $(BIN) pause/pause.bin

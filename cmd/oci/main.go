@@ -1,0 +1,70 @@
+// Command husk-oci is husk's short-lived libcontainer helper. husk-shim runs
+// it once per create, start, exec or delete; it exits as soon as the process
+// it made is running, so the shim (a child subreaper) inherits that process.
+//
+// File descriptors: 0 is the new process's stdin, 3 and 4 the write ends of
+// its stdout and stderr. The result is one JSON object on stdout; a failure
+// is one line on stderr and exit status 1.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/husk-runtime/husk/oci"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	Pid int `json:"pid,omitempty"`
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: husk-oci create|start|exec|delete --root DIR --id ID [--bundle DIR] [--process FILE]")
+	}
+	fs := flag.NewFlagSet("husk-oci "+args[0], flag.ContinueOnError)
+	root := fs.String("root", "", "libcontainer state root")
+	id := fs.String("id", "", "container id")
+	bundle := fs.String("bundle", "", "bundle dir holding config.json (create)")
+	procFile := fs.String("process", "", "OCI process JSON (exec)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *root == "" || *id == "" {
+		return fmt.Errorf("husk-oci %s: --root and --id are required", args[0])
+	}
+	stdio := func() oci.Stdio {
+		return oci.Stdio{Stdin: os.Stdin, Stdout: os.NewFile(3, "stdout"), Stderr: os.NewFile(4, "stderr")}
+	}
+	var res result
+	var err error
+	switch args[0] {
+	case "create":
+		res.Pid, err = oci.Create(*root, *id, *bundle, stdio())
+	case "start":
+		err = oci.Start(*root, *id)
+	case "exec":
+		var proc *specProcess
+		proc, err = readProcess(*procFile)
+		if err == nil {
+			res.Pid, err = oci.Exec(*root, *id, proc, stdio())
+		}
+	case "delete":
+		err = oci.Delete(*root, *id)
+	default:
+		return fmt.Errorf("husk-oci: unknown command %q", args[0])
+	}
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}

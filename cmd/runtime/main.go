@@ -1,0 +1,110 @@
+// Command husk is the husk container runtime: `husk daemon` serves the CRI,
+// and the other subcommands help operate it.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/husk-runtime/husk/config"
+	"github.com/husk-runtime/husk/daemon"
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time (-ldflags -X main.version=...).
+var version = "0.1.0-dev"
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "husk:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "husk",
+		Short:         "husk, a Kubernetes container runtime",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(daemonCmd(), configCmd(), versionCmd())
+	return root
+}
+
+func daemonCmd() *cobra.Command {
+	var cfgPath, rootDir, stateDir, socket, logLevel string
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Serve the CRI on a unix socket",
+		Example: `  husk daemon
+  husk daemon --root /tmp/h/root --state /tmp/h/run --socket /tmp/h/husk.sock`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			explicit := cmd.Flags().Changed("config")
+			cfg, err := config.Load(cfgPath, explicit)
+			if err != nil {
+				return err
+			}
+			if rootDir != "" {
+				cfg.Root = rootDir
+			}
+			if stateDir != "" {
+				cfg.State = stateDir
+			}
+			if socket != "" {
+				cfg.Socket = socket
+			}
+			if logLevel != "" {
+				cfg.LogLevel = logLevel
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+				return fmt.Errorf("log_level %q: %w", cfg.LogLevel, err)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			slog.SetDefault(log)
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return daemon.Run(ctx, cfg, version, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgPath, "config", config.DefaultPath, "configuration file (TOML)")
+	f.StringVar(&rootDir, "root", "", "persistent state directory (default /var/lib/husk)")
+	f.StringVar(&stateDir, "state", "", "runtime state directory (default /run/husk)")
+	f.StringVar(&socket, "socket", "", "CRI socket path (default /run/husk/husk.sock)")
+	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
+	return cmd
+}
+
+func configCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Show husk's configuration"}
+	cmd.AddCommand(&cobra.Command{
+		Use:     "default",
+		Short:   "Print the embedded default configuration",
+		Example: "  husk config default > /etc/husk/config.toml",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := os.Stdout.Write(config.DefaultTOML())
+			return err
+		},
+	})
+	return cmd
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print husk's version",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Println("husk", version) },
+	}
+}

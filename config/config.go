@@ -1,0 +1,100 @@
+// Package config holds husk's daemon configuration: TOML with embedded
+// defaults, so a daemon started with no file at all is fully configured.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+//go:embed default.toml
+var defaultTOML []byte
+
+// DefaultPath is where the daemon looks when --config is not given.
+const DefaultPath = "/etc/husk/config.toml"
+
+// Config is the daemon configuration. Field tags are the TOML keys that
+// `husk config default` documents.
+type Config struct {
+	Root         string   `toml:"root"`
+	State        string   `toml:"state"`
+	Socket       string   `toml:"socket"`
+	LogLevel     string   `toml:"log_level"`
+	CgroupDriver string   `toml:"cgroup_driver"`
+	SandboxImage string   `toml:"sandbox_image"`
+	ShimPath     string   `toml:"shim_path"`
+	OCIPath      string   `toml:"oci_path"`
+	CNI          CNI      `toml:"cni"`
+	Registry     Registry `toml:"registry"`
+}
+
+// CNI configures pod networking.
+type CNI struct {
+	ConfDir        string   `toml:"conf_dir"`
+	BinDirs        []string `toml:"bin_dirs"`
+	DefaultNetwork bool     `toml:"default_network"`
+	Bridge         string   `toml:"bridge"`
+	Subnet         string   `toml:"subnet"`
+}
+
+// Registry configures image pulls.
+type Registry struct {
+	ConfigPath string   `toml:"config_path"`
+	Insecure   []string `toml:"insecure"`
+}
+
+// Default returns the embedded defaults.
+func Default() Config {
+	var c Config
+	if err := toml.Unmarshal(defaultTOML, &c); err != nil {
+		// The file is compiled in and covered by a unit test.
+		panic(fmt.Sprintf("embedded default config is invalid: %v", err))
+	}
+	return c
+}
+
+// DefaultTOML is the documented default file.
+func DefaultTOML() []byte { return defaultTOML }
+
+// Load reads path over the defaults. A missing file at the default path is
+// not an error (a fresh node has none); a missing file named explicitly is.
+func Load(path string, explicit bool) (Config, error) {
+	c := Default()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return c, c.Validate()
+	}
+	if err != nil {
+		return c, fmt.Errorf("read config %s: %w", path, err)
+	}
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		var sm *toml.StrictMissingError
+		if errors.As(err, &sm) {
+			return c, fmt.Errorf("config %s: unknown keys:\n%s", path, sm.String())
+		}
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, c.Validate()
+}
+
+// Validate rejects configurations the daemon cannot honour, naming the key.
+func (c Config) Validate() error {
+	for key, p := range map[string]string{"root": c.Root, "state": c.State, "socket": c.Socket} {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("config: %s must be an absolute path, got %q", key, p)
+		}
+	}
+	if c.CgroupDriver != "cgroupfs" {
+		return fmt.Errorf("config: cgroup_driver %q is not supported yet (only cgroupfs)", c.CgroupDriver)
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultParses(t *testing.T) {
+	c := Default()
+	if c.Root != "/var/lib/husk" || c.Socket != "/run/husk/husk.sock" || !c.CNI.DefaultNetwork {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadOverrides(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(p, []byte("root = \"/tmp/r\"\n[cni]\nsubnet = \"10.1.0.0/24\"\n"), 0o644)
+	c, err := Load(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Root != "/tmp/r" || c.CNI.Subnet != "10.1.0.0/24" || c.State != "/run/husk" {
+		t.Fatalf("overrides not applied: %+v", c)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Load(filepath.Join(dir, "missing.toml"), true); err == nil {
+		t.Fatal("explicit missing file accepted")
+	}
+	if _, err := Load(filepath.Join(dir, "missing.toml"), false); err != nil {
+		t.Fatalf("implicit missing file: %v", err)
+	}
+	p := filepath.Join(dir, "bad.toml")
+	os.WriteFile(p, []byte("roots = \"/x\"\n"), 0o644)
+	if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), "roots") {
+		t.Fatalf("unknown key not named: %v", err)
+	}
+	os.WriteFile(p, []byte("root = \"rel\"\n"), 0o644)
+	if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), "root") {
+		t.Fatalf("relative root accepted: %v", err)
+	}
+}

@@ -1,0 +1,37 @@
+package cri
+
+import (
+	"context"
+	"strings"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// ListContainers lists containers matching the filter: id and sandbox id
+// (or prefixes), state, and a label selector that must all match.
+func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	f := req.GetFilter()
+	resp := &runtimeapi.ListContainersResponse{}
+	for _, c := range s.Sandboxes.ListContainers(ctx) {
+		state := containerState(c.State)
+		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {
+			continue
+		}
+		if f.GetPodSandboxId() != "" && !strings.HasPrefix(c.PodID, f.GetPodSandboxId()) {
+			continue
+		}
+		if f.GetState() != nil && f.GetState().GetState() != state {
+			continue
+		}
+		if !labelsMatch(c.Config.GetLabels(), f.GetLabelSelector()) {
+			continue
+		}
+		resp.Containers = append(resp.Containers, &runtimeapi.Container{
+			Id: c.ID, PodSandboxId: c.PodID, Metadata: c.Config.GetMetadata(),
+			Image:    &runtimeapi.ImageSpec{Image: c.ImageName, UserSpecifiedImage: c.ImageRef},
+			ImageRef: c.RepoRef, ImageId: c.ImageID, State: state, CreatedAt: c.CreatedAt.UnixNano(),
+			Labels: c.Config.GetLabels(), Annotations: c.Config.GetAnnotations(),
+		})
+	}
+	return resp, nil
+}

@@ -1,0 +1,63 @@
+package cri
+
+import (
+	"context"
+
+	"github.com/husk-runtime/husk/sandbox"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// ContainerStatus reports a container. CRI: an unknown id is NotFound;
+// exited containers carry finished_at, exit_code and a reason kubelet
+// understands (Completed, Error, OOMKilled).
+func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, invalid("ContainerStatus: container_id is required")
+	}
+	c, err := s.Sandboxes.Container(ctx, req.GetContainerId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	cfg := c.Config
+	st := &runtimeapi.ContainerStatus{
+		Id:          c.ID,
+		Metadata:    cfg.GetMetadata(),
+		State:       containerState(c.State),
+		CreatedAt:   c.CreatedAt.UnixNano(),
+		Image:       &runtimeapi.ImageSpec{Image: c.ImageName, UserSpecifiedImage: c.ImageRef},
+		ImageRef:    c.RepoRef,
+		ImageId:     c.ImageID,
+		Labels:      cfg.GetLabels(),
+		Annotations: cfg.GetAnnotations(),
+		Mounts:      cfg.GetMounts(),
+		LogPath:     c.LogPath,
+		Reason:      c.Reason,
+	}
+	if !c.StartedAt.IsZero() {
+		st.StartedAt = c.StartedAt.UnixNano()
+	}
+	if c.Exit != nil {
+		st.FinishedAt = c.Exit.FinishedAt.UnixNano()
+		st.ExitCode = int32(c.Exit.Code)
+		if c.Reason == sandbox.ReasonShimDied {
+			st.Message = "the pod's husk-shim died; the container's exit status is unknown"
+		}
+	}
+	resp := &runtimeapi.ContainerStatusResponse{Status: st}
+	if req.GetVerbose() {
+		resp.Info = map[string]string{"info": verboseInfo(map[string]any{"pid": c.Pid, "sandboxID": c.PodID})}
+	}
+	return resp, nil
+}
+
+func containerState(s string) runtimeapi.ContainerState {
+	switch s {
+	case sandbox.ContainerCreated:
+		return runtimeapi.ContainerState_CONTAINER_CREATED
+	case sandbox.ContainerRunning:
+		return runtimeapi.ContainerState_CONTAINER_RUNNING
+	case sandbox.ContainerExited:
+		return runtimeapi.ContainerState_CONTAINER_EXITED
+	}
+	return runtimeapi.ContainerState_CONTAINER_UNKNOWN
+}

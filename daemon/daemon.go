@@ -1,0 +1,138 @@
+// Package daemon wires husk's parts together and serves the CRI socket.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/husk-runtime/husk/config"
+	"github.com/husk-runtime/husk/cri"
+	"github.com/husk-runtime/husk/image"
+	"github.com/husk-runtime/husk/network"
+	"github.com/husk-runtime/husk/pause"
+	"github.com/husk-runtime/husk/sandbox"
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// PauseImage names the built-in infra image of this husk build.
+func PauseImage(version string) string { return "localhost/husk/pause:" + version }
+
+// Run serves until ctx ends, then stops serving. Pods keep running: the
+// shims do not depend on the daemon.
+func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logger) error {
+	for _, d := range []string{cfg.Root, cfg.State, filepath.Dir(cfg.Socket)} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	shimPath, ociPath, err := helperPaths(cfg)
+	if err != nil {
+		return err
+	}
+	images, err := image.Open(ctx, image.Config{Root: cfg.Root, ConfigPath: cfg.Registry.ConfigPath, Insecure: cfg.Registry.Insecure})
+	if err != nil {
+		return fmt.Errorf("open image store under %s: %w", cfg.Root, err)
+	}
+	sandboxImage := cfg.SandboxImage
+	if sandboxImage == "" {
+		sandboxImage = PauseImage(version)
+		layer, err := pause.Layer()
+		if err != nil {
+			return err
+		}
+		if _, err := images.ImportBuiltin(ctx, sandboxImage, layer, v1.Config{
+			Entrypoint: []string{"/pause"}, User: "65535:65535", Env: []string{"PATH=/"},
+		}); err != nil {
+			return fmt.Errorf("register built-in pause image %s: %w", sandboxImage, err)
+		}
+	}
+	netMgr, err := network.New(network.Config{
+		ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs,
+		CacheDir: filepath.Join(cfg.Root, "cni", "cache"), IPAMDataDir: filepath.Join(cfg.Root, "cni", "networks"),
+		NetnsDir: filepath.Join(cfg.State, "netns"), DefaultNetwork: cfg.CNI.DefaultNetwork,
+		BridgeName: cfg.CNI.Bridge, Subnet: cfg.CNI.Subnet, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("set up networking: %w", err)
+	}
+	floor, err := oomScoreAdjFloor()
+	if err != nil {
+		return err
+	}
+	mgr, err := sandbox.New(ctx, sandbox.Config{
+		Root: cfg.Root, State: cfg.State, ShimPath: shimPath, OCIPath: ociPath,
+		SandboxImage: sandboxImage, MinOOMScoreAdj: floor,
+	}, images, netMgr, log)
+	if err != nil {
+		return fmt.Errorf("recover pods: %w", err)
+	}
+	srv := &cri.Server{
+		RuntimeVersion: version, CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS,
+		Sandboxes: mgr, Images: images, Network: netMgr, Log: log,
+	}
+	g := grpc.NewServer(grpc.UnaryInterceptor(logErrors(log)))
+	srv.Register(g)
+
+	if err := os.Remove(cfg.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale socket %s: %w", cfg.Socket, err)
+	}
+	l, err := net.Listen("unix", cfg.Socket)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Socket, err)
+	}
+	if err := os.Chmod(cfg.Socket, 0o660); err != nil {
+		l.Close()
+		return fmt.Errorf("chmod %s: %w", cfg.Socket, err)
+	}
+	log.Info("husk serving CRI", "socket", cfg.Socket, "root", cfg.Root, "state", cfg.State,
+		"version", version, "sandbox_image", sandboxImage, "oom_score_adj_floor", floor)
+	errc := make(chan error, 1)
+	go func() { errc <- g.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; pods keep running")
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		g.Stop()
+	}
+	_ = os.Remove(cfg.Socket)
+	return nil
+}
+
+// helperPaths finds husk-shim and husk-oci: configured, or beside husk.
+func helperPaths(cfg config.Config) (string, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", "", fmt.Errorf("locate husk binary: %w", err)
+	}
+	dir := filepath.Dir(exe)
+	shimPath := firstSet(cfg.ShimPath, filepath.Join(dir, "husk-shim"))
+	ociPath := firstSet(cfg.OCIPath, filepath.Join(dir, "husk-oci"))
+	for _, p := range []string{shimPath, ociPath} {
+		if _, err := os.Stat(p); err != nil {
+			return "", "", fmt.Errorf("helper binary %s: %w (build with `make build`)", p, err)
+		}
+	}
+	return shimPath, ociPath, nil
+}
+
+func firstSet(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,118 @@
+package image
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/sys/mountinfo"
+)
+
+// holdLocked keeps keys (chain ids and blob digests) of a pull in progress
+// from being collected before its record exists. s.mu must be held.
+func (s *Store) holdLocked(keys []string) {
+	if s.holds == nil {
+		s.holds = make(map[string]int)
+	}
+	for _, k := range keys {
+		s.holds[k]++
+	}
+}
+
+func (s *Store) releaseLocked(keys []string) {
+	for _, k := range keys {
+		if s.holds[k]--; s.holds[k] <= 0 {
+			delete(s.holds, k)
+		}
+	}
+}
+
+// gcLocked deletes the layers and blobs no image record (and no pull in
+// progress) refers to. A layer still used as a lower dir of a mounted
+// overlay is kept: deleting files under a running container would break
+// it. A later change adds container references proper. s.mu must be held.
+func (s *Store) gcLocked() error {
+	used := make(map[string]bool)
+	for k := range s.holds {
+		used[k] = true
+	}
+	for _, rec := range s.images {
+		for _, c := range rec.ChainIDs {
+			used[c] = true
+		}
+		for _, b := range rec.Blobs {
+			used[b] = true
+		}
+	}
+
+	mounted, err := mountedLowerDirs()
+	if err != nil {
+		return err
+	}
+	var doomed []string
+	for chain, e := range s.layers.Layers {
+		if used[chain] {
+			continue
+		}
+		dir := filepath.Join(s.layersDir, strconv.Itoa(e.N))
+		if mounted[dir] {
+			slog.Info("keeping unreferenced layer: still mounted", "dir", dir, "chainID", chain)
+			continue
+		}
+		// Rename first so the index never names a half-deleted directory;
+		// Open removes what a crash leaves under the temp name.
+		gone := filepath.Join(s.layersDir, tmpPrefix+"gc-"+strconv.Itoa(e.N))
+		if err := os.Rename(dir, gone); err != nil {
+			return fmt.Errorf("remove layer %s: %w", dir, err)
+		}
+		delete(s.layers.Layers, chain)
+		doomed = append(doomed, gone)
+	}
+	if len(doomed) > 0 {
+		if err := s.saveLayersLocked(); err != nil {
+			return err
+		}
+	}
+	for _, d := range doomed {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("remove layer %s: %w", d, err)
+		}
+	}
+
+	ents, err := os.ReadDir(s.contentDir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.contentDir, err)
+	}
+	for _, e := range ents {
+		if len(e.Name()) != 64 || !isHex(e.Name()) || used["sha256:"+e.Name()] {
+			continue
+		}
+		if err := s.removeBlob(v1.Hash{Algorithm: "sha256", Hex: e.Name()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mountedLowerDirs returns every directory used as an overlay lower dir.
+func mountedLowerDirs() (map[string]bool, error) {
+	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("overlay"))
+	if err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	out := make(map[string]bool)
+	for _, m := range mounts {
+		for _, opt := range strings.Split(m.VFSOptions, ",") {
+			if v, ok := strings.CutPrefix(opt, "lowerdir="); ok {
+				for _, d := range strings.Split(v, ":") {
+					out[d] = true
+				}
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,138 @@
+// Package image pulls container images from registries, keeps their blobs
+// and unpacked layers under husk's root, and mounts them as container root
+// filesystems.
+//
+// On-disk layout (see DESIGN.md "Where state lives"):
+//
+//	<Root>/content/blobs/sha256/<hex>  manifests, indexes and configs, verified by digest
+//	<Root>/layers/<n>/                 unpacked layers (overlay lower dirs)
+//	<Root>/layers/index.json           chain id -> <n>
+//	<Root>/images/<id hex>.json        one record per image
+//
+// Compressed layer blobs are not kept once a layer is unpacked: husk never
+// pushes or exports images, so keeping them would only double the disk cost.
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+var (
+	// ErrNotFound is returned (wrapped) when no image matches a reference.
+	ErrNotFound = errors.New("image not found")
+	// ErrInvalidReference is returned (wrapped) when a reference cannot be parsed.
+	ErrInvalidReference = errors.New("invalid image reference")
+	// ErrAmbiguous is returned (wrapped) when an id prefix matches several images.
+	ErrAmbiguous = errors.New("ambiguous image id prefix")
+)
+
+// Config says where the store keeps its state and how registries are reached.
+type Config struct {
+	// Root is the persistent root, e.g. /var/lib/husk. The store uses
+	// Root/content, Root/layers and Root/images.
+	Root string
+	// ConfigPath is a containerd-style certs.d directory
+	// (registry.config_path), e.g. /etc/husk/certs.d. It may not exist.
+	ConfigPath string
+	// Insecure lists extra registry hosts (host[:port]) reached over plain HTTP.
+	Insecure []string
+}
+
+// Image is the store's view of one image.
+type Image struct {
+	ID          string   // "sha256:<hex>" of the config blob
+	RepoTags    []string // e.g. "docker.io/library/busybox:latest"
+	RepoDigests []string // e.g. "docker.io/library/busybox@sha256:<manifest digest>"
+	// Size is the sum of the layer sizes as distributed (compressed sizes
+	// from the manifest), which is what kubelet compares against its image
+	// GC thresholds in containerd too.
+	Size   uint64
+	Config v1.Config
+	// Layers are the absolute paths of the unpacked layer directories,
+	// lowest first.
+	Layers []string
+	Pinned bool
+}
+
+// Auth mirrors CRI's AuthConfig.
+type Auth struct {
+	Username      string
+	Password      string
+	Auth          string // base64 "user:password"
+	IdentityToken string
+	RegistryToken string
+}
+
+// Store is the image store. It is safe for concurrent use.
+type Store struct {
+	root       string
+	configPath string
+	insecure   map[string]bool
+
+	contentDir string
+	layersDir  string
+	imagesDir  string
+
+	// mu guards the records and the layer index.
+	mu      sync.Mutex
+	images  map[string]*record // by id
+	byTag   map[string]string  // normalized tag ref -> id
+	byDgst  map[string]string  // name@digest -> id
+	layers  layerIndex
+	chainMu keyedMutex     // serializes unpacking of one chain id
+	holds   map[string]int // chain ids and blobs of pulls in progress
+
+	transMu    sync.Mutex
+	transports map[string]*http.Transport
+}
+
+// Open loads the store's records from cfg.Root, creating the directories it
+// needs and removing whatever a crash left half made.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Root == "" {
+		return nil, errors.New("image store: empty root")
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("image store root %q: %w", cfg.Root, err)
+	}
+	s := &Store{
+		root:       root,
+		configPath: cfg.ConfigPath,
+		insecure:   make(map[string]bool),
+		contentDir: filepath.Join(root, "content", "blobs", "sha256"),
+		layersDir:  filepath.Join(root, "layers"),
+		imagesDir:  filepath.Join(root, "images"),
+		images:     make(map[string]*record),
+		byTag:      make(map[string]string),
+		byDgst:     make(map[string]string),
+	}
+	for _, h := range cfg.Insecure {
+		s.insecure[h] = true
+	}
+	for _, d := range []string{s.contentDir, s.layersDir, s.imagesDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("image store: %w", err)
+		}
+	}
+	if err := s.loadLayers(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.loadRecords(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.cleanContentTemps(); err != nil {
+		return nil, err
+	}
+	slog.DebugContext(ctx, "image store opened", "root", root, "images", len(s.images), "layers", len(s.layers.Layers))
+	return s, nil
+}

@@ -1,0 +1,237 @@
+package image
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+)
+
+const layerIndexFile = "index.json"
+
+// layerIndex maps chain ids to the short directory names under Root/layers.
+// Short names keep overlay's lowerdir option of a deep image under the
+// kernel's one-page limit for mount options.
+type layerIndex struct {
+	Next   int                   `json:"next"`
+	Layers map[string]layerEntry `json:"layers"` // by chain id
+}
+
+type layerEntry struct {
+	N      int    `json:"n"`
+	DiffID string `json:"diffID"`
+	Size   int64  `json:"size"` // bytes of regular files unpacked
+}
+
+// loadLayers reads the layer index and removes layer directories a crash
+// left behind: temp dirs, and dirs renamed into place whose index entry was
+// never written.
+func (s *Store) loadLayers(ctx context.Context) error {
+	s.layers = layerIndex{Next: 1, Layers: make(map[string]layerEntry)}
+	p := filepath.Join(s.layersDir, layerIndexFile)
+	data, err := os.ReadFile(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("read layer index %s: %w", p, err)
+	default:
+		if err := json.Unmarshal(data, &s.layers); err != nil {
+			return fmt.Errorf("parse layer index %s: %w", p, err)
+		}
+		if s.layers.Layers == nil {
+			s.layers.Layers = make(map[string]layerEntry)
+		}
+	}
+	if err := removeTemps(s.layersDir); err != nil {
+		return err
+	}
+	known := make(map[string]bool)
+	for chain, e := range s.layers.Layers {
+		name := strconv.Itoa(e.N)
+		if _, err := os.Stat(filepath.Join(s.layersDir, name)); err != nil {
+			slog.WarnContext(ctx, "layer missing from disk, dropping it from the index", "chainID", chain, "dir", name)
+			delete(s.layers.Layers, chain)
+			continue
+		}
+		known[name] = true
+	}
+	ents, err := os.ReadDir(s.layersDir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.layersDir, err)
+	}
+	for _, e := range ents {
+		if e.Name() == layerIndexFile || e.Name() == emptyLayerDir || known[e.Name()] {
+			continue
+		}
+		if n, err := strconv.Atoi(e.Name()); err == nil && n >= s.layers.Next {
+			s.layers.Next = n + 1
+		}
+		p := filepath.Join(s.layersDir, e.Name())
+		slog.WarnContext(ctx, "removing unindexed layer directory", "dir", p)
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// saveLayersLocked writes the layer index. s.mu must be held.
+func (s *Store) saveLayersLocked() error {
+	data, err := json.MarshalIndent(s.layers, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.layersDir, layerIndexFile), data, 0o600)
+}
+
+// layerDirLocked returns the directory of an unpacked layer. s.mu must be held.
+func (s *Store) layerDirLocked(chainID string) (string, bool) {
+	e, ok := s.layers.Layers[chainID]
+	if !ok {
+		return "", false
+	}
+	return filepath.Join(s.layersDir, strconv.Itoa(e.N)), true
+}
+
+// ensureLayer makes sure the layer with the given chain id is unpacked,
+// reading it from open only when it is not. open returns the layer as
+// distributed (compressed or not); its bytes are checked against digest and,
+// once decompressed, against diffID.
+func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest v1.Hash, open func() (io.ReadCloser, error)) (string, error) {
+	s.mu.Lock()
+	dir, ok := s.layerDirLocked(chainID)
+	s.mu.Unlock()
+	if ok {
+		return dir, nil
+	}
+
+	unlock := s.chainMu.lock(chainID)
+	defer unlock()
+	// Another pull may have unpacked it while we waited.
+	s.mu.Lock()
+	dir, ok = s.layerDirLocked(chainID)
+	s.mu.Unlock()
+	if ok {
+		return dir, nil
+	}
+
+	tmp, err := os.MkdirTemp(s.layersDir, tmpPrefix+"layer-")
+	if err != nil {
+		return "", fmt.Errorf("layer %s: %w", digest, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+		}
+	}()
+	// The layer root becomes the container's "/" when this is the top
+	// layer; a tar without a "./" entry must not leave it 0700.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", fmt.Errorf("layer %s: %w", digest, err)
+	}
+	rc, err := open()
+	if err != nil {
+		return "", fmt.Errorf("fetch layer %s: %w", digest, err)
+	}
+	defer rc.Close()
+	size, err := unpackVerified(ctx, rc, tmp, digest, diffID)
+	if err != nil {
+		return "", fmt.Errorf("layer %s: %w", digest, err)
+	}
+	if err := syncFS(tmp); err != nil {
+		return "", fmt.Errorf("layer %s: %w", digest, err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.layers.Next
+	final := filepath.Join(s.layersDir, strconv.Itoa(n))
+	if err := os.Rename(tmp, final); err != nil {
+		return "", fmt.Errorf("layer %s: %w", digest, err)
+	}
+	s.layers.Next++
+	s.layers.Layers[chainID] = layerEntry{N: n, DiffID: diffID.String(), Size: size}
+	if err := s.saveLayersLocked(); err != nil {
+		delete(s.layers.Layers, chainID)
+		os.RemoveAll(final)
+		return "", err
+	}
+	done = true
+	slog.DebugContext(ctx, "layer unpacked", "digest", digest, "chainID", chainID, "dir", final, "bytes", size)
+	return final, nil
+}
+
+// syncFS flushes everything written under dir before it is renamed into
+// place, so a crash cannot leave a complete-looking layer with empty files.
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("syncfs %s: %w", dir, err)
+	}
+	return nil
+}
+
+// chainIDs computes the chain id of each layer from the diff ids, as the
+// OCI image spec defines it: ChainID(L0) = DiffID(L0),
+// ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)).
+func chainIDs(diffIDs []v1.Hash) []string {
+	out := make([]string, len(diffIDs))
+	for i, d := range diffIDs {
+		if i == 0 {
+			out[i] = d.String()
+			continue
+		}
+		out[i] = digestOf([]byte(out[i-1] + " " + d.String())).String()
+	}
+	return out
+}
+
+// keyedMutex serializes work per key (here: per chain id) without holding
+// one lock over all of it.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = make(map[string]*keyedEntry)
+	}
+	e := k.m[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.m[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		e.refs--
+		if e.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,400 @@
+package image
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutMeta   = ".wh..wh."
+	whiteoutOpaque = ".wh..wh..opq"
+	opaqueXattr    = "trusted.overlay.opaque"
+	paxXattrPrefix = "SCHILY.xattr."
+)
+
+// unpacker extracts one layer tar into root, a fresh directory that only
+// this process writes to. Every path is checked so that no entry can create
+// or change anything outside root, whatever the layer's author intended.
+type unpacker struct {
+	root   string
+	asRoot bool // ownership and device nodes need root; tests may run without
+	dirs   []pendingDir
+	size   int64
+}
+
+// pendingDir holds the metadata applied to a directory after its children
+// exist: creating a child changes the directory's mtime, and a read-only
+// mode would stop an unprivileged unpacker from creating children at all.
+type pendingDir struct {
+	path  string
+	depth int
+	hdr   *tar.Header
+}
+
+// unpackLayer extracts the uncompressed tar stream r into dir and returns the
+// sum of the regular files' sizes.
+func unpackLayer(ctx context.Context, r io.Reader, dir string) (int64, error) {
+	u := &unpacker{root: dir, asRoot: os.Geteuid() == 0}
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read layer tar: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		if err := u.entry(hdr, tr); err != nil {
+			return 0, fmt.Errorf("layer entry %q: %w", hdr.Name, err)
+		}
+	}
+	if err := u.finishDirs(); err != nil {
+		return 0, err
+	}
+	return u.size, nil
+}
+
+// cleanEntryName returns the slash-separated, cleaned name of a tar entry
+// relative to the layer root ("." for the root itself). Names that are
+// absolute or contain ".." are refused rather than rewritten: no image
+// builder produces them, so one that has them is broken or hostile.
+func cleanEntryName(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("empty name")
+	}
+	if strings.HasPrefix(name, "/") {
+		return "", errors.New("absolute path")
+	}
+	for _, el := range strings.Split(name, "/") {
+		if el == ".." {
+			return "", errors.New("path contains \"..\"")
+		}
+	}
+	return path.Clean(name), nil
+}
+
+// dirPath returns the host path of directory rel inside the layer, creating
+// missing directories. It refuses a path that passes through a symlink: the
+// layer is unpacked alone into an empty directory, so a well-formed layer
+// never writes through its own symlinks, and following one (to "/", say) is
+// exactly how a hostile layer would write outside.
+func (u *unpacker) dirPath(rel string) (string, error) {
+	if rel == "." {
+		return u.root, nil
+	}
+	lexical := filepath.Join(u.root, filepath.FromSlash(rel))
+	resolved, err := securejoin.SecureJoin(u.root, rel)
+	if err != nil {
+		return "", fmt.Errorf("resolve %q: %w", rel, err)
+	}
+	if resolved != lexical {
+		return "", fmt.Errorf("parent %q goes through a symlink", rel)
+	}
+	fi, err := os.Lstat(lexical)
+	switch {
+	case err == nil && fi.IsDir():
+		return lexical, nil
+	case err == nil:
+		return "", fmt.Errorf("parent %q is not a directory", rel)
+	case errors.Is(err, os.ErrNotExist):
+		// SecureJoin checked the existing prefix has no symlinks, and
+		// nothing else writes here, so MkdirAll only creates real dirs.
+		if err := os.MkdirAll(lexical, 0o755); err != nil {
+			return "", err
+		}
+		return lexical, nil
+	default:
+		return "", err
+	}
+}
+
+func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
+	name, err := cleanEntryName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if name == "." {
+		if hdr.Typeflag != tar.TypeDir {
+			return errors.New("layer root is not a directory")
+		}
+		if err := u.chown(u.root, hdr); err != nil {
+			return err
+		}
+		if err := u.setXattrs(u.root, hdr); err != nil {
+			return err
+		}
+		u.dirs = append(u.dirs, pendingDir{path: u.root, depth: 0, hdr: hdr})
+		return nil
+	}
+	parentRel, base := path.Split(name)
+	if parentRel == "" {
+		parentRel = "."
+	}
+	parent, err := u.dirPath(path.Clean(parentRel))
+	if err != nil {
+		return err
+	}
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		return u.whiteout(parent, base)
+	}
+	target := filepath.Join(parent, base)
+
+	if fi, err := os.Lstat(target); err == nil {
+		// A later entry replaces an earlier one, except that a directory
+		// entry only updates an existing directory's metadata.
+		if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
+			if err := os.RemoveAll(target); err != nil {
+				return err
+			}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if err := u.chown(target, hdr); err != nil {
+			return err
+		}
+		if err := u.setXattrs(target, hdr); err != nil {
+			return err
+		}
+		u.dirs = append(u.dirs, pendingDir{path: target, depth: strings.Count(name, "/") + 1, hdr: hdr})
+		return nil
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		return u.regular(target, hdr, r)
+	case tar.TypeSymlink:
+		// The link's target is interpreted inside the container, where any
+		// value is harmless; the unpacker itself never follows it.
+		if err := os.Symlink(hdr.Linkname, target); err != nil {
+			return err
+		}
+		if err := u.chown(target, hdr); err != nil {
+			return err
+		}
+		if err := u.setXattrs(target, hdr); err != nil {
+			return err
+		}
+		return setTimes(target, hdr)
+	case tar.TypeLink:
+		return u.hardlink(target, hdr)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		mode := uint32(hdr.Mode & 0o7777)
+		switch hdr.Typeflag {
+		case tar.TypeChar:
+			mode |= unix.S_IFCHR
+		case tar.TypeBlock:
+			mode |= unix.S_IFBLK
+		default:
+			mode |= unix.S_IFIFO
+		}
+		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+		if err := unix.Mknod(target, mode, int(dev)); err != nil {
+			return fmt.Errorf("mknod: %w", err)
+		}
+		if err := u.chown(target, hdr); err != nil {
+			return err
+		}
+		// mknod applied the umask; the header's mode is the truth.
+		if err := os.Chmod(target, hdr.FileInfo().Mode()); err != nil {
+			return err
+		}
+		if err := u.setXattrs(target, hdr); err != nil {
+			return err
+		}
+		return setTimes(target, hdr)
+	case tar.TypeXGlobalHeader:
+		return nil
+	default:
+		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+	}
+}
+
+func (u *unpacker) regular(target string, hdr *tar.Header, r io.Reader) error {
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(f, r)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	u.size += n
+	if u.asRoot {
+		if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	// Chmod after chown: chown clears setuid and setgid bits.
+	if err := f.Chmod(hdr.FileInfo().Mode()); err != nil {
+		f.Close()
+		return err
+	}
+	for k, v := range entryXattrs(hdr) {
+		if err := unix.Fsetxattr(int(f.Fd()), k, []byte(v), 0); err != nil {
+			f.Close()
+			return fmt.Errorf("set xattr %s: %w", k, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return setTimes(target, hdr)
+}
+
+// hardlink links target to an earlier entry of the same layer. The link
+// shares the earlier entry's inode, so none of this header's metadata
+// (mode, owner, times) is applied: doing so would silently change the
+// original file, e.g. strip the setuid bit of a binary linked elsewhere.
+func (u *unpacker) hardlink(target string, hdr *tar.Header) error {
+	rel, err := cleanEntryName(hdr.Linkname)
+	if err != nil {
+		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
+	}
+	if rel == "." {
+		return fmt.Errorf("hard link target %q is the layer root", hdr.Linkname)
+	}
+	lexical := filepath.Join(u.root, filepath.FromSlash(rel))
+	resolved, err := securejoin.SecureJoin(u.root, rel)
+	if err != nil {
+		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
+	}
+	if resolved != lexical {
+		return fmt.Errorf("hard link target %q goes through a symlink", hdr.Linkname)
+	}
+	fi, err := os.Lstat(lexical)
+	if err != nil {
+		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("hard link target %q is a directory", hdr.Linkname)
+	}
+	// linkat without AT_SYMLINK_FOLLOW: a link to a symlink links the
+	// symlink itself, never what it points to.
+	return os.Link(lexical, target)
+}
+
+// whiteout turns an AUFS-style whiteout entry into overlayfs's form.
+func (u *unpacker) whiteout(parent, base string) error {
+	switch {
+	case base == whiteoutOpaque:
+		if err := unix.Setxattr(parent, opaqueXattr, []byte("y"), 0); err != nil {
+			return fmt.Errorf("mark %s opaque: %w", parent, err)
+		}
+		return nil
+	case strings.HasPrefix(base, whiteoutMeta):
+		// Other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs) has no meaning
+		// for overlayfs.
+		slog.Debug("skipping aufs metadata entry", "entry", base)
+		return nil
+	}
+	name := strings.TrimPrefix(base, whiteoutPrefix)
+	if name == "" || name == "." || name == ".." {
+		return fmt.Errorf("invalid whiteout %q", base)
+	}
+	target := filepath.Join(parent, name)
+	if err := os.RemoveAll(target); err != nil {
+		return err
+	}
+	if err := unix.Mknod(target, unix.S_IFCHR, 0); err != nil {
+		return fmt.Errorf("whiteout %s: %w", name, err)
+	}
+	return nil
+}
+
+func (u *unpacker) chown(p string, hdr *tar.Header) error {
+	if !u.asRoot {
+		return nil
+	}
+	if err := os.Lchown(p, hdr.Uid, hdr.Gid); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (u *unpacker) setXattrs(p string, hdr *tar.Header) error {
+	for k, v := range entryXattrs(hdr) {
+		if err := unix.Lsetxattr(p, k, []byte(v), 0); err != nil {
+			return fmt.Errorf("set xattr %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// entryXattrs returns the PAX xattr records of hdr, without overlayfs's own
+// trusted.overlay.* attributes: a layer that carries them could redirect
+// lookups in the mounted overlay to other layers' files.
+func entryXattrs(hdr *tar.Header) map[string]string {
+	var out map[string]string
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, paxXattrPrefix)
+		if !ok {
+			continue
+		}
+		if strings.HasPrefix(name, "trusted.overlay.") {
+			slog.Warn("ignoring overlay xattr in layer", "entry", hdr.Name, "xattr", name)
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string)
+		}
+		out[name] = v
+	}
+	return out
+}
+
+// finishDirs applies directory modes and times once all children exist,
+// deepest first.
+func (u *unpacker) finishDirs() error {
+	sort.SliceStable(u.dirs, func(i, j int) bool { return u.dirs[i].depth > u.dirs[j].depth })
+	for _, d := range u.dirs {
+		if err := os.Chmod(d.path, d.hdr.FileInfo().Mode()); err != nil {
+			return fmt.Errorf("layer entry %q: %w", d.hdr.Name, err)
+		}
+		if err := setTimes(d.path, d.hdr); err != nil {
+			return fmt.Errorf("layer entry %q: %w", d.hdr.Name, err)
+		}
+	}
+	return nil
+}
+
+func setTimes(p string, hdr *tar.Header) error {
+	atime := hdr.AccessTime
+	if atime.IsZero() {
+		atime = hdr.ModTime
+	}
+	ts := []unix.Timespec{toTimespec(atime), toTimespec(hdr.ModTime)}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+func toTimespec(t time.Time) unix.Timespec {
+	if t.IsZero() {
+		return unix.Timespec{Nsec: unix.UTIME_OMIT}
+	}
+	return unix.NsecToTimespec(t.UnixNano())
+}

@@ -1,0 +1,83 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
+)
+
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// unpackVerified unpacks a layer straight from its distributed stream:
+// no temp copy of the blob. The compressed bytes are hashed against digest
+// and the decompressed ones against diffID; both streams are read to their
+// end, so trailing garbage cannot hide from either check. A mismatch fails
+// the unpack, and the caller discards the directory.
+func unpackVerified(ctx context.Context, blob io.Reader, dir string, digest, diffID v1.Hash) (int64, error) {
+	ch := sha256.New()
+	br := bufio.NewReader(io.TeeReader(blob, ch))
+	magic, _ := br.Peek(4)
+
+	var plain io.Reader = br
+	var closeDecomp func()
+	switch {
+	case bytes.HasPrefix(magic, gzipMagic):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return 0, fmt.Errorf("gunzip: %w", err)
+		}
+		// Multistream stays on: eStargz layers are many gzip members, and
+		// the diff id covers all of them.
+		plain, closeDecomp = zr, func() { zr.Close() }
+	case bytes.HasPrefix(magic, zstdMagic):
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return 0, fmt.Errorf("zstd: %w", err)
+		}
+		plain, closeDecomp = zr, zr.Close
+	}
+	if closeDecomp != nil {
+		defer closeDecomp()
+	}
+
+	uh := sha256.New()
+	size, err := unpackLayer(ctx, io.TeeReader(plain, uh), dir)
+	if err != nil {
+		return 0, err
+	}
+	// tar stops at its end-of-archive marker; hash the padding after it too.
+	if _, err := io.Copy(io.Discard, io.TeeReader(plain, uh)); err != nil {
+		return 0, fmt.Errorf("decompress: %w", err)
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return 0, fmt.Errorf("read blob: %w", err)
+	}
+	if got := hashString(ch); got != digest.String() {
+		return 0, fmt.Errorf("blob digest mismatch: got %s, want %s", got, digest)
+	}
+	if got := hashString(uh); got != diffID.String() {
+		return 0, fmt.Errorf("diff id mismatch: got %s, want %s", got, diffID)
+	}
+	return size, nil
+}
+
+func hashString(h hash.Hash) string {
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func digestOf(data []byte) v1.Hash {
+	sum := sha256.Sum256(data)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+}

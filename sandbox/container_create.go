@@ -1,0 +1,157 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/husk-runtime/husk/atomicfile"
+	"github.com/husk-runtime/husk/image"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func containerKey(podID string, md *runtimeapi.ContainerMetadata) string {
+	return fmt.Sprintf("ctr/%s/%s/%d", podID, md.GetName(), md.GetAttempt())
+}
+
+// CreateContainer makes a container in a ready pod: rootfs from the image,
+// the spec, and the shim creates it (its init waits for StartContainer).
+func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtimeapi.ContainerConfig, podCfg *runtimeapi.PodSandboxConfig) (string, error) {
+	md := cfg.GetMetadata()
+	if md == nil || md.GetName() == "" {
+		return "", fmt.Errorf("container config needs metadata with a name: %w", ErrInvalid)
+	}
+	if cfg.GetImage().GetImage() == "" {
+		return "", fmt.Errorf("container %q: no image given: %w", md.GetName(), ErrInvalid)
+	}
+	p, err := m.pod(podID)
+	if err != nil {
+		return "", err
+	}
+	unlock := m.podLock(p.ID)
+	defer unlock()
+	m.refreshInfra(p)
+	if v := m.viewPod(p); !v.Ready {
+		return "", fmt.Errorf("pod sandbox %s is not ready (state %s): %w", p.ID, v.State, ErrFailedPrecondition)
+	}
+	img, err := m.images.Resolve(cfg.GetImage().GetImage())
+	if err != nil {
+		return "", fmt.Errorf("container %q: image %q: %w", md.GetName(), cfg.GetImage().GetImage(), err)
+	}
+
+	id := newID()
+	key := containerKey(p.ID, md)
+	m.mu.Lock()
+	if other, ok := m.names[key]; ok {
+		m.mu.Unlock()
+		return "", fmt.Errorf("container name %q (attempt %d) is already used by %s in pod %s: %w", md.GetName(), md.GetAttempt(), other, p.ID, ErrAlreadyExists)
+	}
+	m.names[key] = id
+	m.mu.Unlock()
+	var u undo
+	ok := false
+	defer func() {
+		if !ok {
+			u.run()
+		}
+	}()
+	u.push(func() { m.set(func() { delete(m.names, key) }) })
+
+	c := &Container{
+		ID: id, PodID: p.ID, State: ContainerCreating, CreatedAt: time.Now().UTC(), Config: cfg,
+		ImageRef: cfg.GetImage().GetImage(), ImageID: img.ID, RepoRef: repoRef(img), ImageName: imageName(img),
+	}
+	if lp := cfg.GetLogPath(); lp != "" {
+		if dir := p.Config.GetLogDirectory(); dir != "" {
+			c.LogPath = filepath.Join(dir, lp)
+		} else if filepath.IsAbs(lp) {
+			c.LogPath = lp
+		}
+	}
+	dir := m.ctrDir(p.ID, id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create container dir %s: %w", dir, err)
+	}
+	u.push(func() { os.RemoveAll(dir) })
+	if err := m.saveContainer(c); err != nil {
+		return "", err
+	}
+	m.set(func() { m.ctrs[id] = c })
+	u.push(func() { m.set(func() { delete(m.ctrs, id) }) })
+
+	rootfs, err := m.images.Mount(img, dir, false)
+	if err != nil {
+		return "", fmt.Errorf("container %q: mount rootfs: %w", md.GetName(), err)
+	}
+	u.push(func() { _ = image.Unmount(dir) })
+	m.set(func() { c.Mounted = true })
+
+	user, err := resolveUser(rootfs, cfg.GetLinux().GetSecurityContext(), img.Config.User)
+	if err != nil {
+		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
+	}
+	files, err := m.podFilesOf(p)
+	if err != nil {
+		return "", err
+	}
+	ic := imageConfig{Env: img.Config.Env, Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd,
+		WorkingDir: img.Config.WorkingDir, User: img.Config.User, StopSignal: img.Config.StopSignal}
+	spec, err := containerSpec(p, c, ic, rootfs, user, files, p.InfraPid, m.cfg.MinOOMScoreAdj)
+	if err != nil {
+		return "", err
+	}
+	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
+		return "", err
+	}
+	if c.LogPath != "" {
+		if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
+			return "", fmt.Errorf("create log dir for %s: %w", c.LogPath, err)
+		}
+	}
+	pid, err := m.shim(p).Create(ctx, id, dir, c.LogPath, filepath.Join(dir, "exit.json"))
+	if err != nil {
+		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
+	}
+	u.push(func() { _ = m.shim(p).Delete(context.WithoutCancel(ctx), id) })
+	m.set(func() { c.Pid = pid; c.State = ContainerCreated })
+	if err := m.saveContainer(c); err != nil {
+		return "", err
+	}
+	ok = true
+	return id, nil
+}
+
+// podFilesOf names the pod files written at RunPodSandbox.
+func (m *Manager) podFilesOf(p *Pod) (podFiles, error) {
+	dir := m.podDir(p.ID)
+	f := podFiles{
+		Hostname: filepath.Join(dir, "hostname"), Hosts: filepath.Join(dir, "hosts"),
+		ResolvConf: filepath.Join(dir, "resolv.conf"), Shm: filepath.Join(dir, "shm"),
+	}
+	if p.HostNetwork {
+		f.Hosts = "/etc/hosts"
+	}
+	if !p.ShmMounted {
+		f.Shm = "/dev/shm"
+	}
+	return f, nil
+}
+
+func repoRef(img image.Image) string {
+	if len(img.RepoDigests) > 0 {
+		return img.RepoDigests[0]
+	}
+	return img.ID
+}
+
+func imageName(img image.Image) string {
+	if len(img.RepoTags) > 0 {
+		return img.RepoTags[0]
+	}
+	if len(img.RepoDigests) > 0 {
+		return img.RepoDigests[0]
+	}
+	return img.ID
+}

@@ -1,0 +1,56 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/husk-runtime/husk/atomicfile"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ExecResult is what ExecSync returns.
+type ExecResult struct {
+	Stdout, Stderr []byte
+	ExitCode       int32
+}
+
+// ExecSync runs cmd in a running container and waits up to timeout (0: no
+// limit). Past the timeout the process is killed and the error wraps
+// ErrDeadlineExceeded: kubelet's exec probes read that code as a timeout.
+func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*ExecResult, error) {
+	if len(cmd) == 0 {
+		return nil, fmt.Errorf("exec: empty command: %w", ErrInvalid)
+	}
+	c, err := m.container(id)
+	if err != nil {
+		return nil, err
+	}
+	m.refreshContainer(c)
+	if st := m.containerState(c); st != ContainerRunning {
+		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, st, ErrFailedPrecondition)
+	}
+	p, err := m.pod(c.PodID)
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := atomicfile.ReadJSON(filepath.Join(m.ctrDir(p.ID, c.ID), "config.json"), &spec); err != nil {
+		return nil, fmt.Errorf("exec in %s: %w", c.ID, err)
+	}
+	// The exec runs as the container's process does: same user, env, cwd
+	// and capabilities.
+	proc := *spec.Process
+	proc.Args = cmd
+	proc.Terminal = false
+	proc.OOMScoreAdj = nil
+	res, err := m.shim(p).Exec(ctx, c.ID, &proc, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("exec %q in %s: %w", cmd, c.ID, err)
+	}
+	if res.TimedOut {
+		return nil, fmt.Errorf("command %q in container %s timed out after %s: %w", cmd, c.ID, timeout, ErrDeadlineExceeded)
+	}
+	return &ExecResult{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: int32(res.ExitCode)}, nil
+}

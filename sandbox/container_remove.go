@@ -1,0 +1,50 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/husk-runtime/husk/image"
+)
+
+// RemoveContainer removes a container, stopping it first if it runs. CRI:
+// removing an unknown container succeeds.
+func (m *Manager) RemoveContainer(ctx context.Context, id string) error {
+	c, err := m.container(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p, err := m.pod(c.PodID)
+	if err != nil {
+		return err
+	}
+	unlock := m.podLock(p.ID)
+	defer unlock()
+	return m.removeContainer(ctx, p, c)
+}
+
+func (m *Manager) removeContainer(ctx context.Context, p *Pod, c *Container) error {
+	if err := m.stopContainer(ctx, c, 0); err != nil {
+		return err
+	}
+	if err := m.deleteInShim(ctx, p, c.ID); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	dir := m.ctrDir(p.ID, c.ID)
+	if err := image.Unmount(dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	m.set(func() {
+		delete(m.ctrs, c.ID)
+		delete(m.names, containerKey(p.ID, c.Config.GetMetadata()))
+	})
+	return nil
+}

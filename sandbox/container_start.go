@@ -1,0 +1,36 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// StartContainer starts a created container.
+func (m *Manager) StartContainer(ctx context.Context, id string) error {
+	c, err := m.container(id)
+	if err != nil {
+		return err
+	}
+	p, err := m.pod(c.PodID)
+	if err != nil {
+		return err
+	}
+	unlock := m.podLock(p.ID)
+	defer unlock()
+	m.refreshContainer(c)
+	if st := m.containerState(c); st != ContainerCreated {
+		return fmt.Errorf("container %s is %s, only a created container can start: %w", c.ID, st, ErrFailedPrecondition)
+	}
+	if err := m.shim(p).Start(ctx, c.ID); err != nil {
+		return fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	m.set(func() { c.State = ContainerRunning; c.StartedAt = time.Now().UTC() })
+	return m.saveContainer(c)
+}
+
+func (m *Manager) containerState(c *Container) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return c.State
+}

@@ -1,0 +1,101 @@
+package sandbox
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/husk-runtime/husk/atomicfile"
+	"github.com/husk-runtime/husk/shim"
+)
+
+// Exit reasons, as kubelet reads them.
+const (
+	ReasonCompleted = "Completed"
+	ReasonError     = "Error"
+	ReasonOOMKilled = "OOMKilled"
+	ReasonShimDied  = "ShimDied"
+)
+
+// ContainerView is a consistent copy of a container record.
+type ContainerView struct {
+	Container
+	Reason string
+}
+
+// Container returns the container with id (or unique prefix).
+func (m *Manager) Container(ctx context.Context, id string) (ContainerView, error) {
+	c, err := m.container(id)
+	if err != nil {
+		return ContainerView{}, err
+	}
+	m.refreshContainer(c)
+	return m.viewContainer(c), nil
+}
+
+// ListContainers returns every container that is fully created.
+func (m *Manager) ListContainers(ctx context.Context) []ContainerView {
+	m.mu.RLock()
+	cs := make([]*Container, 0, len(m.ctrs))
+	for _, c := range m.ctrs {
+		cs = append(cs, c)
+	}
+	m.mu.RUnlock()
+	out := make([]ContainerView, 0, len(cs))
+	for _, c := range cs {
+		m.refreshContainer(c)
+		v := m.viewContainer(c)
+		if v.State == ContainerCreating {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (m *Manager) viewContainer(c *Container) ContainerView {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	v := ContainerView{Container: *c}
+	if c.State == ContainerExited && c.Exit != nil {
+		switch {
+		case c.Exit.Signal == -1:
+			v.Reason = ReasonShimDied
+		case c.Exit.OOMKilled:
+			v.Reason = ReasonOOMKilled
+		case c.Exit.Code == 0:
+			v.Reason = ReasonCompleted
+		default:
+			v.Reason = ReasonError
+		}
+	}
+	return v
+}
+
+// refreshContainer picks up an exit the shim recorded. The shim writes the
+// exit file before it tells anyone, so reading it is enough.
+func (m *Manager) refreshContainer(c *Container) {
+	m.mu.RLock()
+	st, podID := c.State, c.PodID
+	m.mu.RUnlock()
+	if st != ContainerRunning && st != ContainerCreated {
+		return
+	}
+	var ex shim.ExitStatus
+	if err := atomicfile.ReadJSON(filepath.Join(m.ctrDir(podID, c.ID), "exit.json"), &ex); err != nil {
+		return
+	}
+	m.set(func() { c.State = ContainerExited; c.Exit = &ex })
+	_ = m.saveContainer(c)
+}
+
+// markShimDead records that a container lost its shim: nothing can collect
+// its exit any more. Signal -1 marks the reason.
+func (m *Manager) markShimDead(c *Container) {
+	m.set(func() {
+		c.State = ContainerExited
+		c.Exit = &shim.ExitStatus{Code: 255, Signal: -1, FinishedAt: time.Now().UTC()}
+	})
+	_ = atomicfile.WriteJSON(filepath.Join(m.ctrDir(c.PodID, c.ID), "exit.json"), c.Exit)
+	_ = m.saveContainer(c)
+}

@@ -1,0 +1,85 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/moby/sys/signal"
+	"golang.org/x/sys/unix"
+)
+
+// StopContainer stops a running container: its stop signal (the image's
+// STOPSIGNAL, or SIGTERM), up to timeout seconds of grace, then SIGKILL.
+// CRI: stopping an unknown or already stopped container succeeds.
+func (m *Manager) StopContainer(ctx context.Context, id string, timeout int64) error {
+	c, err := m.container(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	unlock := m.podLock(c.PodID)
+	defer unlock()
+	return m.stopContainer(ctx, c, time.Duration(timeout)*time.Second)
+}
+
+func (m *Manager) stopContainer(ctx context.Context, c *Container, grace time.Duration) error {
+	m.refreshContainer(c)
+	st := m.containerState(c)
+	if st == ContainerExited || st == ContainerCreating {
+		return nil
+	}
+	p, err := m.pod(c.PodID)
+	if err != nil {
+		return err
+	}
+	client := m.shim(p)
+	if grace > 0 {
+		sig := unix.SIGTERM
+		if name := m.stopSignal(c); name != "" {
+			if s, err := signal.ParseSignal(name); err == nil {
+				sig = s
+			}
+		}
+		if err := client.Kill(ctx, c.ID, int(sig)); err != nil {
+			return m.shimFailed(ctx, p, c, fmt.Errorf("stop container %s: signal %v: %w", c.ID, sig, err))
+		}
+		if _, done, err := client.Wait(ctx, c.ID, grace); err != nil {
+			return fmt.Errorf("stop container %s: %w", c.ID, err)
+		} else if done {
+			m.refreshContainer(c)
+			return nil
+		}
+	}
+	if err := client.Kill(ctx, c.ID, int(unix.SIGKILL)); err != nil {
+		return m.shimFailed(ctx, p, c, fmt.Errorf("stop container %s: SIGKILL: %w", c.ID, err))
+	}
+	if _, done, err := client.Wait(ctx, c.ID, 10*time.Second); err != nil {
+		return fmt.Errorf("stop container %s: %w", c.ID, err)
+	} else if !done {
+		return fmt.Errorf("stop container %s: still running 10s after SIGKILL", c.ID)
+	}
+	m.refreshContainer(c)
+	return nil
+}
+
+// shimFailed turns an unreachable shim into an exited container: its
+// processes have no supervisor left, so there is nothing to stop.
+func (m *Manager) shimFailed(ctx context.Context, p *Pod, c *Container, err error) error {
+	if isConnErr(err) && m.shimDead(ctx, p) {
+		m.markShimDead(c)
+		return nil
+	}
+	return err
+}
+
+func (m *Manager) stopSignal(c *Container) string {
+	img, err := m.images.Resolve(c.ImageID)
+	if err != nil {
+		return ""
+	}
+	return img.Config.StopSignal
+}

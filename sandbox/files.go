@@ -1,0 +1,77 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/husk-runtime/husk/network"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"golang.org/x/sys/unix"
+)
+
+// writePodFiles writes the hostname, hosts and resolv.conf every container
+// of the pod mounts. hosts is written again once CNI has given the pod IPs.
+func (m *Manager) writePodFiles(p *Pod, ips []string) (podFiles, error) {
+	dir := m.podDir(p.ID)
+	f := podFiles{
+		Hostname:   filepath.Join(dir, "hostname"),
+		Hosts:      filepath.Join(dir, "hosts"),
+		ResolvConf: filepath.Join(dir, "resolv.conf"),
+		Shm:        filepath.Join(dir, "shm"),
+	}
+	cfg := p.Config
+	host := podHostname(cfg)
+	if p.HostNetwork {
+		h, err := os.Hostname()
+		if err != nil {
+			return f, fmt.Errorf("hostname: %w", err)
+		}
+		host = h
+	}
+	if err := network.WriteHostname(f.Hostname, host); err != nil {
+		return f, err
+	}
+	if p.HostNetwork {
+		// A host-network pod sees the node's own names, as with kubelet.
+		f.Hosts = "/etc/hosts"
+	} else if err := network.WriteHosts(f.Hosts, host, ips); err != nil {
+		return f, err
+	}
+	dns := cfg.GetDnsConfig()
+	if err := network.WriteResolvConf(f.ResolvConf, dns.GetServers(), dns.GetSearches(), dns.GetOptions()); err != nil {
+		return f, err
+	}
+	if cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc() == runtimeapi.NamespaceMode_NODE {
+		f.Shm = "/dev/shm"
+	}
+	return f, nil
+}
+
+// mountShm gives the pod its own /dev/shm, shared by its containers, unless
+// the pod uses the host's IPC namespace.
+func (m *Manager) mountShm(p *Pod, path string) error {
+	if path == "/dev/shm" {
+		return nil
+	}
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return fmt.Errorf("create shm dir %s: %w", path, err)
+	}
+	if err := unix.Mount("shm", path, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", path, err)
+	}
+	m.set(func() { p.ShmMounted = true })
+	return nil
+}
+
+// unmount detaches a mount if one is there. A missing mount is fine, which
+// keeps cleanup idempotent.
+func unmount(path string) error {
+	err := unix.Unmount(path, unix.MNT_DETACH)
+	if err == nil || err == unix.EINVAL || err == unix.ENOENT {
+		return nil
+	}
+	return fmt.Errorf("unmount %s: %w", path, err)
+}
+
+func syscallKill(pid int) error { return unix.Kill(pid, unix.SIGKILL) }

@@ -1,0 +1,156 @@
+// Package sandbox is husk's core: pods and their containers, their records
+// on disk, the OCI specs they run with, and recovery after a crash. It
+// decides everything; the per-pod shim only carries out what it is told.
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/husk-runtime/husk/image"
+	"github.com/husk-runtime/husk/network"
+	"github.com/husk-runtime/husk/shim"
+)
+
+// Images is what the manager needs of the image store.
+type Images interface {
+	Resolve(ref string) (image.Image, error)
+	Mount(img image.Image, dir string, readonly bool) (string, error)
+}
+
+// Network is what the manager needs of pod networking.
+type Network interface {
+	CreateNetns(podID string) (string, error)
+	Setup(ctx context.Context, pn network.PodNetwork) (network.Result, error)
+	Teardown(ctx context.Context, pn network.PodNetwork) error
+}
+
+// Config locates the manager's state and helpers.
+type Config struct {
+	Root         string // persistent: pods/
+	State        string // runtime: s/ (shim sockets), oci/ (libcontainer state)
+	ShimPath     string
+	OCIPath      string
+	SandboxImage string // image the infra container runs (the built-in pause by default)
+	// MinOOMScoreAdj is the lowest oom_score_adj this host lets husk set
+	// (see OOMScoreAdjFloor).
+	MinOOMScoreAdj int
+}
+
+// Manager runs pods and containers.
+type Manager struct {
+	cfg    Config
+	images Images
+	net    Network
+	log    *slog.Logger
+
+	mu    sync.RWMutex // guards the maps and every record field
+	pods  map[string]*Pod
+	ctrs  map[string]*Container
+	names map[string]string // reserved pod and container names -> id
+
+	locks sync.Map // pod id -> *sync.Mutex serializing that pod's lifecycle
+}
+
+// New opens the manager over its state, recovering what a previous daemon
+// left.
+func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.Logger) (*Manager, error) {
+	m := &Manager{cfg: cfg, images: images, net: net, log: log,
+		pods: map[string]*Pod{}, ctrs: map[string]*Container{}, names: map[string]string{}}
+	for _, d := range []string{filepath.Join(cfg.Root, "pods"), filepath.Join(cfg.State, "s"), m.ociRoot()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if err := m.recover(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Manager) podDir(id string) string { return filepath.Join(m.cfg.Root, "pods", id) }
+func (m *Manager) ctrDir(podID, id string) string {
+	return filepath.Join(m.podDir(podID), "containers", id)
+}
+func (m *Manager) ociRoot() string { return filepath.Join(m.cfg.State, "oci") }
+
+// shimSocket is short: a unix socket path must fit in 108 bytes, also under
+// a test's deep temp dir.
+func (m *Manager) shimSocket(podID string) string {
+	return filepath.Join(m.cfg.State, "s", podID[:12]+".sock")
+}
+
+func (m *Manager) shim(p *Pod) *shim.Client { return &shim.Client{Socket: p.ShimSocket} }
+
+func (m *Manager) podLock(id string) func() {
+	v, _ := m.locks.LoadOrStore(id, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// lookup resolves an id or a unique id prefix, as crictl users type them.
+func lookup[T any](m *Manager, table map[string]*T, what, id string) (*T, error) {
+	if id == "" {
+		return nil, fmt.Errorf("%s id is empty: %w", what, ErrInvalid)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if v, ok := table[id]; ok {
+		return v, nil
+	}
+	var found *T
+	n := 0
+	for k, v := range table {
+		if strings.HasPrefix(k, id) {
+			found = v
+			n++
+		}
+	}
+	switch {
+	case n == 1:
+		return found, nil
+	case n > 1:
+		return nil, fmt.Errorf("%s id prefix %q matches %d %ss: %w", what, id, n, what, ErrInvalid)
+	}
+	return nil, fmt.Errorf("%s %q: %w", what, id, ErrNotFound)
+}
+
+// Pod returns a copy of the pod record with id (or unique prefix).
+func (m *Manager) pod(id string) (*Pod, error) { return lookup(m, m.pods, "pod sandbox", id) }
+
+func (m *Manager) container(id string) (*Container, error) {
+	return lookup(m, m.ctrs, "container", id)
+}
+
+func (m *Manager) savePod(p *Pod) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return writeRecord(filepath.Join(m.podDir(p.ID), "pod.json"), p)
+}
+
+func (m *Manager) saveContainer(c *Container) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return writeRecord(filepath.Join(m.ctrDir(c.PodID, c.ID), "container.json"), c)
+}
+
+// set changes record fields under the manager's lock.
+func (m *Manager) set(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f()
+}

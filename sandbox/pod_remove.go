@@ -1,0 +1,115 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/husk-runtime/husk/image"
+	"github.com/husk-runtime/husk/network"
+	"github.com/husk-runtime/husk/shim"
+)
+
+// RemovePodSandbox removes everything the pod had. CRI: running containers
+// are forcibly stopped and removed first, and removing an unknown sandbox
+// succeeds.
+func (m *Manager) RemovePodSandbox(ctx context.Context, id string) error {
+	p, err := m.pod(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	unlock := m.podLock(p.ID)
+	defer unlock()
+	if p.State != PodNotReady {
+		if err := m.stopPod(ctx, p); err != nil {
+			return err
+		}
+	}
+	return m.removePod(ctx, p)
+}
+
+// removePod deletes a stopped (or half-made, or recovered) pod. Each step
+// tolerates what an earlier, interrupted removal already did.
+func (m *Manager) removePod(ctx context.Context, p *Pod) error {
+	for _, c := range m.podContainers(p.ID) {
+		if err := m.removeContainer(ctx, p, c); err != nil {
+			return fmt.Errorf("remove pod %s: %w", p.ID, err)
+		}
+	}
+	dir := m.podDir(p.ID)
+	if err := m.deleteInShim(ctx, p, p.ID); err != nil {
+		return fmt.Errorf("remove pod %s: infra: %w", p.ID, err)
+	}
+	if err := m.shim(p).Shutdown(ctx); err != nil && !isConnErr(err) {
+		return fmt.Errorf("remove pod %s: shut down shim: %w", p.ID, err)
+	}
+	_ = os.Remove(p.ShimSocket)
+	if err := image.Unmount(dir); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.ID, err)
+	}
+	if err := unmount(filepath.Join(dir, "shm")); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.ID, err)
+	}
+	if p.NetworkDone {
+		if err := m.teardownNetwork(ctx, p); err != nil {
+			return err
+		}
+	}
+	if p.NetnsPath != "" {
+		if err := network.RemoveNetns(p.NetnsPath); err != nil {
+			return fmt.Errorf("remove pod %s: %w", p.ID, err)
+		}
+	}
+	if p.OwnCgroup {
+		if err := removeCgroup(p.Cgroup); err != nil {
+			return fmt.Errorf("remove pod %s: %w", p.ID, err)
+		}
+		removeEmptyCgroup(filepath.Dir(p.Cgroup))
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.ID, err)
+	}
+	m.set(func() {
+		delete(m.pods, p.ID)
+		delete(m.names, podKey(p.Config.GetMetadata()))
+	})
+	m.locks.Delete(p.ID)
+	m.log.Info("pod sandbox removed", "id", p.ID)
+	return nil
+}
+
+// deleteInShim destroys a container through its shim, or, with the shim
+// gone, through husk-oci directly so that nothing is left behind.
+func (m *Manager) deleteInShim(ctx context.Context, p *Pod, id string) error {
+	err := m.shim(p).Delete(ctx, id)
+	if err == nil || (shim.IsNotFound(err) && !m.ociStateExists(id)) {
+		return nil
+	}
+	if !isConnErr(err) && !shim.IsNotFound(err) {
+		return err
+	}
+	// The shim is gone (or never knew this container): destroy it here.
+	out, runErr := exec.CommandContext(ctx, m.cfg.OCIPath, "delete", "--root", m.ociRoot(), "--id", id).CombinedOutput()
+	if runErr != nil {
+		return fmt.Errorf("husk-oci delete %s: %v: %s", id, runErr, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func (m *Manager) ociStateExists(id string) bool {
+	_, err := os.Stat(filepath.Join(m.ociRoot(), id))
+	return err == nil
+}
+
+func isConnErr(err error) bool {
+	var se *shim.Error
+	return err != nil && !errors.As(err, &se) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+

@@ -1,0 +1,228 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/husk-runtime/husk/atomicfile"
+	"github.com/husk-runtime/husk/image"
+	"github.com/husk-runtime/husk/network"
+	"github.com/husk-runtime/husk/shim"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// undo is a stack of rollback steps: a multi-step operation that fails
+// undoes what it did, in reverse, so no half-made pod is left.
+type undo []func()
+
+func (u *undo) push(f func()) { *u = append(*u, f) }
+func (u undo) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}
+
+func podKey(md *runtimeapi.PodSandboxMetadata) string {
+	return fmt.Sprintf("pod/%s/%s/%s/%d", md.GetNamespace(), md.GetName(), md.GetUid(), md.GetAttempt())
+}
+
+// RunPodSandbox creates and starts a pod: netns and CNI, pod files, the
+// shim and the infra container. CNI ADD needs only the pinned netns, so it
+// runs while the shim and the infra container start.
+func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
+	md := cfg.GetMetadata()
+	if md == nil || md.GetName() == "" || md.GetNamespace() == "" || md.GetUid() == "" {
+		return "", fmt.Errorf("pod sandbox config needs metadata with name, namespace and uid (got %v): %w", md, ErrInvalid)
+	}
+	if handler != "" && handler != "husk" && handler != "runc" {
+		return "", fmt.Errorf("runtime handler %q is not configured (husk serves only the default handler): %w", handler, ErrInvalid)
+	}
+	id := newID()
+	key := podKey(md)
+	if err := m.reservePod(key, id, md); err != nil {
+		return "", err
+	}
+	var u undo
+	ok := false
+	defer func() {
+		if !ok {
+			u.run()
+		}
+	}()
+	u.push(func() { m.set(func() { delete(m.names, key) }) })
+
+	unlock := m.podLock(id)
+	defer unlock()
+
+	cgroup, own, err := cgroupParent(cfg.GetLinux().GetCgroupParent(), id)
+	if err != nil {
+		return "", err
+	}
+	img, err := m.images.Resolve(m.cfg.SandboxImage)
+	if err != nil {
+		return "", fmt.Errorf("sandbox image %q: %w", m.cfg.SandboxImage, err)
+	}
+	hostNet := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE
+	p := &Pod{
+		ID: id, State: PodCreating, CreatedAt: time.Now().UTC(), Config: cfg, Handler: handler,
+		HostNetwork: hostNet, Cgroup: cgroup, OwnCgroup: own, ShimSocket: m.shimSocket(id),
+	}
+	dir := m.podDir(id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create pod dir %s: %w", dir, err)
+	}
+	u.push(func() { os.RemoveAll(dir) })
+	if err := m.savePod(p); err != nil {
+		return "", err
+	}
+	m.set(func() { m.pods[id] = p })
+	u.push(func() { m.set(func() { delete(m.pods, id) }) })
+	if own {
+		u.push(func() { _ = removeCgroup(cgroup) })
+	}
+
+	// Network: pin the netns now, wire it in the background.
+	type cniResult struct {
+		res network.Result
+		err error
+	}
+	var cniDone chan cniResult
+	if !hostNet {
+		path, err := m.net.CreateNetns(id)
+		if err != nil {
+			return "", fmt.Errorf("pod %s: %w", md.GetName(), err)
+		}
+		m.set(func() { p.NetnsPath = path })
+		u.push(func() { _ = network.RemoveNetns(path) })
+		pn := podNetwork(p)
+		cniDone = make(chan cniResult, 1)
+		go func() {
+			res, err := m.net.Setup(ctx, pn)
+			cniDone <- cniResult{res, err}
+		}()
+		// Whatever happens next, DEL runs if ADD may have done anything.
+		u.push(func() {
+			r := <-cniDone
+			cniDone <- r
+			if r.err == nil {
+				if err := m.net.Teardown(context.WithoutCancel(ctx), pn); err != nil {
+					m.log.Warn("rollback: CNI teardown", "pod", id, "error", err)
+				}
+			}
+		})
+	}
+
+	files, err := m.writePodFiles(p, nil)
+	if err != nil {
+		return "", err
+	}
+	if err := m.mountShm(p, files.Shm); err != nil {
+		return "", err
+	}
+	u.push(func() { _ = unmount(files.Shm) })
+
+	client, shimPid, err := shim.Launch(ctx, shim.LaunchConfig{
+		ShimPath: m.cfg.ShimPath, OCIPath: m.cfg.OCIPath, OCIRoot: m.ociRoot(),
+		PodID: id, Socket: p.ShimSocket, LogPath: filepath.Join(dir, "shim.log"),
+	})
+	if err != nil {
+		return "", err
+	}
+	u.push(func() { m.killShim(client, shimPid) })
+
+	rootfs, err := m.images.Mount(img, dir, true)
+	if err != nil {
+		return "", fmt.Errorf("pod %s: mount sandbox image: %w", md.GetName(), err)
+	}
+	u.push(func() { _ = image.Unmount(dir) })
+	spec := infraSpec(p, rootfs, files, m.cfg.MinOOMScoreAdj)
+	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
+		return "", err
+	}
+	pid, err := client.Create(ctx, id, dir, "", filepath.Join(dir, "exit.json"))
+	if err != nil {
+		return "", fmt.Errorf("pod %s: create infra container: %w", md.GetName(), err)
+	}
+	u.push(func() { _ = client.Delete(context.WithoutCancel(ctx), id) })
+	if err := client.Start(ctx, id); err != nil {
+		return "", fmt.Errorf("pod %s: start infra container: %w", md.GetName(), err)
+	}
+	m.set(func() { p.InfraPid = pid })
+
+	if cniDone != nil {
+		r := <-cniDone
+		cniDone <- r
+		if r.err != nil {
+			return "", fmt.Errorf("pod %s: set up network: %w", md.GetName(), r.err)
+		}
+		m.set(func() { p.IPs = r.res.IPs; p.NetworkDone = true })
+		if _, err := m.writePodFiles(p, r.res.IPs); err != nil {
+			return "", err
+		}
+	}
+	m.set(func() { p.State = PodReady })
+	if err := m.savePod(p); err != nil {
+		return "", err
+	}
+	ok = true
+	m.log.Info("pod sandbox ready", "id", id, "name", md.GetName(), "namespace", md.GetNamespace(), "ips", p.IPs)
+	return id, nil
+}
+
+// reservePod refuses a name already taken. kubelet makes a new attempt
+// only once the previous sandbox is not ready, so a ready sibling with the
+// same name, namespace and uid means two pods would share one identity.
+func (m *Manager) reservePod(key, id string, md *runtimeapi.PodSandboxMetadata) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if other, ok := m.names[key]; ok {
+		return fmt.Errorf("pod sandbox name %s/%s (uid %s, attempt %d) is already used by sandbox %s: %w",
+			md.GetNamespace(), md.GetName(), md.GetUid(), md.GetAttempt(), other, ErrAlreadyExists)
+	}
+	for _, p := range m.pods {
+		om := p.Config.GetMetadata()
+		if p.State != PodNotReady && om.GetName() == md.GetName() && om.GetNamespace() == md.GetNamespace() && om.GetUid() == md.GetUid() {
+			return fmt.Errorf("pod %s/%s (uid %s) still runs as sandbox %s (attempt %d); stop it before attempt %d: %w",
+				md.GetNamespace(), md.GetName(), md.GetUid(), p.ID, om.GetAttempt(), md.GetAttempt(), ErrAlreadyExists)
+		}
+	}
+	m.names[key] = id
+	return nil
+}
+
+func podNetwork(p *Pod) network.PodNetwork {
+	md := p.Config.GetMetadata()
+	pn := network.PodNetwork{PodID: p.ID, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), NetnsPath: p.NetnsPath}
+	for _, pm := range p.Config.GetPortMappings() {
+		if pm.GetHostPort() <= 0 {
+			continue // no host port: nothing for portmap to do
+		}
+		proto := "tcp"
+		switch pm.GetProtocol() {
+		case runtimeapi.Protocol_UDP:
+			proto = "udp"
+		case runtimeapi.Protocol_SCTP:
+			proto = "sctp"
+		}
+		pn.PortMappings = append(pn.PortMappings, network.PortMapping{
+			HostPort: pm.GetHostPort(), ContainerPort: pm.GetContainerPort(), Protocol: proto, HostIP: pm.GetHostIp(),
+		})
+	}
+	return pn
+}
+
+// killShim is the rollback of a shim launch: ask it to go, then make sure.
+func (m *Manager) killShim(c *shim.Client, pid int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Shutdown(ctx); err != nil && pid > 0 {
+		_ = syscallKill(pid)
+	}
+	_ = os.Remove(c.Socket)
+}
+
+var errShimGone = errors.New("shim is gone")

@@ -1,0 +1,89 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/husk-runtime/husk/atomicfile"
+	"github.com/husk-runtime/husk/shim"
+)
+
+// PodView is a consistent copy of a pod record for the CRI layer.
+type PodView struct {
+	Pod
+	Ready bool
+}
+
+// PodSandbox returns the pod with id (or unique prefix), refreshing its
+// readiness: a pod whose infra process died is NOTREADY, so kubelet
+// recreates it.
+func (m *Manager) PodSandbox(ctx context.Context, id string) (PodView, error) {
+	p, err := m.pod(id)
+	if err != nil {
+		return PodView{}, err
+	}
+	m.refreshInfra(p)
+	return m.viewPod(p), nil
+}
+
+// ListPodSandboxes returns every pod.
+func (m *Manager) ListPodSandboxes(ctx context.Context) []PodView {
+	m.mu.RLock()
+	pods := make([]*Pod, 0, len(m.pods))
+	for _, p := range m.pods {
+		pods = append(pods, p)
+	}
+	m.mu.RUnlock()
+	out := make([]PodView, 0, len(pods))
+	for _, p := range pods {
+		m.refreshInfra(p)
+		v := m.viewPod(p)
+		if v.State == PodCreating {
+			continue // not yet a sandbox kubelet may see
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (m *Manager) viewPod(p *Pod) PodView {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return PodView{Pod: *p, Ready: p.State == PodReady && p.infraExit == nil}
+}
+
+// refreshInfra notices an infra exit the shim recorded: the exit file is
+// written before anyone is told, so it is the truth.
+func (m *Manager) refreshInfra(p *Pod) {
+	m.mu.RLock()
+	known := p.infraExit != nil || p.State != PodReady
+	m.mu.RUnlock()
+	if known {
+		return
+	}
+	var st shim.ExitStatus
+	if err := atomicfile.ReadJSON(filepath.Join(m.podDir(p.ID), "exit.json"), &st); err != nil {
+		return
+	}
+	m.set(func() { p.infraExit = &st })
+	m.log.Warn("infra process of pod exited; pod is NOTREADY", "pod", p.ID, "code", st.Code)
+}
+
+func (m *Manager) podContainers(podID string) []*Container {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []*Container
+	for _, c := range m.ctrs {
+		if c.PodID == podID {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// String names a pod in messages.
+func (v PodView) String() string {
+	md := v.Config.GetMetadata()
+	return fmt.Sprintf("%s/%s (%s)", md.GetNamespace(), md.GetName(), v.ID)
+}

@@ -1,0 +1,67 @@
+package sandbox
+
+import (
+	"time"
+
+	"github.com/husk-runtime/husk/shim"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Pod states as stored; CRI sees creating/ready as READY once done and the
+// rest as NOTREADY.
+const (
+	PodCreating = "creating" // half-made: recovery removes it
+	PodReady    = "ready"
+	PodNotReady = "notready" // stopped, or its infra process died
+)
+
+// Pod is the sandbox record, pods/<id>/pod.json.
+type Pod struct {
+	ID          string                       `json:"id"`
+	State       string                       `json:"state"`
+	CreatedAt   time.Time                    `json:"created_at"`
+	Config      *runtimeapi.PodSandboxConfig `json:"config"`
+	Handler     string                       `json:"runtime_handler,omitempty"`
+	HostNetwork bool                         `json:"host_network,omitempty"`
+	NetnsPath   string                       `json:"netns_path,omitempty"`
+	IPs         []string                     `json:"ips,omitempty"`
+	Cgroup      string                       `json:"cgroup"`      // the pod's cgroup (kubelet's parent, or ours)
+	OwnCgroup   bool                         `json:"own_cgroup"`  // husk made it and removes it
+	ShimSocket  string                       `json:"shim_socket"` // under the state dir
+	InfraPid    int                          `json:"infra_pid,omitempty"`
+	// NetworkDone says CNI ADD ran and DEL still owes: teardown runs DEL
+	// until it succeeds once.
+	NetworkDone bool `json:"network_done,omitempty"`
+	ShmMounted  bool `json:"shm_mounted,omitempty"`
+
+	// exit of the infra process, read from pods/<id>/exit.json
+	infraExit *shim.ExitStatus
+}
+
+// Container states as stored.
+const (
+	ContainerCreating = "creating" // half-made: recovery removes it
+	ContainerCreated  = "created"
+	ContainerRunning  = "running"
+	ContainerExited   = "exited"
+)
+
+// Container is a container record, pods/<pod>/containers/<id>/container.json.
+type Container struct {
+	ID        string                      `json:"id"`
+	PodID     string                      `json:"pod_id"`
+	State     string                      `json:"state"`
+	CreatedAt time.Time                   `json:"created_at"`
+	StartedAt time.Time                   `json:"started_at,omitzero"`
+	Config    *runtimeapi.ContainerConfig `json:"config"`
+	ImageRef  string                      `json:"image_ref"` // what the user asked for, as given
+	ImageID   string                      `json:"image_id"`  // sha256:<config digest>
+	RepoRef   string                      `json:"repo_ref"`  // repo digest, or the id
+	ImageName string                      `json:"image_name"`
+	LogPath   string                      `json:"log_path,omitempty"` // absolute, or empty
+	Pid       int                         `json:"pid,omitempty"`
+	Mounted   bool                        `json:"mounted,omitempty"` // rootfs overlay is up
+
+	// Exit is filled from exit.json, which the shim writes.
+	Exit *shim.ExitStatus `json:"-"`
+}

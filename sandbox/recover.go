@@ -1,0 +1,138 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/husk-runtime/husk/atomicfile"
+	"github.com/husk-runtime/husk/shim"
+)
+
+// recover rebuilds the in-memory index from the records on disk and
+// reconnects to the shims still running. Half-made pods and containers
+// (state creating: the daemon died mid-way) are removed; so is everything a
+// reboot left, which the boot id tells (/run is not a tmpfs everywhere).
+func (m *Manager) recover(ctx context.Context) error {
+	rebooted, err := m.checkBoot()
+	if err != nil {
+		return err
+	}
+	podsDir := filepath.Join(m.cfg.Root, "pods")
+	ents, err := os.ReadDir(podsDir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", podsDir, err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		id := e.Name()
+		var p Pod
+		if err := readRecord(filepath.Join(podsDir, id, "pod.json"), &p); err != nil {
+			m.log.Warn("pod dir without a readable record; removing", "dir", filepath.Join(podsDir, id), "error", err)
+			_ = os.RemoveAll(filepath.Join(podsDir, id))
+			continue
+		}
+		m.pods[p.ID] = &p
+		m.names[podKey(p.Config.GetMetadata())] = p.ID
+		m.loadContainers(&p)
+		if rebooted && p.State != PodCreating {
+			// Nothing of the pod runs any more; kubelet will remove it.
+			p.State = PodNotReady
+			for _, c := range m.podContainers(p.ID) {
+				if c.State != ContainerExited && c.State != ContainerCreating {
+					m.markShimDead(c)
+				}
+			}
+		}
+	}
+	for _, p := range m.podsList() {
+		if err := m.recoverPod(ctx, p); err != nil {
+			m.log.Error("recover pod", "pod", p.ID, "error", err)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) podsList() []*Pod {
+	out := make([]*Pod, 0, len(m.pods))
+	for _, p := range m.pods {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (m *Manager) loadContainers(p *Pod) {
+	dir := filepath.Join(m.podDir(p.ID), "containers")
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		var c Container
+		if err := readRecord(filepath.Join(dir, e.Name(), "container.json"), &c); err != nil {
+			m.log.Warn("container dir without a readable record; removing", "dir", filepath.Join(dir, e.Name()), "error", err)
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+			continue
+		}
+		m.ctrs[c.ID] = &c
+		m.names[containerKey(p.ID, c.Config.GetMetadata())] = c.ID
+		if c.State == ContainerExited {
+			c.Exit = new(shim.ExitStatus)
+			if err := atomicfile.ReadJSON(filepath.Join(dir, c.ID, "exit.json"), c.Exit); err != nil {
+				c.Exit = nil
+			}
+		}
+	}
+}
+
+func (m *Manager) recoverPod(ctx context.Context, p *Pod) error {
+	if p.State == PodCreating {
+		m.log.Info("removing pod left half-made by a crash", "pod", p.ID)
+		return m.removePod(ctx, p)
+	}
+	shimAlive := m.shim(p).Version(ctx) == nil
+	for _, c := range m.podContainers(p.ID) {
+		switch {
+		case c.State == ContainerCreating:
+			m.log.Info("removing container left half-made by a crash", "container", c.ID)
+			if err := m.removeContainer(ctx, p, c); err != nil {
+				return err
+			}
+		case !shimAlive:
+			m.refreshContainer(c)
+			if c.State != ContainerExited {
+				m.markShimDead(c)
+			}
+		default:
+			m.refreshContainer(c)
+		}
+	}
+	if !shimAlive && p.State == PodReady {
+		m.log.Warn("shim of pod is gone; pod is NOTREADY", "pod", p.ID)
+		p.State = PodNotReady
+		return m.savePod(p)
+	}
+	return nil
+}
+
+// checkBoot compares the kernel's boot id with the one recorded at the last
+// start. A different one means a reboot: every process, mount and netns of
+// the old boot is gone, though files under the state dir may not be.
+func (m *Manager) checkBoot() (bool, error) {
+	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return false, fmt.Errorf("read boot id: %w", err)
+	}
+	now := strings.TrimSpace(string(data))
+	path := filepath.Join(m.cfg.State, "boot_id")
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := atomicfile.Write(path, []byte(now+"\n"), 0o600); err != nil {
+		return false, err
+	}
+	return len(old) > 0 && strings.TrimSpace(string(old)) != now, nil
+}

@@ -1,0 +1,335 @@
+package sandbox
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// The spec builders are pure functions of the CRI config, the image config
+// and the pod (namespace paths, cgroup, files), so they are unit-tested
+// without root. The shim turns the spec into a libcontainer config.
+
+// defaultCaps is the capability set containerd and CRI-O give a container
+// that asks for nothing more.
+var defaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// Paths a container must not read or write, as in containerd's defaults.
+var (
+	maskedPaths = []string{
+		"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+		"/sys/firmware", "/sys/devices/virtual/powercap",
+	}
+	readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
+
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// baseMounts are the kernel file systems every container gets.
+func baseMounts() []specs.Mount {
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+	}
+}
+
+func bind(src, dst string, ro bool) specs.Mount {
+	opts := []string{"rbind", "rprivate"}
+	if ro {
+		opts = append(opts, "ro")
+	}
+	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}
+}
+
+// podFiles are the files a pod shares with its containers.
+type podFiles struct {
+	Hostname, Hosts, ResolvConf, Shm string
+}
+
+// infraSpec builds the spec of the pod's infra container.
+func infraSpec(p *Pod, rootfs string, files podFiles, oomFloor int) *specs.Spec {
+	cfg := p.Config
+	sec := cfg.GetLinux().GetSecurityContext()
+	nsOpts := sec.GetNamespaceOptions()
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Root:     &specs.Root{Path: rootfs, Readonly: true},
+		Hostname: podHostname(cfg),
+		Process: &specs.Process{
+			Args: []string{"/pause"},
+			Env:  []string{defaultPath},
+			Cwd:  "/",
+			// The pause needs no privilege at all.
+			User:            specs.User{UID: 65535, GID: 65535},
+			NoNewPrivileges: true,
+			Capabilities:    &specs.LinuxCapabilities{},
+			OOMScoreAdj:     intPtr(clampOOM(-998, oomFloor)),
+		},
+		Mounts: append(baseMounts(), bind(files.Shm, "/dev/shm", false)),
+		Linux: &specs.Linux{
+			CgroupsPath:   filepath.Join(p.Cgroup, p.ID),
+			Sysctl:        cfg.GetLinux().GetSysctls(),
+			MaskedPaths:   maskedPaths,
+			ReadonlyPaths: readonlyPaths,
+			Resources:     &specs.LinuxResources{},
+		},
+	}
+	if nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE {
+		s.Hostname = ""
+	}
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.MountNamespace})
+	if nsOpts.GetNetwork() != runtimeapi.NamespaceMode_NODE {
+		s.Linux.Namespaces = append(s.Linux.Namespaces,
+			specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: p.NetnsPath},
+			specs.LinuxNamespace{Type: specs.UTSNamespace})
+	}
+	if nsOpts.GetIpc() != runtimeapi.NamespaceMode_NODE {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.IPCNamespace})
+	}
+	if nsOpts.GetPid() != runtimeapi.NamespaceMode_NODE {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
+	}
+	return s
+}
+
+func podHostname(cfg *runtimeapi.PodSandboxConfig) string {
+	if h := cfg.GetHostname(); h != "" {
+		return h
+	}
+	return cfg.GetMetadata().GetName()
+}
+
+// imageConfig is the part of an image's config a container spec uses.
+type imageConfig struct {
+	Env        []string
+	Entrypoint []string
+	Cmd        []string
+	WorkingDir string
+	User       string
+	StopSignal string
+}
+
+// containerSpec builds an app container's spec. infraPid's namespaces are
+// joined; user is the resolved uid/gid.
+func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user specs.User, files podFiles, infraPid, oomFloor int) (*specs.Spec, error) {
+	cfg := c.Config
+	args, err := commandLine(cfg, img)
+	if err != nil {
+		return nil, err
+	}
+	lin := cfg.GetLinux()
+	sec := lin.GetSecurityContext()
+	caps := capabilities(sec)
+	proc := &specs.Process{
+		Args:            args,
+		Env:             mergeEnv(img.Env, cfg.GetEnvs()),
+		Cwd:             firstNonEmpty(cfg.GetWorkingDir(), img.WorkingDir, "/"),
+		User:            user,
+		NoNewPrivileges: sec.GetNoNewPrivs(),
+		Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
+		Terminal:        false,
+	}
+	if adj := lin.GetResources().GetOomScoreAdj(); adj != 0 {
+		proc.OOMScoreAdj = intPtr(clampOOM(int(adj), oomFloor))
+	} else if oomFloor > 0 {
+		proc.OOMScoreAdj = intPtr(oomFloor)
+	}
+	s := &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: rootfs, Readonly: sec.GetReadonlyRootfs()},
+		Process: proc,
+		Mounts:  baseMounts(),
+		Linux: &specs.Linux{
+			CgroupsPath:   filepath.Join(p.Cgroup, c.ID),
+			Sysctl:        p.Config.GetLinux().GetSysctls(),
+			MaskedPaths:   maskedPaths,
+			ReadonlyPaths: readonlyPaths,
+			Resources:     resources(lin.GetResources()),
+		},
+		Annotations: cfg.GetAnnotations(),
+	}
+	// Pod files first, so a CRI mount of the same path replaces them.
+	own := map[string]bool{}
+	for _, m := range cfg.GetMounts() {
+		own[m.GetContainerPath()] = true
+	}
+	for _, f := range []struct{ src, dst string }{
+		{files.Hostname, "/etc/hostname"}, {files.Hosts, "/etc/hosts"},
+		{files.ResolvConf, "/etc/resolv.conf"}, {files.Shm, "/dev/shm"},
+	} {
+		if f.src != "" && !own[f.dst] {
+			s.Mounts = append(s.Mounts, bind(f.src, f.dst, false))
+		}
+	}
+	for _, m := range cfg.GetMounts() {
+		if !filepath.IsAbs(m.GetContainerPath()) {
+			return nil, fmt.Errorf("mount container_path %q is not absolute: %w", m.GetContainerPath(), ErrInvalid)
+		}
+		if m.GetHostPath() == "" {
+			return nil, fmt.Errorf("mount to %q has no host_path: %w", m.GetContainerPath(), ErrInvalid)
+		}
+		s.Mounts = append(s.Mounts, bind(m.GetHostPath(), m.GetContainerPath(), m.GetReadonly()))
+	}
+	ns := sec.GetNamespaceOptions()
+	join := func(t specs.LinuxNamespaceType, name string) specs.LinuxNamespace {
+		return specs.LinuxNamespace{Type: t, Path: fmt.Sprintf("/proc/%d/ns/%s", infraPid, name)}
+	}
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.MountNamespace})
+	if ns.GetNetwork() != runtimeapi.NamespaceMode_NODE {
+		// The pinned netns file outlives any pid, so it is joined by path.
+		s.Linux.Namespaces = append(s.Linux.Namespaces,
+			specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: p.NetnsPath},
+			join(specs.UTSNamespace, "uts"))
+	}
+	if ns.GetIpc() != runtimeapi.NamespaceMode_NODE {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, join(specs.IPCNamespace, "ipc"))
+	}
+	switch ns.GetPid() {
+	case runtimeapi.NamespaceMode_POD:
+		s.Linux.Namespaces = append(s.Linux.Namespaces, join(specs.PIDNamespace, "pid"))
+	case runtimeapi.NamespaceMode_NODE:
+	default:
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
+	}
+	return s, nil
+}
+
+// commandLine merges command and args the way Kubernetes documents: a
+// command replaces the image's entrypoint and drops its cmd; args replace
+// the image's cmd.
+func commandLine(cfg *runtimeapi.ContainerConfig, img imageConfig) ([]string, error) {
+	var args []string
+	switch {
+	case len(cfg.GetCommand()) > 0:
+		args = append(append(args, cfg.GetCommand()...), cfg.GetArgs()...)
+	case len(cfg.GetArgs()) > 0:
+		args = append(append(args, img.Entrypoint...), cfg.GetArgs()...)
+	default:
+		args = append(append(args, img.Entrypoint...), img.Cmd...)
+	}
+	if len(args) == 0 {
+		return nil, fmt.Errorf("container %q: no command given and the image has no entrypoint or cmd: %w", cfg.GetMetadata().GetName(), ErrInvalid)
+	}
+	return args, nil
+}
+
+// mergeEnv lays the CRI env over the image's; a key set in both takes the
+// CRI value, in the image's position.
+func mergeEnv(image []string, kvs []*runtimeapi.KeyValue) []string {
+	out := append([]string(nil), image...)
+	idx := map[string]int{}
+	for i, e := range out {
+		k, _, _ := strings.Cut(e, "=")
+		idx[k] = i
+	}
+	for _, kv := range kvs {
+		e := kv.GetKey() + "=" + string(kv.GetValue())
+		if i, ok := idx[kv.GetKey()]; ok {
+			out[i] = e
+			continue
+		}
+		idx[kv.GetKey()] = len(out)
+		out = append(out, e)
+	}
+	if _, ok := idx["PATH"]; !ok {
+		out = append([]string{defaultPath}, out...)
+	}
+	return out
+}
+
+func capabilities(sec *runtimeapi.LinuxContainerSecurityContext) []string {
+	set := map[string]bool{}
+	for _, c := range defaultCaps {
+		set[c] = true
+	}
+	norm := func(c string) string {
+		c = strings.ToUpper(c)
+		if !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		return c
+	}
+	for _, c := range sec.GetCapabilities().GetDropCapabilities() {
+		if strings.EqualFold(c, "ALL") {
+			clear(set)
+			continue
+		}
+		delete(set, norm(c))
+	}
+	for _, c := range sec.GetCapabilities().GetAddCapabilities() {
+		set[norm(c)] = true
+	}
+	out := make([]string, 0, len(set))
+	for _, c := range defaultCaps {
+		if set[c] {
+			out = append(out, c)
+			delete(set, c)
+		}
+	}
+	for c := range set {
+		out = append(out, c)
+	}
+	return out
+}
+
+func resources(r *runtimeapi.LinuxContainerResources) *specs.LinuxResources {
+	out := &specs.LinuxResources{}
+	if r == nil {
+		return out
+	}
+	cpu := &specs.LinuxCPU{}
+	if v := r.GetCpuShares(); v > 0 {
+		u := uint64(v)
+		cpu.Shares = &u
+	}
+	if v := r.GetCpuQuota(); v > 0 {
+		cpu.Quota = &v
+	}
+	if v := r.GetCpuPeriod(); v > 0 {
+		u := uint64(v)
+		cpu.Period = &u
+	}
+	cpu.Cpus = r.GetCpusetCpus()
+	cpu.Mems = r.GetCpusetMems()
+	out.CPU = cpu
+	if v := r.GetMemoryLimitInBytes(); v > 0 {
+		out.Memory = &specs.LinuxMemory{Limit: &v}
+		if sw := r.GetMemorySwapLimitInBytes(); sw > 0 {
+			out.Memory.Swap = &sw
+		}
+	}
+	return out
+}
+
+// clampOOM keeps oom_score_adj at or above what the host lets us set: with
+// no CAP_SYS_RESOURCE a lower value than our own fails every start (the
+// same rule as containerd's restrict_oom_score_adj).
+func clampOOM(want, floor int) int {
+	if want < floor {
+		return floor
+	}
+	return want
+}
+
+func intPtr(i int) *int { return &i }
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

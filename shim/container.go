@@ -1,0 +1,183 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/husk-runtime/husk/atomicfile"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// logDrain bounds how long an exit waits for the container's output to be
+// logged: a process the container left behind may hold the pipe open.
+const logDrain = 2 * time.Second
+
+func (s *Server) create(ctx context.Context, req *Request) (*Response, error) {
+	if req.ID == "" || req.Bundle == "" || req.ExitFile == "" {
+		return nil, errorf(CodeBadRequest, "create needs id, bundle and exit_file")
+	}
+	s.mu.Lock()
+	if _, ok := s.containers[req.ID]; ok {
+		s.mu.Unlock()
+		return nil, errorf(CodeAlreadyExists, "container %s already exists in pod %s", req.ID, s.cfg.PodID)
+	}
+	// Reserve the id while husk-oci runs.
+	c := &container{id: req.ID, status: StatusCreated, exitFile: req.ExitFile, exited: make(chan struct{})}
+	s.containers[req.ID] = c
+	s.mu.Unlock()
+
+	pid, err := s.createProcess(c, req)
+	if err != nil {
+		s.mu.Lock()
+		delete(s.containers, req.ID)
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.mu.Lock()
+	c.pid = pid
+	s.mu.Unlock()
+	go s.watch(c, s.reaper.wait(pid))
+	return &Response{Pid: pid}, nil
+}
+
+func (s *Server) createProcess(c *container, req *Request) (int, error) {
+	c.cgroup = cgroupOf(req.Bundle)
+	var stdio ociIO
+	if req.LogPath != "" {
+		lw, err := openLog(req.LogPath)
+		if err != nil {
+			return 0, fmt.Errorf("open log %s: %w", req.LogPath, err)
+		}
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			lw.Close()
+			return 0, fmt.Errorf("stdout pipe: %w", err)
+		}
+		errR, errW, err := os.Pipe()
+		if err != nil {
+			lw.Close()
+			outR.Close()
+			outW.Close()
+			return 0, fmt.Errorf("stderr pipe: %w", err)
+		}
+		defer outW.Close()
+		defer errW.Close()
+		stdio = ociIO{stdout: outW, stderr: errW}
+		c.log = lw
+		c.logs.Add(2)
+		go func() { defer c.logs.Done(); defer outR.Close(); copyLog(lw, "stdout", outR) }()
+		go func() { defer c.logs.Done(); defer errR.Close(); copyLog(lw, "stderr", errR) }()
+	}
+	pid, err := s.runOCI([]string{"create", "--id", c.id, "--bundle", req.Bundle}, stdio)
+	if err != nil {
+		if c.log != nil {
+			// The write ends close with this function; wait for the copiers
+			// to see EOF so no goroutine outlives the failed create.
+			go func(lw *logWriter) { c.logs.Wait(); lw.Close() }(c.log)
+		}
+		return 0, fmt.Errorf("create container %s: %w", c.id, err)
+	}
+	return pid, nil
+}
+
+// watch records the init's exit: on disk first, then in memory, then to
+// anyone waiting, so a status a caller saw is never lost by a crash.
+func (s *Server) watch(c *container, exited <-chan unix.WaitStatus) {
+	ws := <-exited
+	code, sig := exitCode(ws)
+	st := &ExitStatus{Code: code, Signal: sig, FinishedAt: time.Now().UTC()}
+	if sig == int(unix.SIGKILL) && oomKilled(c.cgroup) {
+		st.OOMKilled = true
+	}
+	if c.log != nil {
+		drained := make(chan struct{})
+		go func() { c.logs.Wait(); close(drained) }()
+		select {
+		case <-drained:
+		case <-time.After(logDrain):
+			s.log.Warn("container output still open after exit", "id", c.id)
+		}
+	}
+	if err := atomicfile.WriteJSON(c.exitFile, st); err != nil {
+		s.log.Error("record exit status", "id", c.id, "error", err)
+	}
+	s.mu.Lock()
+	c.status = StatusExited
+	c.exit = st
+	s.mu.Unlock()
+	close(c.exited)
+	s.log.Info("container exited", "id", c.id, "pid", c.pid, "code", code)
+}
+
+func (s *Server) start(ctx context.Context, req *Request) (*Response, error) {
+	c, err := s.get(req.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	status := c.status
+	s.mu.Unlock()
+	if status != StatusCreated {
+		return nil, errorf(CodeBadRequest, "container %s is %s, not created", c.id, status)
+	}
+	if _, err := s.runOCI([]string{"start", "--id", c.id}, ociIO{}); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", c.id, err)
+	}
+	s.mu.Lock()
+	if c.status == StatusCreated {
+		c.status = StatusRunning
+	}
+	s.mu.Unlock()
+	return &Response{Pid: c.pid}, nil
+}
+
+func (s *Server) delete(ctx context.Context, req *Request) (*Response, error) {
+	c, err := s.get(req.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	running := c.status != StatusExited
+	s.mu.Unlock()
+	if running {
+		if err := killPid(c.pid, int(unix.SIGKILL)); err != nil {
+			return nil, fmt.Errorf("delete container %s: kill pid %d: %w", c.id, c.pid, err)
+		}
+		select {
+		case <-c.exited:
+		case <-time.After(10 * time.Second):
+			return nil, fmt.Errorf("delete container %s: pid %d still alive 10s after SIGKILL", c.id, c.pid)
+		}
+	}
+	if _, err := s.runOCI([]string{"delete", "--id", c.id}, ociIO{}); err != nil {
+		return nil, fmt.Errorf("delete container %s: %w", c.id, err)
+	}
+	s.mu.Lock()
+	delete(s.containers, c.id)
+	s.mu.Unlock()
+	if c.log != nil {
+		c.log.Close()
+	}
+	return &Response{}, nil
+}
+
+// cgroupOf reads the container's cgroup path from its spec, for the OOM
+// check at exit.
+func cgroupOf(bundle string) string {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return ""
+	}
+	var sp struct {
+		Linux *specs.Linux `json:"linux"`
+	}
+	if json.Unmarshal(data, &sp) != nil || sp.Linux == nil {
+		return ""
+	}
+	return sp.Linux.CgroupsPath
+}

@@ -1,0 +1,106 @@
+package shim
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/husk-runtime/husk/atomicfile"
+	"golang.org/x/sys/unix"
+)
+
+// maxExecOutput caps what one ExecSync keeps of each stream, as kubelet
+// caps probe output: a runaway command must not balloon the shim.
+const maxExecOutput = 16 << 20
+
+// exec runs a process in a running container and waits for it. Past the
+// timeout the process is killed and the result says so, so the daemon can
+// answer DeadlineExceeded (kubelet's exec probes read that as a timeout).
+func (s *Server) exec(ctx context.Context, req *Request) (*Response, error) {
+	c, err := s.get(req.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	status := c.status
+	s.mu.Unlock()
+	if status != StatusRunning {
+		return nil, errorf(CodeBadRequest, "container %s is %s, not running", c.id, status)
+	}
+	if req.Process == nil || len(req.Process.Args) == 0 {
+		return nil, errorf(CodeBadRequest, "exec in %s: no command", c.id)
+	}
+	dir, err := os.MkdirTemp(s.cfg.OCIRoot, ".exec-")
+	if err != nil {
+		return nil, fmt.Errorf("exec in %s: %w", c.id, err)
+	}
+	defer os.RemoveAll(dir)
+	procFile := filepath.Join(dir, "process.json")
+	if err := atomicfile.WriteJSON(procFile, req.Process); err != nil {
+		return nil, fmt.Errorf("exec in %s: %w", c.id, err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("exec in %s: stdout pipe: %w", c.id, err)
+	}
+	defer outR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		return nil, fmt.Errorf("exec in %s: stderr pipe: %w", c.id, err)
+	}
+	defer errR.Close()
+	var stdout, stderr bytes.Buffer
+	copied := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(&stdout, io.LimitReader(outR, maxExecOutput)); copied <- struct{}{} }()
+	go func() { _, _ = io.Copy(&stderr, io.LimitReader(errR, maxExecOutput)); copied <- struct{}{} }()
+
+	start := time.Now()
+	pid, err := s.runOCI([]string{"exec", "--id", c.id, "--process", procFile}, ociIO{stdout: outW, stderr: errW})
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("exec in %s: %w", c.id, err)
+	}
+	exited := s.reaper.wait(pid)
+
+	var timeout <-chan time.Time
+	if req.Timeout > 0 {
+		t := time.NewTimer(req.Timeout - time.Since(start))
+		defer t.Stop()
+		timeout = t.C
+	}
+	res := &ExecResult{}
+	var ws unix.WaitStatus
+	select {
+	case ws = <-exited:
+	case <-timeout:
+		res.TimedOut = true
+		_ = killPid(pid, int(unix.SIGKILL))
+		ws = <-exited
+	case <-ctx.Done():
+		_ = killPid(pid, int(unix.SIGKILL))
+		<-exited
+		return nil, ctx.Err()
+	}
+	res.ExitCode, _ = exitCode(ws)
+	// Children the command left in the background may hold the pipes; give
+	// the output a moment, then return what arrived.
+	deadline := time.After(100 * time.Millisecond)
+	for n := 0; n < 2; {
+		select {
+		case <-copied:
+			n++
+		case <-deadline:
+			outR.Close()
+			errR.Close()
+			deadline = nil
+		}
+	}
+	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
+	return &Response{ExecResult: res}, nil
+}

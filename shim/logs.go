@@ -1,0 +1,72 @@
+package shim
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// maxLogLine is where a line is cut into partial records, as containerd
+// does; kubelet joins the P records back together.
+const maxLogLine = 16 * 1024
+
+// logWriter writes the CRI log format that kubelet and crictl read:
+// "<RFC3339Nano> <stream> <F|P> <content>\n". Both streams share one file, so
+// records are written whole under a lock.
+type logWriter struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func openLog(path string) (*logWriter, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	return &logWriter{f: f}, nil
+}
+
+func (w *logWriter) record(stream string, partial bool, content []byte) {
+	tag := " F "
+	if partial {
+		tag = " P "
+	}
+	buf := make([]byte, 0, len(content)+48)
+	buf = time.Now().UTC().AppendFormat(buf, time.RFC3339Nano)
+	buf = append(buf, ' ')
+	buf = append(buf, stream...)
+	buf = append(buf, tag...)
+	buf = append(buf, content...)
+	buf = append(buf, '\n')
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	// A write error (disk full) loses the record but must not stop the
+	// copy: a blocked pipe would stall the container.
+	_, _ = w.f.Write(buf)
+}
+
+func (w *logWriter) Close() error { return w.f.Close() }
+
+// copyLog reads one stream until EOF and writes it as CRI records.
+func copyLog(w *logWriter, stream string, r io.Reader) {
+	br := bufio.NewReaderSize(r, maxLogLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case err == nil:
+			w.record(stream, false, line[:len(line)-1])
+		case errors.Is(err, bufio.ErrBufferFull):
+			w.record(stream, true, line)
+		default:
+			// EOF (or a read error): a last line without its newline is
+			// still a full record, as in containerd.
+			if len(line) > 0 {
+				w.record(stream, false, line)
+			}
+			return
+		}
+	}
+}

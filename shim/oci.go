@@ -1,0 +1,90 @@
+package shim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ociIO is the stdio handed to husk-oci for the process it creates: stdin as
+// fd 0, the stdout and stderr write ends as fds 3 and 4.
+type ociIO struct {
+	stdin, stdout, stderr *os.File
+}
+
+// runOCI runs husk-oci and returns the pid it reports. It starts the helper
+// itself and collects it through the reaper: exec.Cmd.Wait would race the
+// reaper's wait4(-1).
+func (s *Server) runOCI(args []string, io_ ociIO) (int, error) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", os.DevNull, err)
+	}
+	defer devnull.Close()
+	orNull := func(f *os.File) *os.File {
+		if f == nil {
+			return devnull
+		}
+		return f
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("pipe for husk-oci stdout: %w", err)
+	}
+	defer outR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		return 0, fmt.Errorf("pipe for husk-oci stderr: %w", err)
+	}
+	defer errR.Close()
+	argv := append([]string{s.cfg.OCIPath, args[0], "--root", s.cfg.OCIRoot}, args[1:]...)
+	p, err := os.StartProcess(s.cfg.OCIPath, argv, &os.ProcAttr{
+		Files: []*os.File{orNull(io_.stdin), outW, errW, orNull(io_.stdout), orNull(io_.stderr)},
+		Env:   []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+	})
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", s.cfg.OCIPath, err)
+	}
+	pid := p.Pid
+	// Release drops Go's pidfd; the reaper collects the status.
+	_ = p.Release()
+	exited := s.reaper.wait(pid)
+	var stdout, stderr bytes.Buffer
+	done := make(chan struct{})
+	go func() { _, _ = io.Copy(&stderr, errR); close(done) }()
+	_, _ = io.Copy(&stdout, outR)
+	<-done
+	ws := <-exited
+	if code, _ := exitCode(ws); code != 0 {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = fmt.Sprintf("husk-oci %s exited with status %d", args[0], code)
+		}
+		return 0, fmt.Errorf("%s", msg)
+	}
+	var res struct {
+		Pid int `json:"pid"`
+	}
+	if out := bytes.TrimSpace(stdout.Bytes()); len(out) > 0 {
+		if err := json.Unmarshal(out, &res); err != nil {
+			return 0, fmt.Errorf("husk-oci %s: bad result %q: %w", args[0], out, err)
+		}
+	}
+	return res.Pid, nil
+}
+
+func killPid(pid, sig int) error {
+	err := unix.Kill(pid, unix.Signal(sig))
+	if err == unix.ESRCH {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,210 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// ServerConfig is what husk-shim is started with.
+type ServerConfig struct {
+	PodID   string
+	Socket  string // where to listen
+	OCIPath string // husk-oci
+	OCIRoot string // libcontainer state root
+}
+
+// Server is the per-pod supervisor.
+type Server struct {
+	cfg    ServerConfig
+	reaper *reaper
+	log    *slog.Logger
+
+	mu         sync.Mutex
+	containers map[string]*container
+
+	done chan struct{}
+	once sync.Once
+}
+
+// container is one container the shim holds. exited is closed once the
+// exit status is on disk.
+type container struct {
+	id       string
+	pid      int
+	status   string
+	exit     *ExitStatus
+	exitFile string
+	cgroup   string
+	exited   chan struct{}
+	logs     sync.WaitGroup
+	log      *logWriter
+}
+
+// NewServer makes a server; Serve runs it.
+func NewServer(cfg ServerConfig, log *slog.Logger) *Server {
+	return &Server{cfg: cfg, reaper: newReaper(), log: log, containers: map[string]*container{}, done: make(chan struct{})}
+}
+
+// Serve accepts requests on l until shutdown or ctx ends.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.done:
+		}
+		l.Close()
+	}()
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return nil
+			case <-ctx.Done():
+				return nil
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("accept on %s: %w", s.cfg.Socket, err)
+		}
+		go s.handleConn(ctx, conn)
+	}
+}
+
+func (s *Server) handleConn(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	var req Request
+	if err := json.NewDecoder(conn).Decode(&req); err != nil {
+		_ = json.NewEncoder(conn).Encode(Response{Error: "bad request: " + err.Error(), Code: CodeBadRequest})
+		return
+	}
+	resp, err := s.handle(ctx, &req)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = &Error{Code: CodeInternal, Message: err.Error()}
+		}
+		resp = &Response{Error: e.Message, Code: e.Code}
+		s.log.Warn("request failed", "method", req.Method, "id", req.ID, "error", e.Message)
+	}
+	_ = json.NewEncoder(conn).Encode(resp)
+}
+
+func (s *Server) handle(ctx context.Context, req *Request) (*Response, error) {
+	if req.Version != Version {
+		return nil, errorf(CodeVersion, "shim for pod %s speaks API v%d, the daemon speaks v%d: stop and remove the pod to recreate it", s.cfg.PodID, Version, req.Version)
+	}
+	switch req.Method {
+	case MethodVersion:
+		return &Response{Version: Version}, nil
+	case MethodCreate:
+		return s.create(ctx, req)
+	case MethodStart:
+		return s.start(ctx, req)
+	case MethodKill:
+		return s.kill(req)
+	case MethodWait:
+		return s.wait(ctx, req)
+	case MethodExec:
+		return s.exec(ctx, req)
+	case MethodDelete:
+		return s.delete(ctx, req)
+	case MethodState:
+		return s.state(), nil
+	case MethodShutdown:
+		return s.shutdown()
+	}
+	return nil, errorf(CodeBadRequest, "unknown method %q", req.Method)
+}
+
+func (s *Server) get(id string) (*container, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.containers[id]
+	if !ok {
+		return nil, errorf(CodeNotFound, "container %s not found in shim of pod %s", id, s.cfg.PodID)
+	}
+	return c, nil
+}
+
+func (s *Server) state() *Response {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	resp := &Response{}
+	for _, c := range s.containers {
+		resp.Containers = append(resp.Containers, Container{ID: c.id, Pid: c.pid, Status: c.status, Exit: c.exit})
+	}
+	return resp
+}
+
+func (s *Server) kill(req *Request) (*Response, error) {
+	c, err := s.get(req.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.status == StatusExited {
+		return &Response{}, nil
+	}
+	// The shim is the init's parent and has not reaped it, so the pid
+	// cannot have been reused.
+	if err := killPid(c.pid, req.Signal); err != nil {
+		return nil, fmt.Errorf("kill container %s (pid %d) with signal %d: %w", c.id, c.pid, req.Signal, err)
+	}
+	return &Response{}, nil
+}
+
+func (s *Server) wait(ctx context.Context, req *Request) (*Response, error) {
+	c, err := s.get(req.ID)
+	if err != nil {
+		return nil, err
+	}
+	var timeout <-chan time.Time
+	if req.Timeout > 0 {
+		t := time.NewTimer(req.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-c.exited:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return &Response{Exited: true, Exit: c.exit}, nil
+	case <-timeout:
+		return &Response{Exited: false}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *Server) shutdown() (*Response, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.containers {
+		if c.status != StatusExited {
+			return nil, errorf(CodeBadRequest, "shim of pod %s: container %s is still %s", s.cfg.PodID, c.id, c.status)
+		}
+	}
+	// Let the response go out before the listener closes.
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		s.once.Do(func() { close(s.done) })
+	}()
+	return &Response{}, nil
+}
+
+// Done is closed when the shim was asked to shut down.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// ensureDir makes sure the exit file's directory is there.
+func ensureDir(path string) error { return os.MkdirAll(path, 0o700) }
