@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/husk-runtime/husk/network"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // writePodFiles writes the hostname, hosts and resolv.conf every container

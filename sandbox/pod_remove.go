@@ -112,4 +112,3 @@ func isConnErr(err error) bool {
 	var se *shim.Error
 	return err != nil && !errors.As(err, &se) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
-

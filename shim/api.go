@@ -67,12 +67,12 @@ type Response struct {
 	Error string `json:"error,omitempty"`
 	Code  string `json:"code,omitempty"`
 
-	Version    int          `json:"version,omitempty"`
-	Pid        int          `json:"pid,omitempty"`
-	Exited     bool         `json:"exited,omitempty"`
-	Exit       *ExitStatus  `json:"exit,omitempty"`
-	Containers []Container  `json:"containers,omitempty"`
-	ExecResult *ExecResult  `json:"exec_result,omitempty"`
+	Version    int         `json:"version,omitempty"`
+	Pid        int         `json:"pid,omitempty"`
+	Exited     bool        `json:"exited,omitempty"`
+	Exit       *ExitStatus `json:"exit,omitempty"`
+	Containers []Container `json:"containers,omitempty"`
+	ExecResult *ExecResult `json:"exec_result,omitempty"`
 }
 
 // ExitStatus is how a container's init ended. It is written to the

@@ -1,0 +1,217 @@
+// Package integration runs the real husk binaries against the real kernel,
+// real CNI plugins and a real registry on 127.0.0.1. Each test starts its
+// own daemon with its own root, state, socket, CNI config, bridge and
+// subnet, so tests never touch the system paths or each other.
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// binDir holds husk, husk-shim and husk-oci, built by `make build`.
+func binDir(t testing.TB) string {
+	t.Helper()
+	dir, err := filepath.Abs("../bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"husk", "husk-shim", "husk-oci"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			t.Fatalf("%s missing: run `make build` first (%v)", b, err)
+		}
+	}
+	return dir
+}
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("integration tests need root")
+	}
+}
+
+// subnetSeq gives each daemon of this test binary its own /24, so parallel
+// daemons never share a bridge or an address.
+var subnetSeq atomic.Int32
+
+// Daemon is one isolated husk daemon.
+type Daemon struct {
+	t                        testing.TB
+	Dir, Root, State, Socket string
+	CNIDir, CertsDir, Bridge string
+	Subnet                   string
+	ConfigPath               string
+	cmd                      *exec.Cmd
+	logPath                  string
+	RT                       runtimeapi.RuntimeServiceClient
+	Img                      runtimeapi.ImageServiceClient
+	conn                     *grpc.ClientConn
+}
+
+// StartDaemon starts a daemon in a fresh temp dir. Cleanup removes every
+// pod it still has, stops it and checks nothing of it is left.
+func StartDaemon(t testing.TB) *Daemon {
+	t.Helper()
+	requireRoot(t)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	suffix := hex.EncodeToString(b)
+	// Short paths: socket paths must fit in 108 bytes.
+	dir, err := os.MkdirTemp("", "husk-it-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := subnetSeq.Add(1)
+	d := &Daemon{
+		t: t, Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "run"),
+		Socket: filepath.Join(dir, "husk.sock"), CNIDir: filepath.Join(dir, "cni"), CertsDir: filepath.Join(dir, "certs.d"),
+		Bridge: "hkit" + suffix, Subnet: fmt.Sprintf("10.%d.%d.0/24", 200+os.Getpid()%50, n%250),
+		ConfigPath: filepath.Join(dir, "config.toml"), logPath: filepath.Join(dir, "daemon.log"),
+	}
+	for _, p := range []string{d.CNIDir, d.CertsDir} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := fmt.Sprintf(`root = %q
+state = %q
+socket = %q
+log_level = "debug"
+[cni]
+conf_dir = %q
+default_network = true
+bridge = %q
+subnet = %q
+[registry]
+config_path = %q
+`, d.Root, d.State, d.Socket, d.CNIDir, d.Bridge, d.Subnet, d.CertsDir)
+	if err := os.WriteFile(d.ConfigPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
+	t.Cleanup(func() { d.cleanup() })
+	return d
+}
+
+// Start (re)starts the daemon process on the same directories.
+func (d *Daemon) Start() {
+	t := d.t
+	t.Helper()
+	logf, err := os.OpenFile(d.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	d.cmd = exec.Command(filepath.Join(binDir(t), "husk"), "daemon", "--config", d.ConfigPath)
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start husk daemon: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(d.Socket); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("husk daemon did not create %s within 20s; log:\n%s", d.Socket, d.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn, err := grpc.NewClient("unix://"+d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.conn = conn
+	d.RT = runtimeapi.NewRuntimeServiceClient(conn)
+	d.Img = runtimeapi.NewImageServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := d.RT.Version(ctx, &runtimeapi.VersionRequest{}); err != nil {
+		t.Fatalf("Version: %v; log:\n%s", err, d.Log())
+	}
+}
+
+// Kill stops the daemon with SIGKILL, as a crash would.
+func (d *Daemon) Kill() {
+	d.signal(syscall.SIGKILL)
+}
+
+// Stop stops the daemon with SIGTERM, as an operator would.
+func (d *Daemon) Stop() {
+	d.signal(syscall.SIGTERM)
+}
+
+func (d *Daemon) signal(sig syscall.Signal) {
+	if d.cmd == nil {
+		return
+	}
+	if d.conn != nil {
+		d.conn.Close()
+		d.conn = nil
+	}
+	_ = d.cmd.Process.Signal(sig)
+	_ = d.cmd.Wait()
+	d.cmd = nil
+}
+
+// Log returns what the daemon logged so far.
+func (d *Daemon) Log() string {
+	b, _ := os.ReadFile(d.logPath)
+	return string(b)
+}
+
+func (d *Daemon) cleanup() {
+	t := d.t
+	if d.cmd != nil && d.RT != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		if resp, err := d.RT.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+			for _, p := range resp.Items {
+				if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+					t.Errorf("cleanup: stop pod %s: %v", p.Id, err)
+				}
+				if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+					t.Errorf("cleanup: remove pod %s: %v", p.Id, err)
+				}
+			}
+		}
+		cancel()
+	}
+	d.Stop()
+	// Whatever a failed test left: shims, mounts, netns, bridge.
+	killShims(d.State)
+	unmountUnder(d.Dir)
+	_ = exec.Command("ip", "link", "del", d.Bridge).Run()
+	if t.Failed() {
+		t.Logf("daemon log (%s):\n%s", d.logPath, tail(d.Log(), 200))
+	}
+	_ = os.RemoveAll(d.Dir)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,145 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// mountsUnder lists mount points below dir.
+func mountsUnder(dir string) []string {
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return []string{"mountinfo: " + err.Error()}
+	}
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Mountpoint)
+	}
+	return out
+}
+
+// unmountUnder detaches every mount below dir, deepest first.
+func unmountUnder(dir string) {
+	ms := mountsUnder(dir)
+	sort.Slice(ms, func(i, j int) bool { return len(ms[i]) > len(ms[j]) })
+	for _, m := range ms {
+		_ = unix.Unmount(m, unix.MNT_DETACH)
+	}
+}
+
+// shimPids finds husk-shim processes whose command line names dir.
+func shimPids(dir string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmd), "\x00")
+		if strings.HasSuffix(args[0], "husk-shim") && strings.Contains(string(cmd), dir) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func killShims(dir string) {
+	for _, pid := range shimPids(dir) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// cgroupDirs lists where a cgroup path exists, in any hierarchy.
+func cgroupDirs(path string) []string {
+	ms, _ := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	var out []string
+	for _, m := range ms {
+		p := filepath.Join(m.Mountpoint, path)
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// vethsOn lists the interfaces enslaved to a bridge.
+func vethsOn(bridge string) []string {
+	ents, _ := os.ReadDir(filepath.Join("/sys/class/net", bridge, "brif"))
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// assertPodGone checks that nothing of a removed pod is left: netns,
+// mounts, cgroups, veths, IP leases, hostport rules, shim processes, state.
+func assertPodGone(t *testing.T, d *Daemon, podID string) {
+	t.Helper()
+	// The shim exits on its own after acknowledging shutdown.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(shimPids(d.State)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pids := shimPids(d.State); len(pids) > 0 {
+		t.Errorf("shim processes left: %v", pids)
+	}
+	if ms := mountsUnder(d.Dir); len(ms) > 0 {
+		t.Errorf("mounts left under %s: %v", d.Dir, ms)
+	}
+	if _, err := os.Stat(filepath.Join(d.State, "netns", podID)); !os.IsNotExist(err) {
+		t.Errorf("netns file of pod left (stat: %v)", err)
+	}
+	for _, p := range []string{filepath.Join(d.Root, "pods", podID)} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("state dir %s left (stat: %v)", p, err)
+		}
+	}
+	if socks, _ := filepath.Glob(filepath.Join(d.State, "s", podID[:12]+"*")); len(socks) > 0 {
+		t.Errorf("shim socket left: %v", socks)
+	}
+	if oci, _ := os.ReadDir(filepath.Join(d.State, "oci")); len(oci) > 0 {
+		var names []string
+		for _, e := range oci {
+			names = append(names, e.Name())
+		}
+		t.Errorf("libcontainer state left: %v", names)
+	}
+	if dirs := cgroupDirs("/husk/" + podID); len(dirs) > 0 {
+		t.Errorf("cgroups left: %v", dirs)
+	}
+	if v := vethsOn(d.Bridge); len(v) > 0 {
+		t.Errorf("veths left on %s: %v", d.Bridge, v)
+	}
+	leases, _ := filepath.Glob(filepath.Join(d.Root, "cni", "networks", "*", "10.*"))
+	if len(leases) > 0 {
+		t.Errorf("IP leases left: %v", leases)
+	}
+	out, err := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
+	if err != nil {
+		t.Errorf("iptables-save: %v: %s", err, out)
+	} else if strings.Contains(string(out), podID) {
+		var rules []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, podID) {
+				rules = append(rules, l)
+			}
+		}
+		t.Errorf("iptables rules of the pod left: %v", rules)
+	}
+}
