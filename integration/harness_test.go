@@ -122,16 +122,6 @@ func (d *Daemon) Start() {
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start husk daemon: %v", err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(d.Socket); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("husk daemon did not create %s within 20s; log:\n%s", d.Socket, d.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	conn, err := grpc.NewClient("unix://"+d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -139,10 +129,20 @@ func (d *Daemon) Start() {
 	d.conn = conn
 	d.RT = runtimeapi.NewRuntimeServiceClient(conn)
 	d.Img = runtimeapi.NewImageServiceClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := d.RT.Version(ctx, &runtimeapi.VersionRequest{}); err != nil {
-		t.Fatalf("Version: %v; log:\n%s", err, d.Log())
+	// A socket left by a killed daemon exists before the new one listens:
+	// wait for an answer, not for the file.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := d.RT.Version(ctx, &runtimeapi.VersionRequest{})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("husk daemon not serving on %s within 30s: %v; log:\n%s", d.Socket, err, d.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -87,13 +87,54 @@ func vethsOn(bridge string) []string {
 	return out
 }
 
-// assertPodGone checks that nothing of a removed pod is left: netns,
-// mounts, cgroups, veths, IP leases, hostport rules, shim processes, state.
+// assertPodGone checks that nothing named after a removed pod is left: its
+// shim, netns, mounts, state dir, socket, cgroups and hostport rules.
 func assertPodGone(t *testing.T, d *Daemon, podID string) {
 	t.Helper()
-	// The shim exits on its own after acknowledging shutdown.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(shimPids(d.State)) > 0 && time.Now().Before(deadline) {
+	sock := filepath.Join(d.State, "s", podID[:12]+".sock")
+	// The shim exits on its own right after acknowledging shutdown.
+	waitGone := time.Now().Add(5 * time.Second)
+	for len(shimPids(sock)) > 0 && time.Now().Before(waitGone) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pids := shimPids(sock); len(pids) > 0 {
+		t.Errorf("shim of pod %s still runs: %v", podID, pids)
+	}
+	for _, dir := range []string{filepath.Join(d.Root, "pods", podID), filepath.Join(d.State, "netns", podID)} {
+		if ms := mountsUnder(dir); len(ms) > 0 {
+			t.Errorf("mounts left under %s: %v", dir, ms)
+		}
+	}
+	for _, p := range []string{filepath.Join(d.Root, "pods", podID), filepath.Join(d.State, "netns", podID), sock, filepath.Join(d.State, "oci", podID)} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left (stat: %v)", p, err)
+		}
+	}
+	if dirs := cgroupDirs("/husk/" + podID); len(dirs) > 0 {
+		t.Errorf("cgroups left: %v", dirs)
+	}
+	out, err := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
+	if err != nil {
+		t.Errorf("iptables-save: %v: %s", err, out)
+		return
+	}
+	var rules []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, podID) {
+			rules = append(rules, l)
+		}
+	}
+	if len(rules) > 0 {
+		t.Errorf("iptables rules of pod %s left: %v", podID, rules)
+	}
+}
+
+// assertDaemonClean checks that a daemon with no pods left has nothing
+// running or mounted: no shim, mount, libcontainer state, veth or IP lease.
+func assertDaemonClean(t *testing.T, d *Daemon) {
+	t.Helper()
+	waitGone := time.Now().Add(5 * time.Second)
+	for len(shimPids(d.State)) > 0 && time.Now().Before(waitGone) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if pids := shimPids(d.State); len(pids) > 0 {
@@ -102,17 +143,6 @@ func assertPodGone(t *testing.T, d *Daemon, podID string) {
 	if ms := mountsUnder(d.Dir); len(ms) > 0 {
 		t.Errorf("mounts left under %s: %v", d.Dir, ms)
 	}
-	if _, err := os.Stat(filepath.Join(d.State, "netns", podID)); !os.IsNotExist(err) {
-		t.Errorf("netns file of pod left (stat: %v)", err)
-	}
-	for _, p := range []string{filepath.Join(d.Root, "pods", podID)} {
-		if _, err := os.Stat(p); !os.IsNotExist(err) {
-			t.Errorf("state dir %s left (stat: %v)", p, err)
-		}
-	}
-	if socks, _ := filepath.Glob(filepath.Join(d.State, "s", podID[:12]+"*")); len(socks) > 0 {
-		t.Errorf("shim socket left: %v", socks)
-	}
 	if oci, _ := os.ReadDir(filepath.Join(d.State, "oci")); len(oci) > 0 {
 		var names []string
 		for _, e := range oci {
@@ -120,26 +150,13 @@ func assertPodGone(t *testing.T, d *Daemon, podID string) {
 		}
 		t.Errorf("libcontainer state left: %v", names)
 	}
-	if dirs := cgroupDirs("/husk/" + podID); len(dirs) > 0 {
-		t.Errorf("cgroups left: %v", dirs)
-	}
 	if v := vethsOn(d.Bridge); len(v) > 0 {
 		t.Errorf("veths left on %s: %v", d.Bridge, v)
 	}
-	leases, _ := filepath.Glob(filepath.Join(d.Root, "cni", "networks", "*", "10.*"))
-	if len(leases) > 0 {
+	if leases, _ := filepath.Glob(filepath.Join(d.Root, "cni", "networks", "*", "10.*")); len(leases) > 0 {
 		t.Errorf("IP leases left: %v", leases)
 	}
-	out, err := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
-	if err != nil {
-		t.Errorf("iptables-save: %v: %s", err, out)
-	} else if strings.Contains(string(out), podID) {
-		var rules []string
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.Contains(l, podID) {
-				rules = append(rules, l)
-			}
-		}
-		t.Errorf("iptables rules of the pod left: %v", rules)
+	if pods, _ := os.ReadDir(filepath.Join(d.Root, "pods")); len(pods) > 0 {
+		t.Errorf("pod dirs left: %d", len(pods))
 	}
 }

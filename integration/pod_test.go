@@ -116,6 +116,7 @@ func TestPodEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertPodGone(t, d, podID)
+	assertDaemonClean(t, d)
 }
 
 var criLine = regexp.MustCompile(`^(\S+) (stdout|stderr) (F|P) (.*)$`)
