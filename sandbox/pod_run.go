@@ -139,7 +139,10 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", fmt.Errorf("pod %s: mount sandbox image: %w", md.GetName(), err)
 	}
 	u.push(func() { _ = image.Unmount(dir) })
-	spec := infraSpec(p, rootfs, files, m.cfg.MinOOMScoreAdj)
+	spec, err := infraSpec(p, rootfs, files, m.cfg.MinOOMScoreAdj)
+	if err != nil {
+		return "", err
+	}
 	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", err
 	}

@@ -59,7 +59,7 @@ type podFiles struct {
 }
 
 // infraSpec builds the spec of the pod's infra container.
-func infraSpec(p *Pod, rootfs string, files podFiles, oomFloor int) *specs.Spec {
+func infraSpec(p *Pod, rootfs string, files podFiles, oomFloor int) (*specs.Spec, error) {
 	cfg := p.Config
 	sec := cfg.GetLinux().GetSecurityContext()
 	nsOpts := sec.GetNamespaceOptions()
@@ -101,7 +101,10 @@ func infraSpec(p *Pod, rootfs string, files podFiles, oomFloor int) *specs.Spec 
 	if nsOpts.GetPid() != runtimeapi.NamespaceMode_NODE {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
 	}
-	return s
+	if err := applySeccomp(s, sec.GetSeccomp()); err != nil {
+		return nil, fmt.Errorf("pod %s: %w", cfg.GetMetadata().GetName(), err)
+	}
+	return s, nil
 }
 
 func podHostname(cfg *runtimeapi.PodSandboxConfig) string {
@@ -202,6 +205,9 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 	case runtimeapi.NamespaceMode_NODE:
 	default:
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
+	}
+	if err := applySeccomp(s, sec.GetSeccomp()); err != nil {
+		return nil, fmt.Errorf("container %q: %w", cfg.GetMetadata().GetName(), err)
 	}
 	return s, nil
 }
