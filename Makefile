@@ -17,6 +17,8 @@ APT_PKGS := gcc make musl-tools libseccomp-dev containernetworking-plugins \
 OCI_TAGS    := seccomp netgo osusergo
 OCI_LDFLAGS := -s -w -linkmode external -extldflags "-static"
 LDFLAGS     := -s -w -X main.version=$(VERSION)
+# husk-shim lives as long as its pod: static and without cgo, so no libc is
+# mapped and its pages are shared by every shim on the node.
 
 .PHONY: all deps build run test unit integration install critest clean
 
@@ -34,7 +36,7 @@ pause/pause.bin: pause/c/pause.c
 
 build: deps pause/pause.bin
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/husk ./cmd/runtime
-	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/husk-shim ./cmd/shim
+	CGO_ENABLED=0 $(GO) build -trimpath -tags 'netgo osusergo' -ldflags '-s -w' -o $(BIN)/husk-shim ./cmd/shim
 	$(GO) build -trimpath -tags '$(OCI_TAGS)' -ldflags '$(OCI_LDFLAGS)' -o $(BIN)/husk-oci ./cmd/oci
 
 # Runs the daemon with the embedded defaults. Ctrl-C stops the daemon; the

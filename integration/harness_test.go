@@ -7,6 +7,7 @@ package integration
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -177,29 +178,46 @@ func (d *Daemon) Log() string {
 
 func (d *Daemon) cleanup() {
 	t := d.t
-	if d.cmd != nil && d.RT != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// A test that failed may have left the daemon dead or hung: start a
+	// fresh one on the same dirs, so its recovery and RemovePodSandbox undo
+	// everything (CNI DEL included), as they would on a real node.
+	if d.cmd == nil || d.RT == nil || !d.serving() {
+		d.Kill()
+		func() {
+			defer func() { _ = recover() }()
+			d.Start()
+		}()
+	}
+	if d.RT != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		if resp, err := d.RT.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
 			for _, p := range resp.Items {
-				if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
-					t.Errorf("cleanup: stop pod %s: %v", p.Id, err)
-				}
 				if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
 					t.Errorf("cleanup: remove pod %s: %v", p.Id, err)
 				}
 			}
+		} else {
+			t.Errorf("cleanup: list pods: %v", err)
 		}
 		cancel()
 	}
 	d.Stop()
-	// Whatever a failed test left: shims, mounts, netns, bridge.
+	// Last resort for what even that could not remove.
 	killShims(d.State)
 	unmountUnder(d.Dir)
+	removePodCgroups(d.Root)
 	_ = exec.Command("ip", "link", "del", d.Bridge).Run()
 	if t.Failed() {
 		t.Logf("daemon log (%s):\n%s", d.logPath, tail(d.Log(), 200))
 	}
 	_ = os.RemoveAll(d.Dir)
+}
+
+func (d *Daemon) serving() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := d.RT.Version(ctx, &runtimeapi.VersionRequest{})
+	return err == nil
 }
 
 func tail(s string, n int) string {
@@ -215,3 +233,5 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -160,3 +160,37 @@ func assertDaemonClean(t *testing.T, d *Daemon) {
 		t.Errorf("pod dirs left: %d", len(pods))
 	}
 }
+
+// removePodCgroups kills what runs in the cgroups of the pods recorded
+// under root and removes those cgroups: the last resort of a test cleanup.
+func removePodCgroups(root string) {
+	ents, _ := os.ReadDir(filepath.Join(root, "pods"))
+	for _, e := range ents {
+		for _, dir := range cgroupDirs("/husk/" + e.Name()) {
+			_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+				if err == nil && info.Name() == "cgroup.procs" {
+					data, _ := os.ReadFile(p)
+					for _, f := range strings.Fields(string(data)) {
+						if pid, err := strconv.Atoi(f); err == nil {
+							_ = syscall.Kill(pid, syscall.SIGKILL)
+						}
+					}
+				}
+				return nil
+			})
+		}
+		time.Sleep(100 * time.Millisecond)
+		for _, dir := range cgroupDirs("/husk/" + e.Name()) {
+			var dirs []string
+			_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+				if err == nil && info.IsDir() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+			for i := len(dirs) - 1; i >= 0; i-- {
+				_ = os.Remove(dirs[i])
+			}
+		}
+	}
+}

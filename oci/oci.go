@@ -35,8 +35,10 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 }
 
 // Create makes the container and starts its init, which then waits on the
-// exec fifo (state "created") until Start. It returns the init's pid.
-func Create(root, id, bundle string, stdio Stdio) (int, error) {
+// exec fifo (state "created") until Start; with run set it also lets it
+// exec at once, saving a helper round trip where nothing happens between
+// create and start (the infra container). It returns the init's pid.
+func Create(root, id, bundle string, stdio Stdio, run bool) (int, error) {
 	spec, err := LoadSpec(bundle)
 	if err != nil {
 		return 0, err
@@ -63,7 +65,11 @@ func Create(root, id, bundle string, stdio Stdio) (int, error) {
 		return 0, fmt.Errorf("create %s: %w", id, err)
 	}
 	p.Init = true
-	if err := c.Start(p); err != nil {
+	start := c.Start
+	if run {
+		start = c.Run
+	}
+	if err := start(p); err != nil {
 		_ = c.Destroy()
 		return 0, fmt.Errorf("create %s: start init: %w", id, err)
 	}

@@ -43,6 +43,8 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 
 	id := newID()
 	key := containerKey(p.ID, md)
+	st := newSteps()
+	defer st.log(m.log, "CreateContainer steps", id)
 	m.mu.Lock()
 	if other, ok := m.names[key]; ok {
 		m.mu.Unlock()
@@ -87,6 +89,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	}
 	u.push(func() { _ = image.Unmount(dir) })
 	m.set(func() { c.Mounted = true })
+	st.mark("record+rootfs")
 
 	user, err := resolveUser(rootfs, cfg.GetLinux().GetSecurityContext(), img.Config.User)
 	if err != nil {
@@ -105,6 +108,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", err
 	}
+	st.mark("spec")
 	if c.LogPath != "" {
 		if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
 			return "", fmt.Errorf("create log dir for %s: %w", c.LogPath, err)
@@ -115,10 +119,12 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
 	}
 	u.push(func() { _ = m.shim(p).Delete(context.WithoutCancel(ctx), id) })
+	st.mark("shim-create")
 	m.set(func() { c.Pid = pid; c.State = ContainerCreated })
 	if err := m.saveContainer(c); err != nil {
 		return "", err
 	}
+	st.mark("save")
 	ok = true
 	return id, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -43,6 +44,8 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	id := newID()
 	key := podKey(md)
+	st := newSteps()
+	defer st.log(m.log, "RunPodSandbox steps", id)
 	if err := m.reservePod(key, id, md); err != nil {
 		return "", err
 	}
@@ -80,6 +83,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 	m.set(func() { m.pods[id] = p })
+	st.mark("record")
 	u.push(func() { m.set(func() { delete(m.pods, id) }) })
 	if own {
 		u.push(func() { _ = removeCgroup(cgroup) })
@@ -98,6 +102,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		}
 		m.set(func() { p.NetnsPath = path })
 		u.push(func() { _ = network.RemoveNetns(path) })
+		st.mark("netns")
 		pn := podNetwork(p)
 		cniDone = make(chan cniResult, 1)
 		go func() {
@@ -124,21 +129,25 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 	u.push(func() { _ = unmount(files.Shm) })
+	st.mark("files+shm")
 
 	client, shimPid, err := shim.Launch(ctx, shim.LaunchConfig{
 		ShimPath: m.cfg.ShimPath, OCIPath: m.cfg.OCIPath, OCIRoot: m.ociRoot(),
 		PodID: id, Socket: p.ShimSocket, LogPath: filepath.Join(dir, "shim.log"),
+		Debug: m.log.Enabled(ctx, slog.LevelDebug),
 	})
 	if err != nil {
 		return "", err
 	}
 	u.push(func() { m.killShim(client, shimPid) })
+	st.mark("shim")
 
 	rootfs, err := m.images.Mount(img, dir, true)
 	if err != nil {
 		return "", fmt.Errorf("pod %s: mount sandbox image: %w", md.GetName(), err)
 	}
 	u.push(func() { _ = image.Unmount(dir) })
+	st.mark("rootfs")
 	spec, err := infraSpec(p, rootfs, files, m.cfg.MinOOMScoreAdj)
 	if err != nil {
 		return "", err
@@ -146,14 +155,12 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", err
 	}
-	pid, err := client.Create(ctx, id, dir, "", filepath.Join(dir, "exit.json"))
+	pid, err := client.Run(ctx, id, dir, "", filepath.Join(dir, "exit.json"))
 	if err != nil {
-		return "", fmt.Errorf("pod %s: create infra container: %w", md.GetName(), err)
-	}
-	u.push(func() { _ = client.Delete(context.WithoutCancel(ctx), id) })
-	if err := client.Start(ctx, id); err != nil {
 		return "", fmt.Errorf("pod %s: start infra container: %w", md.GetName(), err)
 	}
+	u.push(func() { _ = client.Delete(context.WithoutCancel(ctx), id) })
+	st.mark("infra")
 	m.set(func() { p.InfraPid = pid })
 
 	if cniDone != nil {
@@ -163,6 +170,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 			return "", fmt.Errorf("pod %s: set up network: %w", md.GetName(), r.err)
 		}
 		m.set(func() { p.IPs = r.res.IPs; p.NetworkDone = true })
+		st.mark("cni-wait")
 		if _, err := m.writePodFiles(p, r.res.IPs); err != nil {
 			return "", err
 		}
@@ -171,6 +179,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err := m.savePod(p); err != nil {
 		return "", err
 	}
+	st.mark("save")
 	ok = true
 	m.log.Info("pod sandbox ready", "id", id, "name", md.GetName(), "namespace", md.GetNamespace(), "ips", p.IPs)
 	return id, nil

@@ -29,6 +29,7 @@ type Request struct {
 	Bundle   string `json:"bundle,omitempty"`    // holds config.json (the OCI spec)
 	LogPath  string `json:"log_path,omitempty"`  // CRI log file; empty discards output
 	ExitFile string `json:"exit_file,omitempty"` // where the exit status is written before it is reported
+	Start    bool   `json:"start,omitempty"`     // start right away (create + start in one step)
 
 	// kill
 	Signal int `json:"signal,omitempty"`

@@ -61,6 +61,15 @@ func (c *Client) Create(ctx context.Context, id, bundle, logPath, exitFile strin
 	return r.Pid, nil
 }
 
+// Run creates a container and starts it at once.
+func (c *Client) Run(ctx context.Context, id, bundle, logPath, exitFile string) (int, error) {
+	r, err := c.call(ctx, Request{Method: MethodCreate, ID: id, Bundle: bundle, LogPath: logPath, ExitFile: exitFile, Start: true})
+	if err != nil {
+		return 0, err
+	}
+	return r.Pid, nil
+}
+
 // Start starts a created container.
 func (c *Client) Start(ctx context.Context, id string) error {
 	_, err := c.call(ctx, Request{Method: MethodStart, ID: id})

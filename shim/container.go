@@ -40,6 +40,9 @@ func (s *Server) create(ctx context.Context, req *Request) (*Response, error) {
 	}
 	s.mu.Lock()
 	c.pid = pid
+	if req.Start {
+		c.status = StatusRunning
+	}
 	s.mu.Unlock()
 	go s.watch(c, s.reaper.wait(pid))
 	return &Response{Pid: pid}, nil
@@ -73,7 +76,11 @@ func (s *Server) createProcess(c *container, req *Request) (int, error) {
 		go func() { defer c.logs.Done(); defer outR.Close(); copyLog(lw, "stdout", outR) }()
 		go func() { defer c.logs.Done(); defer errR.Close(); copyLog(lw, "stderr", errR) }()
 	}
-	pid, err := s.runOCI([]string{"create", "--id", c.id, "--bundle", req.Bundle}, stdio)
+	cmd := "create"
+	if req.Start {
+		cmd = "run"
+	}
+	pid, err := s.runOCI([]string{cmd, "--id", c.id, "--bundle", req.Bundle}, stdio)
 	if err != nil {
 		if c.log != nil {
 			// The write ends close with this function; wait for the copiers

@@ -18,6 +18,7 @@ type LaunchConfig struct {
 	PodID    string
 	Socket   string
 	LogPath  string // the shim's own log
+	Debug    bool   // log at debug level
 }
 
 // Launch starts husk-shim for a pod, detached in its own session so that
@@ -34,11 +35,16 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, int, error) {
 		return nil, 0, fmt.Errorf("shim ready pipe: %w", err)
 	}
 	defer readyR.Close()
-	cmd := exec.Command(cfg.ShimPath, "--id", cfg.PodID, "--socket", cfg.Socket, "--oci", cfg.OCIPath, "--oci-root", cfg.OCIRoot)
+	args := []string{"--id", cfg.PodID, "--socket", cfg.Socket, "--oci", cfg.OCIPath, "--oci-root", cfg.OCIRoot}
+	if cfg.Debug {
+		args = append(args, "--debug")
+	}
+	cmd := exec.Command(cfg.ShimPath, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.ExtraFiles = []*os.File{readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// One P is plenty for a supervisor and saves a per-P cache and thread.
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	if err := cmd.Start(); err != nil {
 		readyW.Close()

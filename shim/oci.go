@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,6 +45,8 @@ func (s *Server) runOCI(args []string, io_ ociIO) (int, error) {
 	}
 	defer errR.Close()
 	argv := append([]string{s.cfg.OCIPath, args[0], "--root", s.cfg.OCIRoot}, args[1:]...)
+	start := time.Now()
+	defer func() { s.log.Debug("husk-oci", "cmd", args[0], "took", time.Since(start)) }()
 	p, err := os.StartProcess(s.cfg.OCIPath, argv, &os.ProcAttr{
 		Files: []*os.File{orNull(io_.stdin), outW, errW, orNull(io_.stdout), orNull(io_.stderr)},
 		Env:   []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},

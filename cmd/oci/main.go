@@ -29,7 +29,7 @@ type result struct {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: husk-oci create|start|exec|delete --root DIR --id ID [--bundle DIR] [--process FILE]")
+		return fmt.Errorf("usage: husk-oci create|run|start|exec|delete --root DIR --id ID [--bundle DIR] [--process FILE]")
 	}
 	fs := flag.NewFlagSet("husk-oci "+args[0], flag.ContinueOnError)
 	root := fs.String("root", "", "libcontainer state root")
@@ -48,8 +48,8 @@ func run(args []string) error {
 	var res result
 	var err error
 	switch args[0] {
-	case "create":
-		res.Pid, err = oci.Create(*root, *id, *bundle, stdio())
+	case "create", "run":
+		res.Pid, err = oci.Create(*root, *id, *bundle, stdio(), args[0] == "run")
 	case "start":
 		err = oci.Start(*root, *id)
 	case "exec":

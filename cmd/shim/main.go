@@ -30,6 +30,7 @@ func run() error {
 	flag.StringVar(&cfg.Socket, "socket", "", "socket to listen on")
 	flag.StringVar(&cfg.OCIPath, "oci", "", "path of husk-oci")
 	flag.StringVar(&cfg.OCIRoot, "oci-root", "", "libcontainer state root")
+	debugLog := flag.Bool("debug", false, "log at debug level")
 	flag.Parse()
 	if cfg.PodID == "" || cfg.Socket == "" || cfg.OCIPath == "" || cfg.OCIRoot == "" {
 		return fmt.Errorf("--id, --socket, --oci and --oci-root are required")
@@ -47,7 +48,11 @@ func run() error {
 	// daemon's shutdown request ends a shim.
 	signal.Ignore(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGPIPE)
 
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pod", cfg.PodID)
+	opts := &slog.HandlerOptions{}
+	if *debugLog {
+		opts.Level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, opts)).With("pod", cfg.PodID)
 	_ = os.Remove(cfg.Socket)
 	l, err := net.Listen("unix", cfg.Socket)
 	if err != nil {
