@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/husk-runtime/husk/atomicfile"
 	"os"
 	"path/filepath"
 
@@ -34,7 +35,7 @@ func (s *Store) putBlob(d v1.Hash, data []byte) error {
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	return writeFileAtomic(p, data, 0o644)
+	return atomicfile.Write(p, data, 0o644)
 }
 
 // readBlob returns a stored blob, verified against its digest.
@@ -67,7 +68,7 @@ func (s *Store) removeBlob(d v1.Hash) error {
 
 func (s *Store) cleanContentTemps() error {
 	for _, d := range []string{s.contentDir, s.imagesDir, s.layersDir} {
-		if err := removeTemps(d); err != nil {
+		if err := atomicfile.RemoveTemps(d); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package image
 
 import (
 	"fmt"
+	"github.com/husk-runtime/husk/atomicfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -65,7 +66,7 @@ func (s *Store) gcLocked() error {
 		}
 		// Rename first so the index never names a half-deleted directory;
 		// Open removes what a crash leaves under the temp name.
-		gone := filepath.Join(s.layersDir, tmpPrefix+"gc-"+strconv.Itoa(e.N))
+		gone := filepath.Join(s.layersDir, atomicfile.TempPrefix+"gc-"+strconv.Itoa(e.N))
 		if err := os.Rename(dir, gone); err != nil {
 			return fmt.Errorf("remove layer %s: %w", dir, err)
 		}

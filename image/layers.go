@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/husk-runtime/husk/atomicfile"
 	"io"
 	"log/slog"
 	"os"
@@ -51,7 +52,7 @@ func (s *Store) loadLayers(ctx context.Context) error {
 			s.layers.Layers = make(map[string]layerEntry)
 		}
 	}
-	if err := removeTemps(s.layersDir); err != nil {
+	if err := atomicfile.RemoveTemps(s.layersDir); err != nil {
 		return err
 	}
 	known := make(map[string]bool)
@@ -90,7 +91,7 @@ func (s *Store) saveLayersLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.layersDir, layerIndexFile), data, 0o600)
+	return atomicfile.Write(filepath.Join(s.layersDir, layerIndexFile), data, 0o600)
 }
 
 // layerDirLocked returns the directory of an unpacked layer. s.mu must be held.
@@ -124,7 +125,7 @@ func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest 
 		return dir, nil
 	}
 
-	tmp, err := os.MkdirTemp(s.layersDir, tmpPrefix+"layer-")
+	tmp, err := os.MkdirTemp(s.layersDir, atomicfile.TempPrefix+"layer-")
 	if err != nil {
 		return "", fmt.Errorf("layer %s: %w", digest, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/husk-runtime/husk/atomicfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func (s *Store) loadRecords(ctx context.Context) error {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, tmpPrefix) {
+		if !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, atomicfile.TempPrefix) {
 			continue
 		}
 		p := filepath.Join(s.imagesDir, name)
@@ -93,7 +94,7 @@ func (s *Store) saveRecordLocked(rec *record) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.recordPath(rec.ID), data, 0o600)
+	return atomicfile.Write(s.recordPath(rec.ID), data, 0o600)
 }
 
 func (s *Store) deleteRecordLocked(rec *record) error {

@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"errors"
+	"github.com/husk-runtime/husk/atomicfile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,10 +65,10 @@ func TestOpenCleansHalfMadeState(t *testing.T) {
 		t.Fatal(err)
 	}
 	junk := []string{
-		filepath.Join(root, "layers", tmpPrefix+"layer-123"),
+		filepath.Join(root, "layers", atomicfile.TempPrefix+"layer-123"),
 		filepath.Join(root, "layers", "77"), // renamed into place, never indexed
-		filepath.Join(root, "images", tmpPrefix+"abc.json-1"),
-		filepath.Join(root, "content", "blobs", "sha256", tmpPrefix+"x"),
+		filepath.Join(root, "images", atomicfile.TempPrefix+"abc.json-1"),
+		filepath.Join(root, "content", "blobs", "sha256", atomicfile.TempPrefix+"x"),
 	}
 	for _, j := range junk[:2] {
 		if err := os.MkdirAll(filepath.Join(j, "sub"), 0o755); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/husk-runtime/husk/atomicfile"
 	"net"
 	"os"
 	"path/filepath"
@@ -103,7 +104,7 @@ func (m *Manager) ensureDefaultConf() error {
 	if err := os.MkdirAll(m.cfg.ConfDir, 0o755); err != nil {
 		return fmt.Errorf("creating CNI config dir: %w", err)
 	}
-	if err := writeFileAtomic(path, data, 0o644); err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return fmt.Errorf("writing default CNI config: %w", err)
 	}
 	m.log.Info("wrote default CNI network config", "path", path, "bridge", m.cfg.BridgeName, "subnets", m.subnets())
@@ -140,7 +141,7 @@ func (m *Manager) UpdatePodCIDR(cidr string) error {
 	if err := os.MkdirAll(m.cfg.CacheDir, 0o700); err != nil {
 		return fmt.Errorf("network: saving pod CIDR: %w", err)
 	}
-	if err := writeFileAtomic(m.podCIDRFile(), []byte(strings.Join(subnets, ",")+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(m.podCIDRFile(), []byte(strings.Join(subnets, ",")+"\n"), 0o644); err != nil {
 		return fmt.Errorf("network: saving pod CIDR: %w", err)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/husk-runtime/husk/atomicfile"
 	"io/fs"
 	"log/slog"
 	"net/netip"
@@ -65,7 +66,7 @@ func writeResolvConf(path, hostPath, fallbackPath string, servers, searches, opt
 		}
 		data = b.Bytes()
 	}
-	if err := writeFileAtomic(path, data, 0o644); err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package network
 import (
 	"bytes"
 	"fmt"
+	"github.com/husk-runtime/husk/atomicfile"
 	"net/netip"
 	"strings"
 )
@@ -12,7 +13,7 @@ func WriteHostname(path, hostname string) error {
 	if err := checkHostname(hostname); err != nil {
 		return fmt.Errorf("network: hostname file %s: %w", path, err)
 	}
-	if err := writeFileAtomic(path, []byte(hostname+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(path, []byte(hostname+"\n"), 0o644); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
 	return nil
@@ -42,7 +43,7 @@ func WriteHosts(path, hostname string, ips []string) error {
 		}
 		fmt.Fprintf(&b, "%s\t%s\n", a, hostname)
 	}
-	if err := writeFileAtomic(path, b.Bytes(), 0o644); err != nil {
+	if err := atomicfile.Write(path, b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
 	return nil
