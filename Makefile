@@ -20,7 +20,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 # husk-shim lives as long as its pod: static and without cgo, so no libc is
 # mapped and its pages are shared by every shim on the node.
 
-.PHONY: all deps build run test unit integration install critest clean
+.PHONY: all deps build tools run test unit integration bench install critest clean
 
 all: build
 
@@ -39,6 +39,15 @@ build: deps pause/pause.bin
 	CGO_ENABLED=0 $(GO) build -trimpath -tags 'netgo osusergo' -ldflags '-s -w' -o $(BIN)/husk-shim ./cmd/shim
 	$(GO) build -trimpath -tags '$(OCI_TAGS)' -ldflags '$(OCI_LDFLAGS)' -o $(BIN)/husk-oci ./cmd/oci
 
+# crictl and critest, pinned by the tools module (tools/go.mod). The
+# checksum database is not asked about cri-tools: the proxy refuses its
+# version list, and go.sum pins it anyway.
+CRITOOLS_VERSION := 1.36.0
+CRITOOLS_LDFLAGS := -X sigs.k8s.io/cri-tools/pkg/version.Version=$(CRITOOLS_VERSION)
+tools:
+	cd tools && GONOSUMDB=sigs.k8s.io/cri-tools $(GO) build -ldflags '$(CRITOOLS_LDFLAGS)' -o ../$(BIN)/crictl sigs.k8s.io/cri-tools/cmd/crictl
+	cd tools && GONOSUMDB=sigs.k8s.io/cri-tools $(GO) test -c -ldflags '$(CRITOOLS_LDFLAGS)' -o ../$(BIN)/critest sigs.k8s.io/cri-tools/cmd/critest
+
 # Runs the daemon with the embedded defaults. Ctrl-C stops the daemon; the
 # pods keep running.
 run: build
@@ -48,8 +57,17 @@ unit: build
 	$(GO) vet ./...
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration$$)
 
-integration: build
+integration: build tools
 	$(GO) test -count=1 -v -timeout 30m ./integration/
+
+# Pod start latency (warm and cold) and per-pod memory; figures, no asserts.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 30x -timeout 30m -v ./integration/ | grep -E '^(Benchmark|\s+time=.*steps)'
+
+# cri-tools' conformance suite against an isolated husk, with every image
+# served from a local registry through husk's mirror config.
+critest: build tools
+	$(GO) run ./integration/critest --bin $(BIN)
 
 test: unit integration
 

@@ -5,11 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/husk-runtime/husk/atomicfile"
 	"os"
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/husk-runtime/husk/atomicfile"
 )
 
 // blobPath is where the blob with digest d lives. Only sha256 is accepted,

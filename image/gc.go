@@ -2,7 +2,6 @@ package image
 
 import (
 	"fmt"
-	"github.com/husk-runtime/husk/atomicfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/husk-runtime/husk/atomicfile"
 	"github.com/moby/sys/mountinfo"
 )
 

@@ -3,7 +3,6 @@ package image
 import (
 	"context"
 	"errors"
-	"github.com/husk-runtime/husk/atomicfile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/husk-runtime/husk/atomicfile"
 	"golang.org/x/sys/unix"
 )
 

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/husk-runtime/husk/atomicfile"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/husk-runtime/husk/atomicfile"
 )
 
 const (

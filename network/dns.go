@@ -5,12 +5,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/husk-runtime/husk/atomicfile"
 	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/husk-runtime/husk/atomicfile"
 )
 
 const (

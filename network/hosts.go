@@ -3,14 +3,15 @@ package network
 import (
 	"bytes"
 	"fmt"
-	"github.com/husk-runtime/husk/atomicfile"
 	"net/netip"
 	"strings"
+
+	"github.com/husk-runtime/husk/atomicfile"
 )
 
 // WriteHostname writes the pod's /etc/hostname.
 func WriteHostname(path, hostname string) error {
-	if err := checkHostname(hostname); err != nil {
+	if err := ValidateHostname(hostname); err != nil {
 		return fmt.Errorf("network: hostname file %s: %w", path, err)
 	}
 	if err := atomicfile.Write(path, []byte(hostname+"\n"), 0o644); err != nil {
@@ -25,7 +26,7 @@ func WriteHostname(path, hostname string) error {
 // localhost on both loopbacks, the IPv6 multicast names, and each pod IP
 // mapped to the pod's hostname.
 func WriteHosts(path, hostname string, ips []string) error {
-	if err := checkHostname(hostname); err != nil {
+	if err := ValidateHostname(hostname); err != nil {
 		return fmt.Errorf("network: hosts file %s: %w", path, err)
 	}
 	var b bytes.Buffer
@@ -49,9 +50,9 @@ func WriteHosts(path, hostname string, ips []string) error {
 	return nil
 }
 
-// checkHostname rejects what would corrupt the files or that the kernel's
+// ValidateHostname rejects what would corrupt the files or that the kernel's
 // sethostname(2) would refuse (at most 64 bytes).
-func checkHostname(h string) error {
+func ValidateHostname(h string) error {
 	if h == "" || len(h) > 64 || strings.ContainsAny(h, " \t\r\n/\x00") {
 		return fmt.Errorf("invalid hostname %q", h)
 	}

@@ -39,6 +39,11 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if md == nil || md.GetName() == "" || md.GetNamespace() == "" || md.GetUid() == "" {
 		return "", fmt.Errorf("pod sandbox config needs metadata with name, namespace and uid (got %v): %w", md, ErrInvalid)
 	}
+	if h := cfg.GetHostname(); h != "" {
+		if err := network.ValidateHostname(h); err != nil {
+			return "", fmt.Errorf("pod %s: %v: %w", md.GetName(), err, ErrInvalid)
+		}
+	}
 	if handler != "" && handler != "husk" && handler != "runc" {
 		return "", fmt.Errorf("runtime handler %q is not configured (husk serves only the default handler): %w", handler, ErrInvalid)
 	}

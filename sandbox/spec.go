@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -107,11 +108,15 @@ func infraSpec(p *Pod, rootfs string, files podFiles, oomFloor int) (*specs.Spec
 	return s, nil
 }
 
+// podHostname is the pod's hostname: the one kubelet gives, else the
+// node's, as containerd and CRI-O do (a pod name may be longer than a
+// hostname may be).
 func podHostname(cfg *runtimeapi.PodSandboxConfig) string {
 	if h := cfg.GetHostname(); h != "" {
 		return h
 	}
-	return cfg.GetMetadata().GetName()
+	h, _ := os.Hostname()
+	return h
 }
 
 // imageConfig is the part of an image's config a container spec uses.

@@ -1,0 +1,279 @@
+// Command critest-run runs cri-tools' critest against an isolated husk: it
+// starts a registry on 127.0.0.1 serving stand-ins of every image critest
+// pulls (built from Debian's busybox), points husk's registry mirrors at it
+// so no pull leaves the machine, runs critest, prints the summary and
+// cleans up what the suite leaves (pods, host shared memory, temp dirs).
+//
+//	go run ./integration/critest --bin bin [--strict] [-- extra critest flags]
+package main
+
+import (
+	"bufio"
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/husk-runtime/husk/integration/testenv"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+//go:embed skips.txt
+var skipsFile string
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "critest-run:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	bin := flag.String("bin", "bin", "directory holding husk, husk-shim, husk-oci and critest")
+	strict := flag.Bool("strict", false, "exit non-zero when a spec fails")
+	flag.Parse()
+	binDir, err := filepath.Abs(*bin)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "husk-critest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	shmBefore := shmIDs()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+
+	reg, err := testenv.StartRegistryProcess(filepath.Join(dir, "registry"))
+	if err != nil {
+		return err
+	}
+	defer reg.Stop()
+	fmt.Println("registry on", reg.Addr, "- building and pushing critest images")
+	base, err := testenv.BuildBusybox(testenv.DefaultCacheDir())
+	if err != nil {
+		return err
+	}
+	if err := testenv.PushCritestImages(ctx, reg.Addr, base, testenv.DefaultCacheDir()); err != nil {
+		return err
+	}
+	certs := filepath.Join(dir, "certs.d")
+	// 127.0.0.2:5000 has nothing listening: pulling through it proves the
+	// mirror configuration is in force before the suite starts.
+	guard := "127.0.0.2:5000"
+	if err := testenv.WriteMirrorHosts(certs, reg.Addr, append(testenv.CritestUpstreamHosts, guard)); err != nil {
+		return err
+	}
+
+	d, err := startDaemon(dir, binDir, certs)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	if _, err := d.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: guard + "/e2e-test-images/busybox:1.29-2"}}); err != nil {
+		return fmt.Errorf("guard pull through the mirror failed, so the mirrors are not in force: %w", err)
+	}
+
+	var skips []string
+	for _, l := range strings.Split(skipsFile, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			skips = append(skips, regexp.QuoteMeta(l))
+		}
+	}
+	args := []string{
+		"--runtime-endpoint", "unix://" + d.socket, "--image-endpoint", "unix://" + d.socket,
+		"--ginkgo.no-color", "--ginkgo.skip", strings.Join(skips, "|"),
+	}
+	args = append(args, flag.Args()...)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "critest"), args...)
+	cmd.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
+	cmd.Dir = dir
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	logPath := filepath.Join(os.TempDir(), "husk-critest.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	fmt.Println("running critest; full output in", logPath)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	var failures []string
+	summary := ""
+	sc := bufio.NewScanner(io.TeeReader(out, logf))
+	sc.Buffer(nil, 1<<20)
+	failRe := regexp.MustCompile(`^\s*\[FAIL\] (.*)$`)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := failRe.FindStringSubmatch(line); m != nil {
+			failures = append(failures, m[1])
+		}
+		if strings.Contains(line, "Passed |") && strings.Contains(line, "Failed |") {
+			summary = strings.TrimSpace(line)
+		}
+		if strings.HasPrefix(line, "Ran ") {
+			fmt.Println(line)
+		}
+	}
+	runErr := cmd.Wait()
+
+	cleanup(d, shmBefore)
+	fmt.Println("critest summary:", summary)
+	passed, failed, skipped := counts(summary)
+	for _, f := range failures {
+		fmt.Println("FAILED:", f)
+	}
+	// The closing line CI reads.
+	fmt.Printf("critest: %d passed, %d failed, %d skipped\n", passed, failed, skipped)
+	if summary == "" {
+		return fmt.Errorf("critest did not run to the end: %v (see %s)", runErr, logPath)
+	}
+	if *strict && runErr != nil {
+		return fmt.Errorf("critest: %d specs failed", failed)
+	}
+	return nil
+}
+
+func counts(summary string) (passed, failed, skipped int) {
+	for _, part := range strings.Split(summary, "|") {
+		var n int
+		var word string
+		if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(part, "FAIL! -- "), "SUCCESS! -- ")), "%d %s", &n, &word); err != nil {
+			continue
+		}
+		switch word {
+		case "Passed":
+			passed = n
+		case "Failed":
+			failed = n
+		case "Skipped":
+			skipped = n
+		}
+	}
+	return
+}
+
+type daemon struct {
+	cmd    *exec.Cmd
+	socket string
+	conn   *grpc.ClientConn
+	rt     runtimeapi.RuntimeServiceClient
+	img    runtimeapi.ImageServiceClient
+}
+
+func startDaemon(dir, binDir, certs string) (*daemon, error) {
+	d := &daemon{socket: filepath.Join(dir, "husk.sock")}
+	cfgPath := filepath.Join(dir, "config.toml")
+	cfg := fmt.Sprintf(`root = %q
+state = %q
+socket = %q
+[cni]
+conf_dir = %q
+default_network = true
+bridge = "huskcritest0"
+subnet = "10.198.0.0/16"
+[registry]
+config_path = %q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "run"), d.socket, filepath.Join(dir, "cni"), certs)
+	if err := os.MkdirAll(filepath.Join(dir, "cni"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(os.TempDir(), "husk-critest-daemon.log"))
+	if err != nil {
+		return nil, err
+	}
+	d.cmd = exec.Command(filepath.Join(binDir, "husk"), "daemon", "--config", cfgPath)
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("unix://"+d.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	d.conn, d.rt, d.img = conn, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := d.rt.Version(ctx, &runtimeapi.VersionRequest{})
+		cancel()
+		if err == nil {
+			return d, nil
+		}
+		if time.Now().After(deadline) {
+			d.stop()
+			return nil, fmt.Errorf("husk daemon not serving: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (d *daemon) stop() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	_ = d.cmd.Wait()
+	d.cmd = nil
+	d.conn.Close()
+	_ = exec.Command("ip", "link", "del", "huskcritest0").Run()
+}
+
+// cleanup removes the pods failing specs leave and the host shared-memory
+// segments the HostIpc specs create with ipcmk and never delete.
+func cleanup(d *daemon, shmBefore map[string]bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if pods, err := d.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+		for _, p := range pods.Items {
+			if _, err := d.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+				fmt.Fprintln(os.Stderr, "cleanup: remove pod", p.Id, err)
+			}
+		}
+	}
+	for id := range shmIDs() {
+		if !shmBefore[id] {
+			if err := exec.Command("ipcrm", "-m", id).Run(); err != nil && !errors.Is(err, exec.ErrNotFound) {
+				fmt.Fprintln(os.Stderr, "cleanup: ipcrm -m", id, err)
+			}
+		}
+	}
+}
+
+// shmIDs lists the host's System V shared memory segment ids.
+func shmIDs() map[string]bool {
+	ids := map[string]bool{}
+	data, err := os.ReadFile("/proc/sysvipc/shm")
+	if err != nil {
+		return ids
+	}
+	for i, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if i == 0 || len(f) < 2 {
+			continue
+		}
+		ids[f[1]] = true
+	}
+	return ids
+}
