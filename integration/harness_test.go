@@ -64,9 +64,17 @@ type Daemon struct {
 	conn                     *grpc.ClientConn
 }
 
+// DaemonOptions change an isolated daemon's configuration.
+type DaemonOptions struct {
+	NoDefaultNetwork bool // leave the CNI config dir empty
+}
+
 // StartDaemon starts a daemon in a fresh temp dir. Cleanup removes every
 // pod it still has, stops it and checks nothing of it is left.
-func StartDaemon(t testing.TB) *Daemon {
+func StartDaemon(t testing.TB) *Daemon { return StartDaemonWith(t, DaemonOptions{}) }
+
+// StartDaemonWith is StartDaemon with options.
+func StartDaemonWith(t testing.TB, opts DaemonOptions) *Daemon {
 	t.Helper()
 	requireRoot(t)
 	b := make([]byte, 4)
@@ -95,12 +103,12 @@ socket = %q
 log_level = "debug"
 [cni]
 conf_dir = %q
-default_network = true
+default_network = %v
 bridge = %q
 subnet = %q
 [registry]
 config_path = %q
-`, d.Root, d.State, d.Socket, d.CNIDir, d.Bridge, d.Subnet, d.CertsDir)
+`, d.Root, d.State, d.Socket, d.CNIDir, !opts.NoDefaultNetwork, d.Bridge, d.Subnet, d.CertsDir)
 	if err := os.WriteFile(d.ConfigPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -180,17 +180,22 @@ func removePodCgroups(root string) {
 			})
 		}
 		time.Sleep(100 * time.Millisecond)
-		for _, dir := range cgroupDirs("/husk/" + e.Name()) {
-			var dirs []string
-			_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-				if err == nil && info.IsDir() {
-					dirs = append(dirs, p)
-				}
-				return nil
-			})
-			for i := len(dirs) - 1; i >= 0; i-- {
-				_ = os.Remove(dirs[i])
+		removeCgroupTree("/husk/" + e.Name())
+	}
+}
+
+// removeCgroupTree removes a cgroup and its children in every hierarchy.
+func removeCgroupTree(path string) {
+	for _, dir := range cgroupDirs(path) {
+		var dirs []string
+		_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+			if err == nil && info.IsDir() {
+				dirs = append(dirs, p)
 			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			_ = os.Remove(dirs[i])
 		}
 	}
 }

@@ -16,6 +16,10 @@ import (
 // containerd and CRI-O also start from; it is built from the spec's final
 // capabilities, so call this last.
 func applySeccomp(s *specs.Spec, sp *runtimeapi.SecurityProfile) error {
+	if sp == nil {
+		// Not the zero value of the enum, which is RuntimeDefault.
+		return nil
+	}
 	switch sp.GetProfileType() {
 	case runtimeapi.SecurityProfile_Unconfined:
 		return nil

@@ -162,8 +162,8 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 		Linux: &specs.Linux{
 			CgroupsPath:   filepath.Join(p.Cgroup, c.ID),
 			Sysctl:        p.Config.GetLinux().GetSysctls(),
-			MaskedPaths:   maskedPaths,
-			ReadonlyPaths: readonlyPaths,
+			MaskedPaths:   orDefault(sec.GetMaskedPaths(), maskedPaths),
+			ReadonlyPaths: orDefault(sec.GetReadonlyPaths(), readonlyPaths),
 			Resources:     resources(lin.GetResources()),
 		},
 		Annotations: cfg.GetAnnotations(),
@@ -335,6 +335,15 @@ func clampOOM(want, floor int) int {
 }
 
 func intPtr(i int) *int { return &i }
+
+// orDefault takes kubelet's list when it sends one (it always does, with
+// its own defaults or what the pod asked for), else ours.
+func orDefault(given, def []string) []string {
+	if given != nil {
+		return given
+	}
+	return def
+}
 
 func firstNonEmpty(ss ...string) string {
 	for _, s := range ss {

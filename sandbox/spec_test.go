@@ -130,6 +130,17 @@ func TestContainerSpec(t *testing.T) {
 	}
 }
 
+func TestSeccompNilIsUnconfined(t *testing.T) {
+	// The enum's zero value is RuntimeDefault; a nil profile is not.
+	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}, Linux: &specs.Linux{}}
+	if err := applySeccomp(s, nil); err != nil || s.Linux.Seccomp != nil {
+		t.Fatalf("nil profile: %v %v", err, s.Linux.Seccomp)
+	}
+	if err := applySeccomp(s, &runtimeapi.SecurityProfile{}); err != nil || s.Linux.Seccomp == nil {
+		t.Fatalf("zero profile (RuntimeDefault): %v %v", err, s.Linux.Seccomp)
+	}
+}
+
 func TestContainerSpecRejects(t *testing.T) {
 	p := testPod()
 	bad := []*runtimeapi.ContainerConfig{
@@ -179,6 +190,9 @@ func TestResolveUser(t *testing.T) {
 	}
 	if _, err := resolveUser(root, &runtimeapi.LinuxContainerSecurityContext{RunAsUsername: "nobody-here"}, ""); err == nil {
 		t.Fatal("unknown user name accepted")
+	}
+	if _, err := resolveUser(root, &runtimeapi.LinuxContainerSecurityContext{RunAsGroup: &runtimeapi.Int64Value{Value: 5}}, "www-data"); err == nil {
+		t.Fatal("run_as_group without run_as_user accepted")
 	}
 }
 

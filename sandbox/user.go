@@ -15,6 +15,10 @@ import (
 // /etc/passwd and /etc/group (through securejoin: the image decides where
 // those paths lead, and must not lead outside its rootfs).
 func resolveUser(rootfs string, sec *runtimeapi.LinuxContainerSecurityContext, imageUser string) (specs.User, error) {
+	// CRI: run_as_group applies only with run_as_user or run_as_username.
+	if sec.GetRunAsGroup() != nil && sec.GetRunAsUser() == nil && sec.GetRunAsUsername() == "" {
+		return specs.User{}, fmt.Errorf("run_as_group is set without run_as_user or run_as_username: %w", ErrInvalid)
+	}
 	spec := imageUser
 	switch {
 	case sec.GetRunAsUser() != nil:
