@@ -1,9 +1,15 @@
 package integration
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -85,5 +91,61 @@ func TestDaemonKillRestart(t *testing.T) {
 		}
 		assertPodGone(t, d, podID)
 	}
+	assertDaemonClean(t, d)
+}
+
+// editRecord rewrites fields of a JSON record on disk.
+func editRecord(t *testing.T, path string, set map[string]any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range set {
+		if v == nil {
+			delete(rec, k)
+		} else {
+			rec[k] = v
+		}
+	}
+	if data, err = json.Marshal(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecoverHalfMadePod puts the records on disk back to how a crash in
+// the middle of RunPodSandbox and CreateContainer leaves them (state
+// "creating", CNI not yet recorded) while everything they describe exists:
+// the next daemon start removes it all.
+func TestRecoverHalfMadePod(t *testing.T) {
+	ref := busyboxRef(t)
+	d := StartDaemon(t)
+	pull(t, d, ref)
+	pod := podConfig("halfmade")
+	podID := runPod(t, d, pod)
+	ctrID := runContainer(t, d, podID, pod, ctrConfig("c", ref, "sleep", "3600"))
+	d.Kill()
+
+	podDir := filepath.Join(d.Root, "pods", podID)
+	editRecord(t, filepath.Join(podDir, "pod.json"), map[string]any{"state": "creating", "network_done": nil, "ips": nil})
+	editRecord(t, filepath.Join(podDir, "containers", ctrID, "container.json"), map[string]any{"state": "creating"})
+	d.Start()
+
+	ctx := ctxT(t, time.Minute)
+	pods, err := d.RT.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil || len(pods.Items) != 0 {
+		t.Fatalf("pods after recovery: %v %v", err, pods.GetItems())
+	}
+	if _, err := d.RT.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: ctrID}); status.Code(err) != codes.NotFound {
+		t.Fatalf("half-made container after recovery: %v", err)
+	}
+	assertPodGone(t, d, podID)
 	assertDaemonClean(t, d)
 }

@@ -24,6 +24,11 @@ import (
 // network has no loopback plugin.
 //
 // On any failure nothing is left: the mount is undone and the file removed.
+// NetnsPath is where the pod's netns is pinned. It is known before the
+// netns exists, so a record written first can name what to clean up after
+// a crash.
+func (m *Manager) NetnsPath(podID string) string { return filepath.Join(m.cfg.NetnsDir, podID) }
+
 func (m *Manager) CreateNetns(podID string) (path string, err error) {
 	if podID == "" || strings.ContainsAny(podID, "/\x00") || podID == "." || podID == ".." {
 		return "", fmt.Errorf("network: invalid pod id %q for a netns name", podID)
@@ -31,7 +36,7 @@ func (m *Manager) CreateNetns(podID string) (path string, err error) {
 	if err := os.MkdirAll(m.cfg.NetnsDir, 0o755); err != nil {
 		return "", fmt.Errorf("network: creating netns dir: %w", err)
 	}
-	path = filepath.Join(m.cfg.NetnsDir, podID)
+	path = m.NetnsPath(podID)
 
 	// The bind mount needs an existing file as its target. O_EXCL: a file
 	// already there belongs to a pod with the same id (or a half-removed

@@ -27,6 +27,7 @@ type Images interface {
 
 // Network is what the manager needs of pod networking.
 type Network interface {
+	NetnsPath(podID string) string
 	CreateNetns(podID string) (string, error)
 	Setup(ctx context.Context, pn network.PodNetwork) (network.Result, error)
 	Teardown(ctx context.Context, pn network.PodNetwork) error

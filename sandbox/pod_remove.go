@@ -57,7 +57,9 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 	if err := unmount(filepath.Join(dir, "shm")); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.ID, err)
 	}
-	if p.NetworkDone {
+	// A pod left half-made by a crash may have run CNI ADD without the
+	// record saying so; DEL is idempotent, so run it.
+	if p.NetworkDone || p.State == PodCreating {
 		if err := m.teardownNetwork(ctx, p); err != nil {
 			return err
 		}

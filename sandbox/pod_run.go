@@ -79,6 +79,11 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		ID: id, State: PodCreating, CreatedAt: time.Now().UTC(), Config: cfg, Handler: handler,
 		HostNetwork: hostNet, Cgroup: cgroup, OwnCgroup: own, ShimSocket: m.shimSocket(id),
 	}
+	if !hostNet {
+		// Recorded before it exists: a crash after this point leaves a
+		// record that names the netns to remove.
+		p.NetnsPath = m.net.NetnsPath(id)
+	}
 	dir := m.podDir(id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create pod dir %s: %w", dir, err)
@@ -105,7 +110,6 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		if err != nil {
 			return "", fmt.Errorf("pod %s: %w", md.GetName(), err)
 		}
-		m.set(func() { p.NetnsPath = path })
 		u.push(func() { _ = network.RemoveNetns(path) })
 		st.mark("netns")
 		pn := podNetwork(p)
