@@ -20,13 +20,15 @@ import (
 var runtimeDefault = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
 
 // benchPod is a pod and container config as kubelet would send them, with
-// seccomp RuntimeDefault on both.
-func benchPod(i int, ref string) (*runtimeapi.PodSandboxConfig, *runtimeapi.ContainerConfig) {
+// seccomp RuntimeDefault on both unless unconfined.
+func benchPod(i int, ref string, unconfined bool) (*runtimeapi.PodSandboxConfig, *runtimeapi.ContainerConfig) {
 	pod := podConfig(fmt.Sprintf("bench-%d", i))
-	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{Seccomp: runtimeDefault}
 	ctr := ctrConfig("app", ref, "sleep", "3600")
 	ctr.LogPath = ""
-	ctr.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{Seccomp: runtimeDefault}
+	if !unconfined {
+		pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{Seccomp: runtimeDefault}
+		ctr.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{Seccomp: runtimeDefault}
+	}
 	return pod, ctr
 }
 
@@ -40,13 +42,16 @@ func percentile(ds []time.Duration, p float64) float64 {
 // BenchmarkPodStart times RunPodSandbox, CreateContainer+StartContainer and
 // the whole pod start with the image present. "warm" runs pods back to
 // back; "cold" idles 500 ms before each, which on cgroup v1 hosts makes the
-// first cgroup move of a burst slow (see libcontainer-notes.md).
+// first cgroup move of a burst slow (see libcontainer-notes.md). "seccomp"
+// gives the sandbox and the container RuntimeDefault, as kubelet does with
+// seccompDefault; "unconfined" shows what the filter costs.
 func BenchmarkPodStart(b *testing.B) {
 	ref := busyboxRef(b)
 	d := StartDaemon(b)
 	pull(b, d, ref)
-	for _, mode := range []string{"warm", "cold"} {
-		b.Run(mode, func(b *testing.B) {
+	for _, name := range []string{"warm/seccomp", "cold/seccomp", "warm/unconfined", "cold/unconfined"} {
+		mode, filter, _ := strings.Cut(name, "/")
+		b.Run(name, func(b *testing.B) {
 			var runp, ctr, total []time.Duration
 			ctx := ctxT(b, 30*time.Minute)
 			b.ResetTimer()
@@ -55,7 +60,7 @@ func BenchmarkPodStart(b *testing.B) {
 				if mode == "cold" {
 					time.Sleep(500 * time.Millisecond)
 				}
-				pod, cc := benchPod(i, ref)
+				pod, cc := benchPod(i, ref, filter == "unconfined")
 				b.StartTimer()
 				t0 := time.Now()
 				rp, err := d.RT.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
@@ -140,7 +145,7 @@ func BenchmarkPodMemory(b *testing.B) {
 	ctx := ctxT(b, 10*time.Minute)
 	var infra []int
 	for i := 0; i < pods; i++ {
-		pod, cc := benchPod(i, ref)
+		pod, cc := benchPod(i, ref, false)
 		podID := runPod(b, d, pod)
 		runContainer(b, d, podID, pod, cc)
 		st, err := d.RT.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: podID, Verbose: true})

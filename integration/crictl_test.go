@@ -58,6 +58,8 @@ func TestCrictl(t *testing.T) {
 	must(crictl(t, d, "pull", ref), "Image is up to date", "pull")
 	must(crictl(t, d, "images"), strings.Split(ref, ":")[0]+":", "images") // host:port/test/busybox
 	must(crictl(t, d, "images"), "localhost/husk/pause", "images")
+	must(crictl(t, d, "imagefsinfo"), `"usedBytes"`, "imagefsinfo")
+	must(crictl(t, d, "inspecti", ref), `"repoDigests"`, "inspecti")
 
 	logDir := filepath.Join(d.Dir, "crictl-logs")
 	podJSON := writeJSON(t, filepath.Join(d.Dir, "pod.json"), map[string]any{

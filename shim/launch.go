@@ -45,7 +45,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, int, error) {
 	cmd.ExtraFiles = []*os.File{readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// One P is plenty for a supervisor and saves a per-P cache and thread.
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
 	if err := cmd.Start(); err != nil {
 		readyW.Close()
 		return nil, 0, fmt.Errorf("start shim %s: %w", cfg.ShimPath, err)
