@@ -53,12 +53,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	m.names[key] = id
 	m.mu.Unlock()
 	var u undo
-	ok := false
-	defer func() {
-		if !ok {
-			u.run()
-		}
-	}()
+	defer u.rollback()
 	u.push(func() { m.set(func() { delete(m.names, key) }) })
 
 	c := &Container{
@@ -95,10 +90,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
 	}
-	files, err := m.podFilesOf(p)
-	if err != nil {
-		return "", err
-	}
+	files := m.podFilesOf(p)
 	ic := imageConfig{Env: img.Config.Env, Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd,
 		WorkingDir: img.Config.WorkingDir, User: img.Config.User, StopSignal: img.Config.StopSignal}
 	spec, err := containerSpec(p, c, ic, rootfs, user, files, p.InfraPid, m.cfg.MinOOMScoreAdj)
@@ -125,24 +117,8 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		return "", err
 	}
 	st.mark("save")
-	ok = true
+	u.commit()
 	return id, nil
-}
-
-// podFilesOf names the pod files written at RunPodSandbox.
-func (m *Manager) podFilesOf(p *Pod) (podFiles, error) {
-	dir := m.podDir(p.ID)
-	f := podFiles{
-		Hostname: filepath.Join(dir, "hostname"), Hosts: filepath.Join(dir, "hosts"),
-		ResolvConf: filepath.Join(dir, "resolv.conf"), Shm: filepath.Join(dir, "shm"),
-	}
-	if p.HostNetwork {
-		f.Hosts = "/etc/hosts"
-	}
-	if !p.ShmMounted {
-		f.Shm = "/dev/shm"
-	}
-	return f, nil
 }
 
 func repoRef(img image.Image) string {

@@ -23,17 +23,13 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	if len(cmd) == 0 {
 		return nil, fmt.Errorf("exec: empty command: %w", ErrInvalid)
 	}
-	c, err := m.container(id)
+	c, p, err := m.containerAndPod(id)
 	if err != nil {
 		return nil, err
 	}
 	m.refreshContainer(c)
 	if st := m.containerState(c); st != ContainerRunning {
 		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, st, ErrFailedPrecondition)
-	}
-	p, err := m.pod(c.PodID)
-	if err != nil {
-		return nil, err
 	}
 	var spec specs.Spec
 	if err := atomicfile.ReadJSON(filepath.Join(m.ctrDir(p.ID, c.ID), "config.json"), &spec); err != nil {

@@ -12,14 +12,10 @@ import (
 // RemoveContainer removes a container, stopping it first if it runs. CRI:
 // removing an unknown container succeeds.
 func (m *Manager) RemoveContainer(ctx context.Context, id string) error {
-	c, err := m.container(id)
+	c, p, err := m.containerAndPod(id)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	p, err := m.pod(c.PodID)
 	if err != nil {
 		return err
 	}

@@ -8,11 +8,7 @@ import (
 
 // StartContainer starts a created container.
 func (m *Manager) StartContainer(ctx context.Context, id string) error {
-	c, err := m.container(id)
-	if err != nil {
-		return err
-	}
-	p, err := m.pod(c.PodID)
+	c, p, err := m.containerAndPod(id)
 	if err != nil {
 		return err
 	}

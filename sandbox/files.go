@@ -13,15 +13,8 @@ import (
 // writePodFiles writes the hostname, hosts and resolv.conf every container
 // of the pod mounts. hosts is written again once CNI has given the pod IPs.
 func (m *Manager) writePodFiles(p *Pod, ips []string) (podFiles, error) {
-	dir := m.podDir(p.ID)
-	f := podFiles{
-		Hostname:   filepath.Join(dir, "hostname"),
-		Hosts:      filepath.Join(dir, "hosts"),
-		ResolvConf: filepath.Join(dir, "resolv.conf"),
-		Shm:        filepath.Join(dir, "shm"),
-	}
-	cfg := p.Config
-	host := podHostname(cfg)
+	f := m.podFilesOf(p)
+	host := podHostname(p.Config)
 	if p.HostNetwork {
 		h, err := os.Hostname()
 		if err != nil {
@@ -32,20 +25,34 @@ func (m *Manager) writePodFiles(p *Pod, ips []string) (podFiles, error) {
 	if err := network.WriteHostname(f.Hostname, host); err != nil {
 		return f, err
 	}
-	if p.HostNetwork {
-		// A host-network pod sees the node's own names, as with kubelet.
-		f.Hosts = "/etc/hosts"
-	} else if err := network.WriteHosts(f.Hosts, host, ips); err != nil {
-		return f, err
+	if !p.HostNetwork {
+		if err := network.WriteHosts(f.Hosts, host, ips); err != nil {
+			return f, err
+		}
 	}
-	dns := cfg.GetDnsConfig()
+	dns := p.Config.GetDnsConfig()
 	if err := network.WriteResolvConf(f.ResolvConf, dns.GetServers(), dns.GetSearches(), dns.GetOptions()); err != nil {
 		return f, err
 	}
-	if cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc() == runtimeapi.NamespaceMode_NODE {
+	return f, nil
+}
+
+// podFilesOf names the files a pod's containers mount. A host-network pod
+// sees the node's /etc/hosts, as with kubelet; a host-IPC pod the node's
+// /dev/shm.
+func (m *Manager) podFilesOf(p *Pod) podFiles {
+	dir := m.podDir(p.ID)
+	f := podFiles{
+		Hostname: filepath.Join(dir, "hostname"), Hosts: filepath.Join(dir, "hosts"),
+		ResolvConf: filepath.Join(dir, "resolv.conf"), Shm: filepath.Join(dir, "shm"),
+	}
+	if p.HostNetwork {
+		f.Hosts = "/etc/hosts"
+	}
+	if p.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc() == runtimeapi.NamespaceMode_NODE {
 		f.Shm = "/dev/shm"
 	}
-	return f, nil
+	return f
 }
 
 // mountShm gives the pod its own /dev/shm, shared by its containers, unless

@@ -137,6 +137,19 @@ func (m *Manager) container(id string) (*Container, error) {
 	return lookup(m, m.ctrs, "container", id)
 }
 
+// containerAndPod finds a container and its pod.
+func (m *Manager) containerAndPod(id string) (*Container, *Pod, error) {
+	c, err := m.container(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := m.pod(c.PodID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, p, nil
+}
+
 func (m *Manager) savePod(p *Pod) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()

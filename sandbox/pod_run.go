@@ -17,13 +17,21 @@ import (
 )
 
 // undo is a stack of rollback steps: a multi-step operation that fails
-// undoes what it did, in reverse, so no half-made pod is left.
-type undo []func()
+// undoes what it did, in reverse, so no half-made pod is left. Defer
+// rollback first; commit once every step has succeeded.
+type undo struct {
+	steps     []func()
+	committed bool
+}
 
-func (u *undo) push(f func()) { *u = append(*u, f) }
-func (u undo) run() {
-	for i := len(u) - 1; i >= 0; i-- {
-		u[i]()
+func (u *undo) push(f func()) { u.steps = append(u.steps, f) }
+func (u *undo) commit()       { u.committed = true }
+func (u *undo) rollback() {
+	if u.committed {
+		return
+	}
+	for i := len(u.steps) - 1; i >= 0; i-- {
+		u.steps[i]()
 	}
 }
 
@@ -55,12 +63,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 	var u undo
-	ok := false
-	defer func() {
-		if !ok {
-			u.run()
-		}
-	}()
+	defer u.rollback()
 	u.push(func() { m.set(func() { delete(m.names, key) }) })
 
 	unlock := m.podLock(id)
@@ -189,7 +192,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 	st.mark("save")
-	ok = true
+	u.commit()
 	m.log.Info("pod sandbox ready", "id", id, "name", md.GetName(), "namespace", md.GetNamespace(), "ips", p.IPs)
 	return id, nil
 }

@@ -122,15 +122,9 @@ func (s *Server) watch(c *container, exited <-chan unix.WaitStatus) {
 }
 
 func (s *Server) start(ctx context.Context, req *Request) (*Response, error) {
-	c, err := s.get(req.ID)
+	c, err := s.getIn(req.ID, StatusCreated)
 	if err != nil {
 		return nil, err
-	}
-	s.mu.Lock()
-	status := c.status
-	s.mu.Unlock()
-	if status != StatusCreated {
-		return nil, errorf(CodeBadRequest, "container %s is %s, not created", c.id, status)
 	}
 	if _, err := s.runOCI([]string{"start", "--id", c.id}, ociIO{}); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", c.id, err)

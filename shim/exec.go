@@ -21,15 +21,9 @@ const maxExecOutput = 16 << 20
 // timeout the process is killed and the result says so, so the daemon can
 // answer DeadlineExceeded (kubelet's exec probes read that as a timeout).
 func (s *Server) exec(ctx context.Context, req *Request) (*Response, error) {
-	c, err := s.get(req.ID)
+	c, err := s.getIn(req.ID, StatusRunning)
 	if err != nil {
 		return nil, err
-	}
-	s.mu.Lock()
-	status := c.status
-	s.mu.Unlock()
-	if status != StatusRunning {
-		return nil, errorf(CodeBadRequest, "container %s is %s, not running", c.id, status)
 	}
 	if req.Process == nil || len(req.Process.Args) == 0 {
 		return nil, errorf(CodeBadRequest, "exec in %s: no command", c.id)

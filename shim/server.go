@@ -159,6 +159,21 @@ func (s *Server) get(id string) (*container, error) {
 	return c, nil
 }
 
+// getIn returns the container with id if it is in the given status.
+func (s *Server) getIn(id, want string) (*container, error) {
+	c, err := s.get(id)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	status := c.status
+	s.mu.Unlock()
+	if status != want {
+		return nil, errorf(CodeBadRequest, "container %s is %s, not %s", c.id, status, want)
+	}
+	return c, nil
+}
+
 func (s *Server) state() *Response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
