@@ -1,0 +1,316 @@
+package sandbox
+
+import (
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	cgmanager "github.com/opencontainers/cgroups/manager"
+)
+
+// v1Stats is what GetStats (or cgroupReader) gives for a v1 container
+// with a 64 MiB limit, memsw accounting and some swap in use.
+func v1Stats() *cgroups.Stats {
+	return &cgroups.Stats{
+		CpuStats: cgroups.CpuStats{CpuUsage: cgroups.CpuUsage{TotalUsage: 5e9}},
+		MemoryStats: cgroups.MemoryStats{
+			Usage: cgroups.MemoryData{Usage: 50 << 20, Limit: 64 << 20},
+			Stats: map[string]uint64{
+				"total_inactive_file": 10 << 20, "total_rss": 30 << 20, "total_pgfault": 1000, "total_pgmajfault": 7,
+				"total_swap": 2 << 20, "hierarchical_memory_limit": 64 << 20, "hierarchical_memsw_limit": 128 << 20,
+				// v2 names that must not be read on v1
+				"inactive_file": 1, "anon": 1, "pgfault": 1, "pgmajfault": 1,
+			},
+		},
+		PidsStats: cgroups.PidsStats{Current: 3},
+	}
+}
+
+func TestUsageFromV1(t *testing.T) {
+	u := usageFrom(v1Stats(), false)
+	want := CgroupUsage{CPUNanos: 5e9, MemUsage: 50 << 20, WorkingSet: 40 << 20, RSS: 30 << 20, PageFaults: 1000,
+		MajorPageFaults: 7, MemLimit: 64 << 20, HasSwap: true, SwapUsage: 2 << 20, SwapLimited: true,
+		SwapAvailable: (128 - 52) << 20, Pids: 3}
+	if u != want {
+		t.Fatalf("v1 mapping:\n got %+v\nwant %+v", u, want)
+	}
+	if a, ok := u.Available(); !ok || a != 24<<20 {
+		t.Fatalf("available %d %v, want 24 MiB", a, ok)
+	}
+
+	// Unlimited (PAGE_COUNTER_MAX) and no memsw accounting.
+	st := v1Stats()
+	st.MemoryStats.Stats["hierarchical_memory_limit"] = 9223372036854771712
+	delete(st.MemoryStats.Stats, "hierarchical_memsw_limit")
+	delete(st.MemoryStats.Stats, "total_swap")
+	u = usageFrom(st, false)
+	if u.MemLimit != 0 || u.HasSwap {
+		t.Fatalf("unlimited, no memsw: limit %d swap %v", u.MemLimit, u.HasSwap)
+	}
+	if _, ok := u.Available(); ok {
+		t.Fatal("available reported without a limit")
+	}
+	// Inactive file above usage (v1 counters are not read atomically).
+	st.MemoryStats.Stats["total_inactive_file"] = 60 << 20
+	if u = usageFrom(st, false); u.WorkingSet != 0 {
+		t.Fatalf("working set %d, want 0", u.WorkingSet)
+	}
+}
+
+func TestUsageFromV2(t *testing.T) {
+	st := &cgroups.Stats{
+		CpuStats: cgroups.CpuStats{CpuUsage: cgroups.CpuUsage{TotalUsage: 7e9}},
+		MemoryStats: cgroups.MemoryStats{
+			Usage:         cgroups.MemoryData{Usage: 80 << 20, Limit: math.MaxUint64},
+			SwapOnlyUsage: cgroups.MemoryData{Usage: 4 << 20, Limit: 16 << 20},
+			Stats: map[string]uint64{
+				"inactive_file": 20 << 20, "anon": 55 << 20, "pgfault": 500, "pgmajfault": 2,
+				"total_inactive_file": 1, "total_rss": 1, "hierarchical_memory_limit": 1,
+			},
+		},
+	}
+	u := usageFrom(st, true)
+	want := CgroupUsage{CPUNanos: 7e9, MemUsage: 80 << 20, WorkingSet: 60 << 20, RSS: 55 << 20, PageFaults: 500,
+		MajorPageFaults: 2, HasSwap: true, SwapUsage: 4 << 20, SwapLimited: true, SwapAvailable: 12 << 20}
+	if u != want {
+		t.Fatalf("v2 mapping:\n got %+v\nwant %+v", u, want)
+	}
+	// A limit, unlimited swap, and no swap accounting at all.
+	st.MemoryStats.Usage.Limit = 100 << 20
+	st.MemoryStats.SwapOnlyUsage.Limit = math.MaxUint64
+	u = usageFrom(st, true)
+	if a, ok := u.Available(); !ok || a != 40<<20 || !u.HasSwap || u.SwapLimited {
+		t.Fatalf("limited memory, unlimited swap: %+v", u)
+	}
+	st.MemoryStats.SwapOnlyUsage = cgroups.MemoryData{}
+	if u = usageFrom(st, true); u.HasSwap {
+		t.Fatal("swap reported without swap files")
+	}
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The reader on a fake v1 tree: three hierarchies, the files it documents.
+func TestCgroupReaderV1Files(t *testing.T) {
+	root := t.TempDir()
+	r := &cgroupReader{cpu: filepath.Join(root, "cpuacct"), memory: filepath.Join(root, "memory"), pids: filepath.Join(root, "pids")}
+	path := "/husk/pod/ctr"
+	writeFiles(t, filepath.Join(r.cpu, path), map[string]string{"cpuacct.usage": "123456789\n"})
+	writeFiles(t, filepath.Join(r.memory, path), map[string]string{
+		"memory.usage_in_bytes": "52428800\n",
+		"memory.stat": "cache 1000\nrss 2000\ntotal_rss 31457280\ntotal_inactive_file 10485760\ntotal_pgfault 42\n" +
+			"total_pgmajfault 1\nhierarchical_memory_limit 9223372036854771712\nhierarchical_memsw_limit 9223372036854771712\ntotal_swap 0\n",
+	})
+	writeFiles(t, filepath.Join(r.pids, path), map[string]string{"pids.current": "4\n"})
+	st, err := r.read(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := usageFrom(st, false)
+	if u.CPUNanos != 123456789 || u.MemUsage != 50<<20 || u.WorkingSet != 40<<20 || u.RSS != 30<<20 ||
+		u.PageFaults != 42 || u.MajorPageFaults != 1 || u.MemLimit != 0 || !u.HasSwap || u.SwapLimited || u.Pids != 4 {
+		t.Fatalf("v1 read: %+v", u)
+	}
+	if _, err := r.read("/husk/gone", false); !os.IsNotExist(err) {
+		t.Fatalf("missing cgroup: want not-exist, got %v", err)
+	}
+}
+
+// The reader on a fake v2 tree, with and without swap files.
+func TestCgroupReaderV2Files(t *testing.T) {
+	root := t.TempDir()
+	r := &cgroupReader{v2: true, cpu: root, memory: root, pids: root}
+	path := "/husk/pod"
+	dir := filepath.Join(root, path)
+	writeFiles(t, dir, map[string]string{
+		"cpu.stat":       "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n",
+		"memory.current": "83886080\n", "memory.max": "104857600\n",
+		"memory.stat":         "anon 57671680\nfile 20971520\ninactive_file 20971520\npgfault 9\npgmajfault 0\n",
+		"memory.swap.current": "0\n", "memory.swap.max": "max\n",
+		"pids.current": "2\n",
+	})
+	st, err := r.read(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := usageFrom(st, true)
+	if u.CPUNanos != 2500000 || u.MemUsage != 80<<20 || u.WorkingSet != 60<<20 || u.RSS != 55<<20 || u.PageFaults != 9 ||
+		u.MemLimit != 100<<20 || !u.HasSwap || u.SwapLimited || u.Pids != 2 {
+		t.Fatalf("v2 read: %+v", u)
+	}
+	os.Remove(filepath.Join(dir, "memory.swap.current"))
+	os.Remove(filepath.Join(dir, "memory.swap.max"))
+	if st, err = r.read(path, false); err != nil {
+		t.Fatal(err)
+	}
+	if u = usageFrom(st, true); u.HasSwap || u.Pids != 0 {
+		t.Fatalf("v2 without swap accounting: %+v", u)
+	}
+}
+
+func TestParseNetDev(t *testing.T) {
+	data := `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+  eth0: 1234567    890    3    4    0     0          0         0   765432     321    5    6    0     0       0          0
+`
+	ifs, err := parseNetDev([]byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := InterfaceUsage{Name: "eth0", RxBytes: 1234567, RxPackets: 890, RxErrors: 3, RxDropped: 4,
+		TxBytes: 765432, TxPackets: 321, TxErrors: 5, TxDropped: 6}
+	if len(ifs) != 2 || ifs[1] != want {
+		t.Fatalf("got %+v", ifs)
+	}
+	if _, err := parseNetDev([]byte("a\nb\neth0: 1 2 3\n")); err == nil {
+		t.Fatal("short line accepted")
+	}
+}
+
+func TestCPURate(t *testing.T) {
+	s := &statsCache{cpu: map[string]cpuSample{}}
+	t0 := time.Now()
+	u := CgroupUsage{At: t0, CPUNanos: 1e9}
+	s.rate("c/x", &u)
+	if u.HasRate {
+		t.Fatal("rate on the first sample")
+	}
+	// Half a core over 2 s.
+	u = CgroupUsage{At: t0.Add(2 * time.Second), CPUNanos: 2e9}
+	s.rate("c/x", &u)
+	if !u.HasRate || u.NanoCores != 5e8 {
+		t.Fatalf("rate %d %v, want 5e8", u.NanoCores, u.HasRate)
+	}
+	// A sample 10 ms later is computed against the kept base, not kept.
+	u = CgroupUsage{At: t0.Add(2*time.Second + 10*time.Millisecond), CPUNanos: 2e9 + 1e7}
+	s.rate("c/x", &u)
+	if u.NanoCores != 1e9 || s.cpu["c/x"].nanos != 2e9 {
+		t.Fatalf("short window: rate %d, base %d", u.NanoCores, s.cpu["c/x"].nanos)
+	}
+	// Counter reset: no rate, new base.
+	u = CgroupUsage{At: t0.Add(3 * time.Second), CPUNanos: 5}
+	s.rate("c/x", &u)
+	if u.HasRate || s.cpu["c/x"].nanos != 5 {
+		t.Fatalf("reset: %+v base %+v", u, s.cpu["c/x"])
+	}
+}
+
+func TestWalkLayer(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "upper")
+	writeFiles(t, filepath.Join(dir, "etc"), map[string]string{"a": string(make([]byte, 100000))})
+	if err := os.Link(filepath.Join(dir, "etc", "a"), filepath.Join(dir, "b")); err != nil {
+		t.Fatal(err)
+	}
+	u, err := walkLayer(dir, "/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// upper, etc, a (b is the same inode)
+	if u.Inodes != 3 || u.Bytes < 100000 || u.Mountpoint != "/m" {
+		t.Fatalf("layer %+v", u)
+	}
+	if u, err := walkLayer(filepath.Join(dir, "gone"), "/m"); u != nil || err != nil {
+		t.Fatalf("missing upper dir: %v %v", u, err)
+	}
+}
+
+// liveCgroup puts a sleeping process that has touched some memory in a new
+// cgroup of the host, as a container would be. Root only.
+func liveCgroup(t testing.TB) (path string, full func() *cgroups.Stats) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a cgroup")
+	}
+	path = "/husk-stats-test-" + strconv.Itoa(os.Getpid())
+	cmd := exec.Command("sh", "-c", "x=$(head -c 4000000 /dev/zero | tr '\\0' a); sleep 60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cg := &cgroups.Cgroup{Path: path, Resources: &cgroups.Resources{}}
+	mgr, err := cgmanager.New(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Apply(cmd.Process.Pid); err != nil {
+		t.Fatalf("apply %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // sh and its sleep
+		_ = cmd.Wait()
+		_ = mgr.Destroy()
+	})
+	time.Sleep(300 * time.Millisecond) // the shell's children are in (forked after Apply)
+	return path, func() *cgroups.Stats {
+		st, err := mgr.GetStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+}
+
+// The direct reads and the library's GetStats give the same figures on this
+// host's real cgroups (v1 or v2).
+func TestReaderMatchesGetStats(t *testing.T) {
+	path, full := liveCgroup(t)
+	r, err := hostCgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := r.read(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, lib := usageFrom(raw, r.v2), usageFrom(full(), r.v2)
+	near := func(a, b uint64) bool { d := int64(a) - int64(b); return d < 1<<20 && d > -(1<<20) }
+	if !near(fast.MemUsage, lib.MemUsage) || !near(fast.WorkingSet, lib.WorkingSet) || !near(fast.RSS, lib.RSS) ||
+		fast.MemLimit != lib.MemLimit || fast.HasSwap != lib.HasSwap || fast.Pids != lib.Pids ||
+		lib.CPUNanos < fast.CPUNanos || lib.CPUNanos-fast.CPUNanos > 5e7 {
+		t.Fatalf("direct reads and GetStats disagree:\ndirect %+v\n   lib %+v", fast, lib)
+	}
+	if fast.MemUsage == 0 || fast.CPUNanos == 0 || fast.Pids == 0 {
+		t.Fatalf("empty figures from a live cgroup: %+v", fast)
+	}
+	t.Logf("v2=%v direct: %+v", r.v2, fast)
+}
+
+// BenchmarkCgroupRead compares one container's read: the few files the
+// CRI figures need, against the library's full GetStats.
+func BenchmarkCgroupRead(b *testing.B) {
+	path, full := liveCgroup(b)
+	r, err := hostCgroups()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("direct", func(b *testing.B) {
+		for b.Loop() {
+			raw, err := r.read(path, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = usageFrom(raw, r.v2)
+		}
+	})
+	b.Run("GetStats", func(b *testing.B) {
+		for b.Loop() {
+			_ = usageFrom(full(), r.v2)
+		}
+	})
+}
