@@ -33,6 +33,16 @@ type Config struct {
 	OCIPath      string   `toml:"oci_path"`
 	CNI          CNI      `toml:"cni"`
 	Registry     Registry `toml:"registry"`
+
+	Streaming Streaming `toml:"streaming"`
+}
+
+// Streaming configures the exec/attach/port-forward server.
+type Streaming struct {
+	// Address is host:port; port 0 picks a free one. It serves without
+	// TLS or authentication (the URLs carry single-use tokens), so it
+	// belongs on loopback unless a proxy in front of it adds both.
+	Address string `toml:"address"`
 }
 
 // CNI configures pod networking.

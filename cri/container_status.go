@@ -33,6 +33,16 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		LogPath:     c.LogPath,
 		Reason:      c.Reason,
 	}
+	// What the process runs as and the limits in force: kubelet gates
+	// supplemental-groups policy and in-place resize on these.
+	u := &runtimeapi.LinuxContainerUser{Uid: int64(c.User.UID), Gid: int64(c.User.GID)}
+	for _, g := range c.User.AdditionalGids {
+		u.SupplementalGroups = append(u.SupplementalGroups, int64(g))
+	}
+	st.User = &runtimeapi.ContainerUser{Linux: u}
+	if r := cfg.GetLinux().GetResources(); r != nil {
+		st.Resources = &runtimeapi.ContainerResources{Linux: r}
+	}
 	if !c.StartedAt.IsZero() {
 		st.StartedAt = c.StartedAt.UnixNano()
 	}

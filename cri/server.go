@@ -14,6 +14,7 @@ import (
 	"github.com/husk-runtime/husk/sandbox"
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	streaming "k8s.io/cri-streaming/pkg/streaming"
 )
 
 // RuntimeName and APIVersion are what Version reports.
@@ -33,6 +34,9 @@ type Server struct {
 	Images         *image.Store
 	Network        *network.Manager
 	Log            *slog.Logger
+
+	// Streaming hands out the URLs of Exec, Attach and PortForward.
+	Streaming streaming.Server
 }
 
 // Register adds both services to s.

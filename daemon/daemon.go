@@ -74,9 +74,15 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err != nil {
 		return fmt.Errorf("recover pods: %w", err)
 	}
+	stream, err := startStreaming(cfg.Streaming.Address, mgr, log)
+	if err != nil {
+		return err
+	}
+	defer stream.stop()
 	srv := &cri.Server{
 		RuntimeVersion: version, CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS,
 		Sandboxes: mgr, Images: images, Network: netMgr, Log: log,
+		Streaming: stream,
 	}
 	g := grpc.NewServer(grpc.UnaryInterceptor(logErrors(log)))
 	srv.Register(g)
@@ -93,7 +99,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		return fmt.Errorf("chmod %s: %w", cfg.Socket, err)
 	}
 	log.Info("husk serving CRI", "socket", cfg.Socket, "root", cfg.Root, "state", cfg.State,
-		"version", version, "sandbox_image", sandboxImage, "oom_score_adj_floor", floor)
+		"version", version, "sandbox_image", sandboxImage, "oom_score_adj_floor", floor, "streaming", stream.addr)
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(l) }()
 	select {

@@ -62,10 +62,17 @@ func TestBadRequests(t *testing.T) {
 
 	pod := podConfig("dup")
 	podID := runPod(t, d, pod)
-	// Same name, namespace and uid: the same attempt, and a new attempt
-	// while the first still runs, are both refused.
-	_, err = d.RT.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
-	expect("second pod, same attempt", err, codes.AlreadyExists, pod.Metadata.Name, podID)
+	// kubelet retrying the same request (its call timed out) gets the same
+	// sandbox; the same name with another config, or a new attempt while
+	// the first still runs, is refused.
+	if retry := runPod(t, d, pod); retry != podID {
+		t.Errorf("retried RunPodSandbox made %s, want the existing %s", retry, podID)
+	}
+	other := podConfig("dup")
+	other.Metadata.Uid = pod.Metadata.Uid
+	other.Hostname = "elsewhere"
+	_, err = d.RT.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: other})
+	expect("second pod, same attempt, other config", err, codes.AlreadyExists, pod.Metadata.Name, podID)
 	again := podConfig("dup")
 	again.Metadata.Uid = pod.Metadata.Uid
 	again.Metadata.Attempt = 1
@@ -79,9 +86,13 @@ func TestBadRequests(t *testing.T) {
 	_, err = d.RT.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: "abcdef99", Config: ctrConfig("c", ref, "true"), SandboxConfig: pod})
 	expect("container in an unknown pod", err, codes.NotFound, "abcdef99")
 
-	c1 := runContainer(t, d, podID, pod, ctrConfig("c", ref, "sleep", "3600"))
+	c1cfg := ctrConfig("c", ref, "sleep", "3600")
+	c1 := runContainer(t, d, podID, pod, c1cfg)
+	if retry, err := d.RT.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: c1cfg, SandboxConfig: pod}); err != nil || retry.ContainerId != c1 {
+		t.Errorf("retried CreateContainer: %v, id %s, want the existing %s", err, retry.GetContainerId(), c1)
+	}
 	_, err = d.RT.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: ctrConfig("c", ref, "true"), SandboxConfig: pod})
-	expect("second container with the same name", err, codes.AlreadyExists, `"c"`)
+	expect("second container with the same name, other config", err, codes.AlreadyExists, `"c"`)
 	_, err = d.RT.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: c1})
 	expect("start of a running container", err, codes.FailedPrecondition, c1)
 

@@ -6,7 +6,8 @@ import (
 	"os"
 )
 
-func readJSON[T any](path string) (*T, error) {
+// ReadJSON reads one JSON document a caller wrote for this call.
+func ReadJSON[T any](path string) (*T, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)

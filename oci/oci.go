@@ -25,13 +25,18 @@ import (
 // ends of its stdout and stderr pipes. They must be real files: libcontainer
 // passes an *os.File straight to the child, while any other writer would make
 // it copy through a goroutine that dies with this helper.
+//
+// Console, when set, is a unix socket: the process then gets a new pty as
+// its stdio and runc init sends the pty master through the socket straight
+// to the shim (which holds the other end), so this helper never touches it.
 type Stdio struct {
 	Stdin, Stdout, Stderr *os.File
+	Console               *os.File
 }
 
 // LoadSpec reads bundle/config.json.
 func LoadSpec(bundle string) (*specs.Spec, error) {
-	return readJSON[specs.Spec](filepath.Join(bundle, "config.json"))
+	return ReadJSON[specs.Spec](filepath.Join(bundle, "config.json"))
 }
 
 // Create makes the container and starts its init, which then waits on the
@@ -169,6 +174,15 @@ func newProcess(sp *specs.Process, stdio Stdio) (*libcontainer.Process, error) {
 		Stdin:           stdio.Stdin,
 		Stdout:          stdio.Stdout,
 		Stderr:          stdio.Stderr,
+	}
+	if stdio.Console != nil {
+		// The pty slave becomes fds 0-2 inside the container; pipes handed
+		// down as well would only be inherited and never used.
+		p.Stdin, p.Stdout, p.Stderr = nil, nil, nil
+		p.ConsoleSocket = stdio.Console
+		if sp.ConsoleSize != nil {
+			p.ConsoleWidth, p.ConsoleHeight = uint16(sp.ConsoleSize.Width), uint16(sp.ConsoleSize.Height)
+		}
 	}
 	if sp.Capabilities != nil {
 		p.Capabilities = &configs.Capabilities{

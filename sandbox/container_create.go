@@ -9,6 +9,7 @@ import (
 
 	"github.com/husk-runtime/husk/atomicfile"
 	"github.com/husk-runtime/husk/image"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -47,6 +48,14 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	defer st.log(m.log, "CreateContainer steps", id)
 	m.mu.Lock()
 	if other, ok := m.names[key]; ok {
+		// kubelet retrying a CreateContainer that timed out on its side
+		// gets the container already made (the pod lock we hold means
+		// that create has finished).
+		if c := m.ctrs[other]; c != nil && c.State != ContainerCreating && proto.Equal(c.Config, cfg) {
+			m.mu.Unlock()
+			m.log.Info("CreateContainer retried; returning the container already made", "id", other)
+			return other, nil
+		}
 		m.mu.Unlock()
 		return "", fmt.Errorf("container name %q (attempt %d) is already used by %s in pod %s: %w", md.GetName(), md.GetAttempt(), other, p.ID, ErrAlreadyExists)
 	}
@@ -90,6 +99,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
 	}
+	m.set(func() { c.User = user })
 	files := m.podFilesOf(p)
 	ic := imageConfig{Env: img.Config.Env, Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd,
 		WorkingDir: img.Config.WorkingDir, User: img.Config.User, StopSignal: img.Config.StopSignal}
@@ -106,7 +116,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 			return "", fmt.Errorf("create log dir for %s: %w", c.LogPath, err)
 		}
 	}
-	pid, err := m.shim(p).Create(ctx, id, dir, c.LogPath, filepath.Join(dir, "exit.json"))
+	pid, err := m.shim(p).CreateWithStdin(ctx, id, dir, c.LogPath, filepath.Join(dir, "exit.json"), cfg.GetStdin())
 	if err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
 	}

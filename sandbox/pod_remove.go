@@ -47,6 +47,7 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 	if err := m.deleteInShim(ctx, p, p.ID); err != nil {
 		return fmt.Errorf("remove pod %s: infra: %w", p.ID, err)
 	}
+	m.set(func() { p.shimStopping = true })
 	if err := m.shim(p).Shutdown(ctx); err != nil && !isConnErr(err) {
 		return fmt.Errorf("remove pod %s: shut down shim: %w", p.ID, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/husk-runtime/husk/image"
 	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/shim"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -60,6 +61,10 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	st := newSteps()
 	defer st.log(m.log, "RunPodSandbox steps", id)
 	if err := m.reservePod(key, id, md); err != nil {
+		if existing, ok := m.retriedPod(err, cfg); ok {
+			m.log.Info("RunPodSandbox retried; returning the sandbox already made", "id", existing, "name", md.GetName())
+			return existing, nil
+		}
 		return "", err
 	}
 	var u undo
@@ -151,7 +156,9 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err != nil {
 		return "", err
 	}
-	u.push(func() { m.killShim(client, shimPid) })
+	u.push(func() { m.set(func() { p.shimStopping = true }); m.killShim(client, shimPid) })
+	m.set(func() { p.ShimPid = shimPid })
+	m.watchShim(p)
 	st.mark("shim")
 
 	rootfs, err := m.images.Mount(img, dir, true)
@@ -204,8 +211,8 @@ func (m *Manager) reservePod(key, id string, md *runtimeapi.PodSandboxMetadata) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if other, ok := m.names[key]; ok {
-		return fmt.Errorf("pod sandbox name %s/%s (uid %s, attempt %d) is already used by sandbox %s: %w",
-			md.GetNamespace(), md.GetName(), md.GetUid(), md.GetAttempt(), other, ErrAlreadyExists)
+		return &nameTaken{id: other, err: fmt.Errorf("pod sandbox name %s/%s (uid %s, attempt %d) is already used by sandbox %s: %w",
+			md.GetNamespace(), md.GetName(), md.GetUid(), md.GetAttempt(), other, ErrAlreadyExists)}
 	}
 	for _, p := range m.pods {
 		om := p.Config.GetMetadata()
@@ -216,6 +223,35 @@ func (m *Manager) reservePod(key, id string, md *runtimeapi.PodSandboxMetadata) 
 	}
 	m.names[key] = id
 	return nil
+}
+
+// nameTaken is the error of a name already reserved, naming the holder.
+type nameTaken struct {
+	id  string
+	err error
+}
+
+func (e *nameTaken) Error() string { return e.err.Error() }
+func (e *nameTaken) Unwrap() error { return e.err }
+
+// retriedPod recognizes kubelet retrying a RunPodSandbox that timed out on
+// its side: the same name, attempt and config as a sandbox that is being
+// made or is ready. It waits for that one to finish and returns it, so the
+// retry succeeds instead of failing on the reserved name forever.
+func (m *Manager) retriedPod(err error, cfg *runtimeapi.PodSandboxConfig) (string, bool) {
+	var taken *nameTaken
+	if !errors.As(err, &taken) {
+		return "", false
+	}
+	unlock := m.podLock(taken.id) // held by a RunPodSandbox still at work
+	unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p, ok := m.pods[taken.id]
+	if !ok || p.State != PodReady || !proto.Equal(p.Config, cfg) {
+		return "", false
+	}
+	return p.ID, true
 }
 
 func podNetwork(p *Pod) network.PodNetwork {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/shim"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -28,6 +29,7 @@ type Pod struct {
 	Cgroup      string                       `json:"cgroup"`      // the pod's cgroup (kubelet's parent, or ours)
 	OwnCgroup   bool                         `json:"own_cgroup"`  // husk made it and removes it
 	ShimSocket  string                       `json:"shim_socket"` // under the state dir
+	ShimPid     int                          `json:"shim_pid,omitempty"`
 	InfraPid    int                          `json:"infra_pid,omitempty"`
 	// NetworkDone says CNI ADD ran and DEL still owes: teardown runs DEL
 	// until it succeeds once.
@@ -36,6 +38,9 @@ type Pod struct {
 
 	// exit of the infra process, read from pods/<id>/exit.json
 	infraExit *shim.ExitStatus
+	// shimStopping is set before husk shuts the shim down itself, so its
+	// exit is not taken for a death.
+	shimStopping bool
 }
 
 // Container states as stored.
@@ -61,6 +66,9 @@ type Container struct {
 	LogPath   string                      `json:"log_path,omitempty"` // absolute, or empty
 	Pid       int                         `json:"pid,omitempty"`
 	Mounted   bool                        `json:"mounted,omitempty"` // rootfs overlay is up
+	// User is who the process runs as, resolved at create (ContainerStatus
+	// reports it; kubelet checks it against runAsNonRoot and the policy).
+	User specs.User `json:"user"`
 
 	// Exit is filled from exit.json, which the shim writes.
 	Exit *shim.ExitStatus `json:"-"`

@@ -109,6 +109,9 @@ func (m *Manager) recoverPod(ctx context.Context, p *Pod) error {
 			m.refreshContainer(c)
 		}
 	}
+	if shimAlive {
+		m.watchShim(p)
+	}
 	if !shimAlive && p.State == PodReady {
 		m.log.Warn("shim of pod is gone; pod is NOTREADY", "pod", p.ID)
 		p.State = PodNotReady

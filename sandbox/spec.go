@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -46,8 +47,10 @@ func baseMounts() []specs.Mount {
 	}
 }
 
-func bind(src, dst string, ro bool) specs.Mount {
-	opts := []string{"rbind", "rprivate"}
+func bind(src, dst string, ro bool) specs.Mount { return bindProp(src, dst, ro, "rprivate") }
+
+func bindProp(src, dst string, ro bool, prop string) specs.Mount {
+	opts := []string{"rbind", prop}
 	if ro {
 		opts = append(opts, "ro")
 	}
@@ -139,7 +142,18 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 	}
 	lin := cfg.GetLinux()
 	sec := lin.GetSecurityContext()
+	privileged := sec.GetPrivileged()
+	if privileged && !p.Config.GetLinux().GetSecurityContext().GetPrivileged() {
+		return nil, fmt.Errorf("container %q is privileged but its pod sandbox is not: %w", cfg.GetMetadata().GetName(), ErrInvalid)
+	}
 	caps := capabilities(sec)
+	if privileged {
+		all, err := allCaps()
+		if err != nil {
+			return nil, err
+		}
+		caps = all
+	}
 	proc := &specs.Process{
 		Args:            args,
 		Env:             mergeEnv(img.Env, cfg.GetEnvs()),
@@ -147,7 +161,7 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 		User:            user,
 		NoNewPrivileges: sec.GetNoNewPrivs(),
 		Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
-		Terminal:        false,
+		Terminal:        cfg.GetTty(), // the shim gives it a pty, for Attach
 	}
 	if adj := lin.GetResources().GetOomScoreAdj(); adj != 0 {
 		proc.OOMScoreAdj = intPtr(clampOOM(int(adj), oomFloor))
@@ -160,14 +174,26 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 		Process: proc,
 		Mounts:  baseMounts(),
 		Linux: &specs.Linux{
-			CgroupsPath:   filepath.Join(p.Cgroup, c.ID),
-			Sysctl:        p.Config.GetLinux().GetSysctls(),
-			MaskedPaths:   orDefault(sec.GetMaskedPaths(), maskedPaths),
-			ReadonlyPaths: orDefault(sec.GetReadonlyPaths(), readonlyPaths),
-			Resources:     resources(lin.GetResources()),
+			CgroupsPath:       filepath.Join(p.Cgroup, c.ID),
+			Sysctl:            p.Config.GetLinux().GetSysctls(),
+			MaskedPaths:       orDefault(sec.GetMaskedPaths(), maskedPaths),
+			ReadonlyPaths:     orDefault(sec.GetReadonlyPaths(), readonlyPaths),
+			Resources:         resources(lin.GetResources()),
+			RootfsPropagation: rootfsPropagation(cfg.GetMounts()),
 		},
 		Annotations: cfg.GetAnnotations(),
 	}
+	if privileged {
+		if err := privilege(s); err != nil {
+			return nil, err
+		}
+	}
+	nodes, rules, err := criDevices(cfg.GetDevices())
+	if err != nil {
+		return nil, err
+	}
+	s.Linux.Devices = append(s.Linux.Devices, nodes...)
+	s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, rules...)
 	// Pod files first, so a CRI mount of the same path replaces them.
 	own := map[string]bool{}
 	for _, m := range cfg.GetMounts() {
@@ -188,7 +214,21 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 		if m.GetHostPath() == "" {
 			return nil, fmt.Errorf("mount to %q has no host_path: %w", m.GetContainerPath(), ErrInvalid)
 		}
-		s.Mounts = append(s.Mounts, bind(m.GetHostPath(), m.GetContainerPath(), m.GetReadonly()))
+		prop, err := propagationOption(m, privileged)
+		if err != nil {
+			return nil, err
+		}
+		bm := bindProp(m.GetHostPath(), m.GetContainerPath(), m.GetReadonly(), prop)
+		if m.GetRecursiveReadOnly() {
+			// CRI: recursive read-only needs readonly and private
+			// propagation, or submounts could still be written.
+			if !m.GetReadonly() || prop != "rprivate" {
+				return nil, fmt.Errorf("mount %s: recursive_read_only needs readonly and private propagation: %w", m.GetContainerPath(), ErrInvalid)
+			}
+			// runc makes every submount read-only with mount_setattr.
+			bm.Options = append(bm.Options, "rro")
+		}
+		s.Mounts = append(s.Mounts, bm)
 	}
 	ns := sec.GetNamespaceOptions()
 	join := func(t specs.LinuxNamespaceType, name string) specs.LinuxNamespace {
@@ -211,10 +251,33 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 	default:
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
 	}
-	if err := applySeccomp(s, sec.GetSeccomp()); err != nil {
-		return nil, fmt.Errorf("container %q: %w", cfg.GetMetadata().GetName(), err)
+	// A privileged container runs unconfined whatever profile it names, as
+	// with containerd and CRI-O.
+	if !privileged {
+		if err := applySeccomp(s, sec.GetSeccomp()); err != nil {
+			return nil, fmt.Errorf("container %q: %w", cfg.GetMetadata().GetName(), err)
+		}
 	}
 	return s, nil
+}
+
+// privilege gives a container what Kubernetes' privileged means: every
+// host device and access to it, no masked or read-only /proc paths, and
+// writable /sys and cgroup file systems.
+func privilege(s *specs.Spec) error {
+	devs, err := hostDevices()
+	if err != nil {
+		return err
+	}
+	s.Linux.Devices = devs
+	s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+	for i, m := range s.Mounts {
+		if m.Destination == "/sys" || m.Destination == "/sys/fs/cgroup" {
+			s.Mounts[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
+		}
+	}
+	return nil
 }
 
 // commandLine merges command and args the way Kubernetes documents: a
@@ -321,6 +384,10 @@ func resources(r *runtimeapi.LinuxContainerResources) *specs.LinuxResources {
 			out.Memory.Swap = &sw
 		}
 	}
+	for _, h := range r.GetHugepageLimits() {
+		out.HugepageLimits = append(out.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+	}
+	out.Unified = r.GetUnified()
 	return out
 }
 

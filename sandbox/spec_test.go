@@ -188,6 +188,11 @@ func TestResolveUser(t *testing.T) {
 	if err != nil || u.UID != 1000 || u.GID != 2000 || !slices.Contains(u.AdditionalGids, 3000) {
 		t.Fatalf("security context: %+v %v", u, err)
 	}
+	strict := &runtimeapi.LinuxContainerSecurityContext{SupplementalGroupsPolicy: runtimeapi.SupplementalGroupsPolicy_Strict, SupplementalGroups: []int64{3000}}
+	u, err = resolveUser(root, strict, "www-data")
+	if err != nil || slices.Contains(u.AdditionalGids, 77) || !slices.Contains(u.AdditionalGids, 3000) {
+		t.Fatalf("Strict policy must drop the image's groups: %+v %v", u, err)
+	}
 	if _, err := resolveUser(root, &runtimeapi.LinuxContainerSecurityContext{RunAsUsername: "nobody-here"}, ""); err == nil {
 		t.Fatal("unknown user name accepted")
 	}

@@ -46,8 +46,12 @@ func resolveUser(rootfs string, sec *runtimeapi.LinuxContainerSecurityContext, i
 		return specs.User{}, fmt.Errorf("user %q: %v: %w", spec, err, ErrInvalid)
 	}
 	u := specs.User{UID: uint32(eu.Uid), GID: uint32(eu.Gid)}
-	for _, g := range eu.Sgids {
-		u.AdditionalGids = append(u.AdditionalGids, uint32(g))
+	// Merge (the default) adds the groups the image's /etc/group gives the
+	// user; Strict takes only what the pod asks for.
+	if sec.GetSupplementalGroupsPolicy() != runtimeapi.SupplementalGroupsPolicy_Strict {
+		for _, g := range eu.Sgids {
+			u.AdditionalGids = append(u.AdditionalGids, uint32(g))
+		}
 	}
 	for _, g := range sec.GetSupplementalGroups() {
 		u.AdditionalGids = append(u.AdditionalGids, uint32(g))

@@ -39,6 +39,12 @@ type Request struct {
 
 	// exec
 	Process *specs.Process `json:"process,omitempty"`
+
+	// create (stdin), exec_stream, attach: see stream_api.go
+	StreamRequest
+
+	// update
+	Resources *specs.LinuxResources `json:"resources,omitempty"`
 }
 
 // Method names.
@@ -52,6 +58,8 @@ const (
 	MethodDelete   = "delete"
 	MethodState    = "state"
 	MethodShutdown = "shutdown"
+	MethodReopen   = "reopen_log"
+	MethodUpdate   = "update"
 )
 
 // Error codes, so the daemon can map them to gRPC codes.
@@ -74,6 +82,9 @@ type Response struct {
 	Exit       *ExitStatus `json:"exit,omitempty"`
 	Containers []Container `json:"containers,omitempty"`
 	ExecResult *ExecResult `json:"exec_result,omitempty"`
+
+	// exec_stream, attach: see stream_api.go
+	StreamResponse
 }
 
 // ExitStatus is how a container's init ended. It is written to the

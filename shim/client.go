@@ -115,6 +115,18 @@ func (c *Client) State(ctx context.Context) ([]Container, error) {
 	return r.Containers, nil
 }
 
+// ReopenLog makes the shim write the container's log to a fresh file.
+func (c *Client) ReopenLog(ctx context.Context, id string) error {
+	_, err := c.call(ctx, Request{Method: MethodReopen, ID: id})
+	return err
+}
+
+// Update applies new resource limits to a running container.
+func (c *Client) Update(ctx context.Context, id string, res *specs.LinuxResources) error {
+	_, err := c.call(ctx, Request{Method: MethodUpdate, ID: id, Resources: res})
+	return err
+}
+
 // Shutdown asks the shim to exit; it refuses while a container runs.
 func (c *Client) Shutdown(ctx context.Context) error {
 	_, err := c.call(ctx, Request{Method: MethodShutdown})

@@ -51,7 +51,14 @@ func (s *Server) create(ctx context.Context, req *Request) (*Response, error) {
 func (s *Server) createProcess(c *container, req *Request) (int, error) {
 	c.cgroup = cgroupOf(req.Bundle)
 	var stdio ociIO
-	if req.LogPath != "" {
+	extra, finishStdio, err := s.createStdio(c, req, &stdio)
+	if err != nil {
+		return 0, fmt.Errorf("create container %s: %w", c.id, err)
+	}
+	if stdio.console != nil {
+		// A tty container's output arrives on the pty master, which
+		// finishStdio receives; copyOutput starts below once it has.
+	} else if req.LogPath != "" {
 		lw, err := openLog(req.LogPath)
 		if err != nil {
 			return 0, fmt.Errorf("open log %s: %w", req.LogPath, err)
@@ -70,17 +77,26 @@ func (s *Server) createProcess(c *container, req *Request) (int, error) {
 		}
 		defer outW.Close()
 		defer errW.Close()
-		stdio = ociIO{stdout: outW, stderr: errW}
+		stdio.stdout, stdio.stderr = outW, errW
 		c.log = lw
 		c.logs.Add(2)
-		go func() { defer c.logs.Done(); defer outR.Close(); copyLog(lw, "stdout", outR) }()
-		go func() { defer c.logs.Done(); defer errR.Close(); copyLog(lw, "stderr", errR) }()
+		go func() { defer c.logs.Done(); defer outR.Close(); copyOutput(lw, "stdout", outR, &c.attach.out) }()
+		go func() { defer c.logs.Done(); defer errR.Close(); copyOutput(lw, "stderr", errR, &c.attach.err) }()
 	}
 	cmd := "create"
 	if req.Start {
 		cmd = "run"
 	}
-	pid, err := s.runOCI([]string{cmd, "--id", c.id, "--bundle", req.Bundle}, stdio)
+	pid, err := s.runOCI(append([]string{cmd, "--id", c.id, "--bundle", req.Bundle}, extra...), stdio)
+	if ferr := finishStdio(err == nil); err == nil && ferr != nil {
+		// The init is waiting at the exec fifo (or running): take it down.
+		_ = killPid(pid, int(unix.SIGKILL))
+		_, _ = s.runOCI([]string{"delete", "--id", c.id}, ociIO{})
+		err = ferr
+	}
+	if err == nil && stdio.console != nil {
+		s.startTTYOutput(c, req.LogPath)
+	}
 	if err != nil {
 		if c.log != nil {
 			// The write ends close with this function; wait for the copiers
@@ -164,6 +180,7 @@ func (s *Server) delete(ctx context.Context, req *Request) (*Response, error) {
 	if c.log != nil {
 		c.log.Close()
 	}
+	c.attach.close()
 	return &Response{}, nil
 }
 

@@ -17,8 +17,9 @@ const maxLogLine = 16 * 1024
 // "<RFC3339Nano> <stream> <F|P> <content>\n". Both streams share one file, so
 // records are written whole under a lock.
 type logWriter struct {
-	mu sync.Mutex
-	f  *os.File
+	mu   sync.Mutex
+	f    *os.File
+	path string
 }
 
 func openLog(path string) (*logWriter, error) {
@@ -26,7 +27,21 @@ func openLog(path string) (*logWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &logWriter{f: f}, nil
+	return &logWriter{f: f, path: path}, nil
+}
+
+// reopen swaps in a new file at the log's path; on failure the old file
+// stays in use and nothing new is created.
+func (w *logWriter) reopen() error {
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	old := w.f
+	w.f = f
+	w.mu.Unlock()
+	return old.Close()
 }
 
 func (w *logWriter) record(stream string, partial bool, content []byte) {
@@ -48,7 +63,11 @@ func (w *logWriter) record(stream string, partial bool, content []byte) {
 	_, _ = w.f.Write(buf)
 }
 
-func (w *logWriter) Close() error { return w.f.Close() }
+func (w *logWriter) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.f.Close()
+}
 
 // copyLog reads one stream until EOF and writes it as CRI records.
 func copyLog(w *logWriter, stream string, r io.Reader) {

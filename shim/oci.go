@@ -13,9 +13,11 @@ import (
 )
 
 // ociIO is the stdio handed to husk-oci for the process it creates: stdin as
-// fd 0, the stdout and stderr write ends as fds 3 and 4.
+// fd 0, the stdout and stderr write ends as fds 3 and 4, and for a terminal
+// the console socket as fd 5 (husk-oci is then run with --console).
 type ociIO struct {
 	stdin, stdout, stderr *os.File
+	console               *os.File
 }
 
 // runOCI runs husk-oci and returns the pid it reports. It starts the helper
@@ -47,8 +49,12 @@ func (s *Server) runOCI(args []string, io_ ociIO) (int, error) {
 	argv := append([]string{s.cfg.OCIPath, args[0], "--root", s.cfg.OCIRoot}, args[1:]...)
 	start := time.Now()
 	defer func() { s.log.Debug("husk-oci", "cmd", args[0], "took", time.Since(start)) }()
+	files := []*os.File{orNull(io_.stdin), outW, errW, orNull(io_.stdout), orNull(io_.stderr)}
+	if io_.console != nil {
+		files = append(files, io_.console)
+	}
 	p, err := os.StartProcess(s.cfg.OCIPath, argv, &os.ProcAttr{
-		Files: []*os.File{orNull(io_.stdin), outW, errW, orNull(io_.stdout), orNull(io_.stderr)},
+		Files: files,
 		Env:   []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
 	})
 	outW.Close()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -67,6 +68,7 @@ type container struct {
 	exited   chan struct{}
 	logs     sync.WaitGroup
 	log      *logWriter
+	attach   attachPoint // stdin, pty and output fan-out for Attach
 }
 
 // NewServer makes a server; Serve runs it.
@@ -106,8 +108,14 @@ func (s *Server) handleConn(ctx context.Context, conn net.Conn) {
 	defer s.trim()
 	defer conn.Close()
 	var req Request
-	if err := json.NewDecoder(conn).Decode(&req); err != nil {
+	dec := json.NewDecoder(conn)
+	if err := dec.Decode(&req); err != nil {
 		_ = json.NewEncoder(conn).Encode(Response{Error: "bad request: " + err.Error(), Code: CodeBadRequest})
+		return
+	}
+	if isStreamMethod(req.Method) {
+		// A session, not one answer: see stream_api.go.
+		s.serveStream(conn, io.MultiReader(dec.Buffered(), conn), &req)
 		return
 	}
 	resp, err := s.handle(ctx, &req)
@@ -143,6 +151,10 @@ func (s *Server) handle(ctx context.Context, req *Request) (*Response, error) {
 		return s.delete(ctx, req)
 	case MethodState:
 		return s.state(), nil
+	case MethodReopen:
+		return s.reopenLog(req)
+	case MethodUpdate:
+		return s.update(req)
 	case MethodShutdown:
 		return s.shutdown()
 	}

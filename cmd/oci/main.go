@@ -3,8 +3,10 @@
 // it made is running, so the shim (a child subreaper) inherits that process.
 //
 // File descriptors: 0 is the new process's stdin, 3 and 4 the write ends of
-// its stdout and stderr. The result is one JSON object on stdout; a failure
-// is one line on stderr and exit status 1.
+// its stdout and stderr. With --console, fd 5 is a unix socket and the
+// process gets a pty instead; runc init sends its master through fd 5. The
+// result is one JSON object on stdout; a failure is one line on stderr and
+// exit status 1.
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"os"
 
 	"github.com/husk-runtime/husk/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func main() {
@@ -29,13 +32,15 @@ type result struct {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: husk-oci create|run|start|exec|delete --root DIR --id ID [--bundle DIR] [--process FILE]")
+		return fmt.Errorf("usage: husk-oci create|run|start|exec|delete|update --root DIR --id ID [--bundle DIR] [--process FILE] [--console]")
 	}
 	fs := flag.NewFlagSet("husk-oci "+args[0], flag.ContinueOnError)
 	root := fs.String("root", "", "libcontainer state root")
 	id := fs.String("id", "", "container id")
 	bundle := fs.String("bundle", "", "bundle dir holding config.json (create)")
 	procFile := fs.String("process", "", "OCI process JSON (exec)")
+	console := fs.Bool("console", false, "give the process a pty; fd 5 is the socket its master is sent on (create, run, exec)")
+	resFile := fs.String("resources", "", "OCI Linux resources JSON (update)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -43,7 +48,11 @@ func run(args []string) error {
 		return fmt.Errorf("husk-oci %s: --root and --id are required", args[0])
 	}
 	stdio := func() oci.Stdio {
-		return oci.Stdio{Stdin: os.Stdin, Stdout: os.NewFile(3, "stdout"), Stderr: os.NewFile(4, "stderr")}
+		st := oci.Stdio{Stdin: os.Stdin, Stdout: os.NewFile(3, "stdout"), Stderr: os.NewFile(4, "stderr")}
+		if *console {
+			st.Console = os.NewFile(5, "console-socket")
+		}
+		return st
 	}
 	var res result
 	var err error
@@ -60,6 +69,12 @@ func run(args []string) error {
 		}
 	case "delete":
 		err = oci.Delete(*root, *id)
+	case "update":
+		var res *specs.LinuxResources
+		res, err = oci.ReadJSON[specs.LinuxResources](*resFile)
+		if err == nil {
+			err = oci.Update(*root, *id, res)
+		}
 	default:
 		return fmt.Errorf("husk-oci: unknown command %q", args[0])
 	}

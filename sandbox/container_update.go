@@ -1,0 +1,61 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// UpdateContainerResources changes a running container's limits (kubelet's
+// in-place resize) and records them, so ContainerStatus reports what is in
+// force.
+func (m *Manager) UpdateContainerResources(ctx context.Context, id string, res *runtimeapi.LinuxContainerResources) error {
+	if res == nil {
+		return fmt.Errorf("update of container %s: no linux resources given: %w", id, ErrInvalid)
+	}
+	c, p, err := m.containerAndPod(id)
+	if err != nil {
+		return err
+	}
+	unlock := m.podLock(p.ID)
+	defer unlock()
+	m.refreshContainer(c)
+	if st := m.containerState(c); st != ContainerRunning && st != ContainerCreated {
+		return fmt.Errorf("container %s is %s: %w", c.ID, st, ErrFailedPrecondition)
+	}
+	if err := m.shim(p).Update(ctx, c.ID, resources(res)); err != nil {
+		return fmt.Errorf("update of container %s: %w", c.ID, err)
+	}
+	m.set(func() {
+		cfg := proto.Clone(c.Config).(*runtimeapi.ContainerConfig)
+		if cfg.Linux == nil {
+			cfg.Linux = &runtimeapi.LinuxContainerConfig{}
+		}
+		cfg.Linux.Resources = res
+		c.Config = cfg
+	})
+	return m.saveContainer(c)
+}
+
+// ReopenContainerLog makes the shim write the container's log to a new
+// file at its path (kubelet rotated the old one away). CRI: only for a
+// running container.
+func (m *Manager) ReopenContainerLog(ctx context.Context, id string) error {
+	c, p, err := m.containerAndPod(id)
+	if err != nil {
+		return err
+	}
+	m.refreshContainer(c)
+	if st := m.containerState(c); st != ContainerRunning {
+		return fmt.Errorf("container %s is %s, not running: %w", c.ID, st, ErrFailedPrecondition)
+	}
+	if c.LogPath == "" {
+		return fmt.Errorf("container %s has no log path: %w", c.ID, ErrFailedPrecondition)
+	}
+	if err := m.shim(p).ReopenLog(ctx, c.ID); err != nil {
+		return fmt.Errorf("reopen log of container %s: %w", c.ID, err)
+	}
+	return nil
+}
