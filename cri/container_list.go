@@ -10,8 +10,12 @@ import (
 // ListContainers lists containers matching the filter: id and sandbox id
 // (or prefixes), state, and a label selector that must all match.
 func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
-	f := req.GetFilter()
-	resp := &runtimeapi.ListContainersResponse{}
+	return &runtimeapi.ListContainersResponse{Containers: s.listContainers(ctx, req.GetFilter())}, nil
+}
+
+// listContainers is the item list of ListContainers and StreamContainers.
+func (s *Server) listContainers(ctx context.Context, f *runtimeapi.ContainerFilter) []*runtimeapi.Container {
+	var out []*runtimeapi.Container
 	for _, c := range s.Sandboxes.ListContainers(ctx) {
 		state := containerState(c.State)
 		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {
@@ -26,12 +30,12 @@ func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 		if !labelsMatch(c.Config.GetLabels(), f.GetLabelSelector()) {
 			continue
 		}
-		resp.Containers = append(resp.Containers, &runtimeapi.Container{
+		out = append(out, &runtimeapi.Container{
 			Id: c.ID, PodSandboxId: c.PodID, Metadata: c.Config.GetMetadata(),
 			Image:    &runtimeapi.ImageSpec{Image: c.ImageName, UserSpecifiedImage: c.ImageRef},
 			ImageRef: c.RepoRef, ImageId: c.ImageID, State: state, CreatedAt: c.CreatedAt.UnixNano(),
 			Labels: c.Config.GetLabels(), Annotations: c.Config.GetAnnotations(),
 		})
 	}
-	return resp, nil
+	return out
 }

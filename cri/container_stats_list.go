@@ -14,15 +14,20 @@ import (
 // ANDed). kubelet calls it every few seconds for all containers, so the
 // filter runs on the in-memory records before any file is read.
 func (s *Server) ListContainerStats(ctx context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
-	f := req.GetFilter()
+	return &runtimeapi.ListContainerStatsResponse{Stats: s.listContainerStats(ctx, req.GetFilter())}, nil
+}
+
+// listContainerStats is the item list of ListContainerStats and
+// StreamContainerStats.
+func (s *Server) listContainerStats(ctx context.Context, f *runtimeapi.ContainerStatsFilter) []*runtimeapi.ContainerStats {
 	keep := func(c sandbox.ContainerView) bool {
 		return strings.HasPrefix(c.ID, f.GetId()) && strings.HasPrefix(c.PodID, f.GetPodSandboxId()) &&
 			labelsMatch(c.Config.GetLabels(), f.GetLabelSelector())
 	}
 	list := s.Sandboxes.ListContainerStats(ctx, keep)
-	resp := &runtimeapi.ListContainerStatsResponse{Stats: make([]*runtimeapi.ContainerStats, 0, len(list))}
+	out := make([]*runtimeapi.ContainerStats, 0, len(list))
 	for _, st := range list {
-		resp.Stats = append(resp.Stats, containerStats(st))
+		out = append(out, containerStats(st))
 	}
-	return resp, nil
+	return out
 }

@@ -18,6 +18,16 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	resp := &runtimeapi.ContainerStatusResponse{Status: containerStatus(c)}
+	if req.GetVerbose() {
+		resp.Info = map[string]string{"info": verboseInfo(map[string]any{"pid": c.Pid, "sandboxID": c.PodID})}
+	}
+	return resp, nil
+}
+
+// containerStatus is the CRI status of a container, also sent with
+// GetContainerEvents.
+func containerStatus(c sandbox.ContainerView) *runtimeapi.ContainerStatus {
 	cfg := c.Config
 	st := &runtimeapi.ContainerStatus{
 		Id:          c.ID,
@@ -53,11 +63,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 			st.Message = "the pod's husk-shim died; the container's exit status is unknown"
 		}
 	}
-	resp := &runtimeapi.ContainerStatusResponse{Status: st}
-	if req.GetVerbose() {
-		resp.Info = map[string]string{"info": verboseInfo(map[string]any{"pid": c.Pid, "sandboxID": c.PodID})}
-	}
-	return resp, nil
+	return st
 }
 
 func containerState(s string) runtimeapi.ContainerState {

@@ -8,17 +8,20 @@ import (
 
 // ListImages lists images, optionally only those a reference resolves to.
 func (s *Server) ListImages(ctx context.Context, req *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
-	resp := &runtimeapi.ListImagesResponse{}
-	want := req.GetFilter().GetImage().GetImage()
-	if want != "" {
-		img, err := s.Images.Resolve(want)
-		if err == nil {
-			resp.Images = append(resp.Images, toCRIImage(img))
+	return &runtimeapi.ListImagesResponse{Images: s.listImages(req.GetFilter())}, nil
+}
+
+// listImages is the item list of ListImages and StreamImages.
+func (s *Server) listImages(f *runtimeapi.ImageFilter) []*runtimeapi.Image {
+	var out []*runtimeapi.Image
+	if want := f.GetImage().GetImage(); want != "" {
+		if img, err := s.Images.Resolve(want); err == nil {
+			out = append(out, toCRIImage(img))
 		}
-		return resp, nil
+		return out
 	}
 	for _, img := range s.Images.List() {
-		resp.Images = append(resp.Images, toCRIImage(img))
+		out = append(out, toCRIImage(img))
 	}
-	return resp, nil
+	return out
 }

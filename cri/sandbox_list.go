@@ -10,8 +10,12 @@ import (
 // ListPodSandbox lists sandboxes matching the filter: id (or prefix, as
 // crictl users type it), state, and a label selector that must all match.
 func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
-	f := req.GetFilter()
-	resp := &runtimeapi.ListPodSandboxResponse{}
+	return &runtimeapi.ListPodSandboxResponse{Items: s.listPodSandboxes(ctx, req.GetFilter())}, nil
+}
+
+// listPodSandboxes is the item list of ListPodSandbox and StreamPodSandboxes.
+func (s *Server) listPodSandboxes(ctx context.Context, f *runtimeapi.PodSandboxFilter) []*runtimeapi.PodSandbox {
+	var out []*runtimeapi.PodSandbox
 	for _, p := range s.Sandboxes.ListPodSandboxes(ctx) {
 		state := podState(p)
 		if f.GetId() != "" && !strings.HasPrefix(p.ID, f.GetId()) {
@@ -23,12 +27,12 @@ func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSand
 		if !labelsMatch(p.Config.GetLabels(), f.GetLabelSelector()) {
 			continue
 		}
-		resp.Items = append(resp.Items, &runtimeapi.PodSandbox{
+		out = append(out, &runtimeapi.PodSandbox{
 			Id: p.ID, Metadata: p.Config.GetMetadata(), State: state, CreatedAt: p.CreatedAt.UnixNano(),
 			Labels: p.Config.GetLabels(), Annotations: p.Config.GetAnnotations(), RuntimeHandler: p.Handler,
 		})
 	}
-	return resp, nil
+	return out
 }
 
 func labelsMatch(labels, selector map[string]string) bool {

@@ -14,12 +14,18 @@ import (
 // metric was gathered live"; only the writable layer figure, which is
 // cached (sandbox/stats.go), carries the time it was taken.
 func (s *Server) ListPodSandboxMetrics(ctx context.Context, req *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
+	return &runtimeapi.ListPodSandboxMetricsResponse{PodMetrics: s.listPodSandboxMetrics(ctx)}, nil
+}
+
+// listPodSandboxMetrics is the item list of ListPodSandboxMetrics and
+// StreamPodSandboxMetrics.
+func (s *Server) listPodSandboxMetrics(ctx context.Context) []*runtimeapi.PodSandboxMetrics {
 	list := s.Sandboxes.ListPodSandboxStats(ctx, nil)
-	resp := &runtimeapi.ListPodSandboxMetricsResponse{PodMetrics: make([]*runtimeapi.PodSandboxMetrics, 0, len(list))}
+	out := make([]*runtimeapi.PodSandboxMetrics, 0, len(list))
 	for _, st := range list {
-		resp.PodMetrics = append(resp.PodMetrics, podMetrics(st))
+		out = append(out, podMetrics(st))
 	}
-	return resp, nil
+	return out
 }
 
 func podMetrics(st sandbox.PodStats) *runtimeapi.PodSandboxMetrics {

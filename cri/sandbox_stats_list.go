@@ -14,14 +14,19 @@ import (
 // ListPodSandbox leaves them out; a NOTREADY pod is listed with its
 // attributes and containers but no cgroup or network figures.
 func (s *Server) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
-	f := req.GetFilter()
+	return &runtimeapi.ListPodSandboxStatsResponse{Stats: s.listPodSandboxStats(ctx, req.GetFilter())}, nil
+}
+
+// listPodSandboxStats is the item list of ListPodSandboxStats and
+// StreamPodSandboxStats.
+func (s *Server) listPodSandboxStats(ctx context.Context, f *runtimeapi.PodSandboxStatsFilter) []*runtimeapi.PodSandboxStats {
 	keep := func(p sandbox.PodView) bool {
 		return strings.HasPrefix(p.ID, f.GetId()) && labelsMatch(p.Config.GetLabels(), f.GetLabelSelector())
 	}
 	list := s.Sandboxes.ListPodSandboxStats(ctx, keep)
-	resp := &runtimeapi.ListPodSandboxStatsResponse{Stats: make([]*runtimeapi.PodSandboxStats, 0, len(list))}
+	out := make([]*runtimeapi.PodSandboxStats, 0, len(list))
 	for _, st := range list {
-		resp.Stats = append(resp.Stats, podSandboxStats(st))
+		out = append(out, podSandboxStats(st))
 	}
-	return resp, nil
+	return out
 }

@@ -16,6 +16,18 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	resp := &runtimeapi.PodSandboxStatusResponse{Status: podSandboxStatus(p)}
+	if req.GetVerbose() {
+		resp.Info = map[string]string{"info": verboseInfo(map[string]any{
+			"pid": p.InfraPid, "netns": p.NetnsPath, "cgroup": p.Cgroup, "shim_socket": p.ShimSocket,
+		})}
+	}
+	return resp, nil
+}
+
+// podSandboxStatus is the CRI status of a sandbox, also sent with
+// GetContainerEvents.
+func podSandboxStatus(p sandbox.PodView) *runtimeapi.PodSandboxStatus {
 	st := &runtimeapi.PodSandboxStatus{
 		Id:          p.ID,
 		Metadata:    p.Config.GetMetadata(),
@@ -34,13 +46,7 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 			st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
 		}
 	}
-	resp := &runtimeapi.PodSandboxStatusResponse{Status: st}
-	if req.GetVerbose() {
-		resp.Info = map[string]string{"info": verboseInfo(map[string]any{
-			"pid": p.InfraPid, "netns": p.NetnsPath, "cgroup": p.Cgroup, "shim_socket": p.ShimSocket,
-		})}
-	}
-	return resp, nil
+	return st
 }
 
 func podState(p sandbox.PodView) runtimeapi.PodSandboxState {

@@ -103,7 +103,11 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	files := m.podFilesOf(p)
 	ic := imageConfig{Env: img.Config.Env, Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd,
 		WorkingDir: img.Config.WorkingDir, User: img.Config.User, StopSignal: img.Config.StopSignal}
-	spec, err := containerSpec(p, c, ic, rootfs, user, files, p.InfraPid, m.cfg.MinOOMScoreAdj)
+	pids := nsPids{Infra: p.InfraPid}
+	if ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
+		pids.Target = m.targetPid(p.ID, ns.GetTargetId())
+	}
+	spec, err := containerSpec(p, c, ic, rootfs, user, files, pids, m.cfg.MinOOMScoreAdj)
 	if err != nil {
 		return "", err
 	}
@@ -128,7 +132,26 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	}
 	st.mark("save")
 	u.commit()
+	m.emitContainer(c, evCreated)
 	return id, nil
+}
+
+// targetPid is the init pid of a running container of the pod, which an
+// ephemeral container shares its PID namespace with; 0 if there is none.
+// The shim is that process's parent and has not reaped it while it runs,
+// so the pid cannot be reused in the meantime.
+func (m *Manager) targetPid(podID, id string) int {
+	t, err := m.container(id)
+	if err != nil || t.PodID != podID {
+		return 0
+	}
+	m.refreshContainer(t)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if t.State != ContainerRunning {
+		return 0
+	}
+	return t.Pid
 }
 
 func repoRef(img image.Image) string {

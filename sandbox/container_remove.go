@@ -42,5 +42,6 @@ func (m *Manager) removeContainer(ctx context.Context, p *Pod, c *Container) err
 		delete(m.ctrs, c.ID)
 		delete(m.names, containerKey(p.ID, c.Config.GetMetadata()))
 	})
+	m.emitContainer(c, evDeleted)
 	return nil
 }

@@ -22,6 +22,8 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	m.set(func() { c.State = ContainerRunning; c.StartedAt = time.Now().UTC() })
+	m.emitContainer(c, evStarted)
+	m.watchExit(p, c.ID)
 	return m.saveContainer(c)
 }
 

@@ -86,6 +86,7 @@ func (m *Manager) refreshContainer(c *Container) {
 		return
 	}
 	m.set(func() { c.State = ContainerExited; c.Exit = &ex })
+	m.emitContainer(c, evStopped)
 	_ = m.saveContainer(c)
 }
 
@@ -96,6 +97,7 @@ func (m *Manager) markShimDead(c *Container) {
 		c.State = ContainerExited
 		c.Exit = &shim.ExitStatus{Code: 255, Signal: -1, FinishedAt: time.Now().UTC()}
 	})
+	m.emitContainer(c, evStopped)
 	_ = atomicfile.WriteJSON(filepath.Join(m.ctrDir(c.PodID, c.ID), "exit.json"), c.Exit)
 	_ = m.saveContainer(c)
 }

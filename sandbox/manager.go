@@ -58,6 +58,7 @@ type Manager struct {
 	names map[string]string // reserved pod and container names -> id
 
 	locks sync.Map // pod id -> *sync.Mutex serializing that pod's lifecycle
+	ev    eventHub // GetContainerEvents subscribers (events.go)
 }
 
 // New opens the manager over its state, recovering what a previous daemon

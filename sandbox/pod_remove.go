@@ -84,6 +84,7 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 		delete(m.names, podKey(p.Config.GetMetadata()))
 	})
 	m.locks.Delete(p.ID)
+	m.emitPod(p, evDeleted)
 	m.log.Info("pod sandbox removed", "id", p.ID)
 	return nil
 }

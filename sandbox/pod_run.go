@@ -200,6 +200,8 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	st.mark("save")
 	u.commit()
+	m.emitPod(p, evCreated, evStarted)
+	m.watchExit(p, id)
 	m.log.Info("pod sandbox ready", "id", id, "name", md.GetName(), "namespace", md.GetNamespace(), "ips", p.IPs)
 	return id, nil
 }

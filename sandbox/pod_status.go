@@ -67,6 +67,7 @@ func (m *Manager) refreshInfra(p *Pod) {
 		return
 	}
 	m.set(func() { p.infraExit = &st })
+	m.emitPod(p, evStopped)
 	m.log.Warn("infra process of pod exited; pod is NOTREADY", "pod", p.ID, "code", st.Code)
 }
 

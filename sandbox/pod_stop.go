@@ -44,6 +44,7 @@ func (m *Manager) stopPod(ctx context.Context, p *Pod) error {
 		return err
 	}
 	m.set(func() { p.State = PodNotReady })
+	m.emitPod(p, evStopped)
 	return m.savePod(p)
 }
 

@@ -22,7 +22,7 @@ func TestPrivilegedSpec(t *testing.T) {
 			Seccomp:    &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault},
 		}},
 	}}
-	s, err := containerSpec(privilegedPod(), c, imageConfig{}, "/r", specs.User{}, podFiles{}, 1, 0)
+	s, err := containerSpec(privilegedPod(), c, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestPrivilegedSpec(t *testing.T) {
 		}
 	}
 	// A privileged container needs a privileged pod.
-	if _, err := containerSpec(testPod(), c, imageConfig{}, "/r", specs.User{}, podFiles{}, 1, 0); err == nil {
+	if _, err := containerSpec(testPod(), c, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0); err == nil {
 		t.Error("privileged container in an unprivileged pod accepted")
 	}
 }
@@ -90,7 +90,7 @@ func TestRecursiveReadOnlyAndGroupsPolicy(t *testing.T) {
 			Mounts: []*runtimeapi.Mount{{HostPath: "/tmp", ContainerPath: "/data", Readonly: ro, RecursiveReadOnly: true}},
 		}}
 	}
-	s, err := containerSpec(p, mk(true), imageConfig{}, "/r", specs.User{}, podFiles{}, 1, 0)
+	s, err := containerSpec(p, mk(true), imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestRecursiveReadOnlyAndGroupsPolicy(t *testing.T) {
 	if !found {
 		t.Errorf("recursive read-only mount lacks rro: %+v", s.Mounts)
 	}
-	if _, err := containerSpec(p, mk(false), imageConfig{}, "/r", specs.User{}, podFiles{}, 1, 0); err == nil {
+	if _, err := containerSpec(p, mk(false), imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0); err == nil {
 		t.Error("recursive_read_only without readonly accepted")
 	}
 }

@@ -111,6 +111,7 @@ func (m *Manager) recoverPod(ctx context.Context, p *Pod) error {
 	}
 	if shimAlive {
 		m.watchShim(p)
+		m.watchExits(p)
 	}
 	if !shimAlive && p.State == PodReady {
 		m.log.Warn("shim of pod is gone; pod is NOTREADY", "pod", p.ID)

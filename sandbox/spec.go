@@ -134,7 +134,14 @@ type imageConfig struct {
 
 // containerSpec builds an app container's spec. infraPid's namespaces are
 // joined; user is the resolved uid/gid.
-func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user specs.User, files podFiles, infraPid, oomFloor int) (*specs.Spec, error) {
+// nsPids are the processes whose namespaces a container joins: the pod's
+// infra process, and for NamespaceMode TARGET (an ephemeral debug
+// container) the target container's init.
+type nsPids struct {
+	Infra, Target int
+}
+
+func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user specs.User, files podFiles, pids nsPids, oomFloor int) (*specs.Spec, error) {
 	cfg := c.Config
 	args, err := commandLine(cfg, img)
 	if err != nil {
@@ -232,21 +239,30 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 	}
 	ns := sec.GetNamespaceOptions()
 	join := func(t specs.LinuxNamespaceType, name string) specs.LinuxNamespace {
-		return specs.LinuxNamespace{Type: t, Path: fmt.Sprintf("/proc/%d/ns/%s", infraPid, name)}
+		return specs.LinuxNamespace{Type: t, Path: fmt.Sprintf("/proc/%d/ns/%s", pids.Infra, name)}
 	}
 	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.MountNamespace})
-	if ns.GetNetwork() != runtimeapi.NamespaceMode_NODE {
+	// Network, UTS and IPC are the pod's: a container shares whatever its
+	// pod has, even when its own options say nothing (their zero value is
+	// POD), as it does with containerd, which joins the infra's namespaces.
+	podNS := p.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if !p.HostNetwork && ns.GetNetwork() != runtimeapi.NamespaceMode_NODE {
 		// The pinned netns file outlives any pid, so it is joined by path.
 		s.Linux.Namespaces = append(s.Linux.Namespaces,
 			specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: p.NetnsPath},
 			join(specs.UTSNamespace, "uts"))
 	}
-	if ns.GetIpc() != runtimeapi.NamespaceMode_NODE {
+	if podNS.GetIpc() != runtimeapi.NamespaceMode_NODE && ns.GetIpc() != runtimeapi.NamespaceMode_NODE {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, join(specs.IPCNamespace, "ipc"))
 	}
 	switch ns.GetPid() {
 	case runtimeapi.NamespaceMode_POD:
 		s.Linux.Namespaces = append(s.Linux.Namespaces, join(specs.PIDNamespace, "pid"))
+	case runtimeapi.NamespaceMode_TARGET:
+		if pids.Target <= 0 {
+			return nil, fmt.Errorf("container %q: pid namespace target %q is not running: %w", cfg.GetMetadata().GetName(), ns.GetTargetId(), ErrFailedPrecondition)
+		}
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: fmt.Sprintf("/proc/%d/ns/pid", pids.Target)})
 	case runtimeapi.NamespaceMode_NODE:
 	default:
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
@@ -257,6 +273,9 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 		if err := applySeccomp(s, sec.GetSeccomp()); err != nil {
 			return nil, fmt.Errorf("container %q: %w", cfg.GetMetadata().GetName(), err)
 		}
+	}
+	if err := applyAppArmor(s, sec.GetApparmor(), privileged); err != nil {
+		return nil, fmt.Errorf("container %q: %w", cfg.GetMetadata().GetName(), err)
 	}
 	return s, nil
 }

@@ -88,7 +88,7 @@ func TestContainerSpec(t *testing.T) {
 		},
 	}}
 	files := podFiles{Hostname: "/p/hostname", Hosts: "/p/hosts", ResolvConf: "/p/resolv.conf", Shm: "/p/shm"}
-	s, err := containerSpec(p, c, imageConfig{WorkingDir: "/w"}, "/rootfs", specs.User{UID: 5}, files, 4242, 0)
+	s, err := containerSpec(p, c, imageConfig{WorkingDir: "/w"}, "/rootfs", specs.User{UID: 5}, files, nsPids{Infra: 4242}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestContainerSpecRejects(t *testing.T) {
 			Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "/nonexistent/profile.json"}}}},
 	}
 	for _, cfg := range bad {
-		if _, err := containerSpec(p, &Container{ID: "c", Config: cfg}, imageConfig{}, "/r", specs.User{}, podFiles{}, 1, 0); err == nil {
+		if _, err := containerSpec(p, &Container{ID: "c", Config: cfg}, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0); err == nil {
 			t.Errorf("%s: accepted", cfg.Metadata.Name)
 		}
 	}
@@ -210,5 +210,57 @@ func TestCgroupParent(t *testing.T) {
 	}
 	if _, _, err := cgroupParent("kubepods-besteffort.slice", "abc"); err == nil {
 		t.Fatal("systemd slice accepted by the cgroupfs driver")
+	}
+}
+
+func TestTargetPIDAndAppArmor(t *testing.T) {
+	p := testPod()
+	target := &Container{ID: "dbg", Config: &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "debug"}, Command: []string{"sh"},
+		Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_TARGET, TargetId: "app"}}},
+	}}
+	s, err := containerSpec(p, target, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1, Target: 777}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := nsOf(s, specs.PIDNamespace); n.Path != "/proc/777/ns/pid" {
+		t.Fatalf("TARGET pid ns %q", n.Path)
+	}
+	if _, err := containerSpec(p, target, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0); err == nil {
+		t.Fatal("TARGET with no running target accepted")
+	}
+	if appArmorEnabled() {
+		t.Skip("host has AppArmor; the refusal path is for hosts without it")
+	}
+	aa := &Container{ID: "aa", Config: &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "aa"}, Command: []string{"sh"},
+		Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+			Apparmor: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "localhost/p"}}},
+	}}
+	if _, err := containerSpec(p, aa, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0); err == nil || !strings.Contains(err.Error(), "not enabled") {
+		t.Fatalf("AppArmor profile on a host without AppArmor: %v", err)
+	}
+	aa.Config.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}
+	if _, err := containerSpec(p, aa, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0); err != nil {
+		t.Fatalf("unconfined AppArmor: %v", err)
+	}
+}
+
+func TestContainerFollowsHostNetworkPod(t *testing.T) {
+	// A container that says nothing of namespaces (zero value POD) in a
+	// host-network pod shares the host's network, not a new empty one.
+	p := testPod()
+	p.HostNetwork, p.NetnsPath = true, ""
+	p.Config.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Ipc: runtimeapi.NamespaceMode_NODE}}
+	c := &Container{ID: "c", Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "web"}, Command: []string{"x"}}}
+	s, err := containerSpec(p, c, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.UTSNamespace, specs.IPCNamespace} {
+		if n, ok := nsOf(s, typ); ok {
+			t.Errorf("container in a host-network, host-IPC pod got %s namespace %q", typ, n.Path)
+		}
 	}
 }

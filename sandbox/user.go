@@ -46,15 +46,25 @@ func resolveUser(rootfs string, sec *runtimeapi.LinuxContainerSecurityContext, i
 		return specs.User{}, fmt.Errorf("user %q: %v: %w", spec, err, ErrInvalid)
 	}
 	u := specs.User{UID: uint32(eu.Uid), GID: uint32(eu.Gid)}
-	// Merge (the default) adds the groups the image's /etc/group gives the
-	// user; Strict takes only what the pod asks for.
+	// The primary group is listed among the supplementary ones too, as
+	// containerd does, so `id -G` and ContainerStatus agree. Merge (the
+	// default) adds the groups the image's /etc/group gives the user;
+	// Strict takes only what the pod asks for.
+	seen := map[uint32]bool{}
+	addGroup := func(g uint32) {
+		if !seen[g] {
+			seen[g] = true
+			u.AdditionalGids = append(u.AdditionalGids, g)
+		}
+	}
+	addGroup(u.GID)
 	if sec.GetSupplementalGroupsPolicy() != runtimeapi.SupplementalGroupsPolicy_Strict {
 		for _, g := range eu.Sgids {
-			u.AdditionalGids = append(u.AdditionalGids, uint32(g))
+			addGroup(uint32(g))
 		}
 	}
 	for _, g := range sec.GetSupplementalGroups() {
-		u.AdditionalGids = append(u.AdditionalGids, uint32(g))
+		addGroup(uint32(g))
 	}
 	return u, nil
 }

@@ -58,19 +58,29 @@ func (s *Server) createProcess(c *container, req *Request) (int, error) {
 	if stdio.console != nil {
 		// A tty container's output arrives on the pty master, which
 		// finishStdio receives; copyOutput starts below once it has.
-	} else if req.LogPath != "" {
-		lw, err := openLog(req.LogPath)
-		if err != nil {
-			return 0, fmt.Errorf("open log %s: %w", req.LogPath, err)
+	} else if req.LogPath != "" || !req.Start {
+		// Output goes to the log, if there is one, and to attached
+		// clients; only the infra container (created and started at once,
+		// never attached to) writes nowhere.
+		var lw *logWriter
+		if req.LogPath != "" {
+			if lw, err = openLog(req.LogPath); err != nil {
+				return 0, fmt.Errorf("open log %s: %w", req.LogPath, err)
+			}
+		}
+		closeLog := func() {
+			if lw != nil {
+				lw.Close()
+			}
 		}
 		outR, outW, err := os.Pipe()
 		if err != nil {
-			lw.Close()
+			closeLog()
 			return 0, fmt.Errorf("stdout pipe: %w", err)
 		}
 		errR, errW, err := os.Pipe()
 		if err != nil {
-			lw.Close()
+			closeLog()
 			outR.Close()
 			outW.Close()
 			return 0, fmt.Errorf("stderr pipe: %w", err)

@@ -118,6 +118,15 @@ func (s *Server) handleConn(ctx context.Context, conn net.Conn) {
 		s.serveStream(conn, io.MultiReader(dec.Buffered(), conn), &req)
 		return
 	}
+	// A client sends one request and then only waits; its connection
+	// closing (a daemon that went away, or gave up) cancels the call, so a
+	// wait or exec nobody listens to any more does not hold the shim.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		_, _ = io.Copy(io.Discard, io.MultiReader(dec.Buffered(), conn))
+		cancel()
+	}()
 	resp, err := s.handle(ctx, &req)
 	if err != nil {
 		var e *Error
