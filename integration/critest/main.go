@@ -116,7 +116,7 @@ func run() error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	var failures []string
+	var failures, flaky []string
 	summary := ""
 	sc := bufio.NewScanner(io.TeeReader(out, logf))
 	sc.Buffer(nil, 1<<20)
@@ -125,6 +125,9 @@ func run() error {
 		line := sc.Text()
 		if m := failRe.FindStringSubmatch(line); m != nil {
 			failures = append(failures, m[1])
+		}
+		if strings.Contains(line, "[FLAKEY TEST") {
+			flaky = append(flaky, strings.TrimSpace(line))
 		}
 		if strings.Contains(line, "Passed |") && strings.Contains(line, "Failed |") {
 			summary = strings.TrimSpace(line)
@@ -140,6 +143,9 @@ func run() error {
 	passed, failed, skipped := counts(summary)
 	for _, f := range failures {
 		fmt.Println("FAILED:", f)
+	}
+	for _, f := range flaky {
+		fmt.Println("FLAKY (passed on retry):", f)
 	}
 	// The closing line CI reads.
 	fmt.Printf("critest: %d passed, %d failed, %d skipped\n", passed, failed, skipped)

@@ -1,0 +1,49 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// TestSeccompRuntimeDefault checks that RuntimeDefault (the Docker-derived
+// profile containerd and CRI-O start from) blocks what it should: creating
+// a user namespace, which it allows only with CAP_SYS_ADMIN. The same
+// command succeeds unconfined, so the filter is what stops it.
+func TestSeccompRuntimeDefault(t *testing.T) {
+	ref := busyboxRef(t)
+	d := StartDaemon(t)
+	pull(t, d, ref)
+	ctx := ctxT(t, time.Minute)
+	pod := podConfig("seccomp")
+	podID := runPod(t, d, pod)
+
+	run := func(name string, profile *runtimeapi.SecurityProfile) string {
+		cc := ctrConfig(name, ref, "sleep", "3600")
+		cc.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{Seccomp: profile}
+		return runContainer(t, d, podID, pod, cc)
+	}
+	confined := run("confined", &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault})
+	free := run("free", &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined})
+
+	if got := strings.TrimSpace(execOut(t, d, confined, "sh", "-c", "grep ^Seccomp: /proc/self/status")); !strings.HasSuffix(got, "2") {
+		t.Errorf("RuntimeDefault container: %q, want filter mode 2", got)
+	}
+	ex, err := d.RT.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: confined, Cmd: []string{"unshare", "-U", "true"}, Timeout: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.ExitCode == 0 || !strings.Contains(string(ex.Stderr), "not permitted") {
+		t.Errorf("unshare -U under RuntimeDefault: exit %d, stderr %q; want it blocked", ex.ExitCode, ex.Stderr)
+	}
+	ex, err = d.RT.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: free, Cmd: []string{"unshare", "-U", "true"}, Timeout: 10})
+	if err != nil || ex.ExitCode != 0 {
+		t.Errorf("unshare -U unconfined: %v exit %d stderr %q; want it allowed", err, ex.GetExitCode(), ex.GetStderr())
+	}
+	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, d, podID)
+}
