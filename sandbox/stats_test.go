@@ -238,8 +238,14 @@ func liveCgroup(t testing.TB) (path string, full func() *cgroups.Stats) {
 		t.Skip("needs root to make a cgroup")
 	}
 	path = "/husk-stats-test-" + strconv.Itoa(os.Getpid())
-	cmd := exec.Command("sh", "-c", "x=$(head -c 4000000 /dev/zero | tr '\\0' a); sleep 60")
+	// The shell waits for a line on stdin before it does anything, so all
+	// of its work is charged to the test cgroup, which it joins first.
+	cmd := exec.Command("sh", "-c", "read go; x=$(head -c 4000000 /dev/zero | tr '\\0' a); sleep 60")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	release, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -254,9 +260,38 @@ func liveCgroup(t testing.TB) (path string, full func() *cgroups.Stats) {
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // sh and its sleep
 		_ = cmd.Wait()
-		_ = mgr.Destroy()
+		// The sleep was reparented to init, which may take a moment to
+		// reap it; until then the cgroup is busy. Leave nothing behind.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			err := mgr.Destroy()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("remove test cgroup %s: %v", path, err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	})
-	time.Sleep(300 * time.Millisecond) // the shell's children are in (forked after Apply)
+	if _, err := release.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the work is done and shows: memory charged, CPU spent, and
+	// only the shell and its sleep left (sh, subshell, head and tr while
+	// allocating).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := mgr.GetStats()
+		if err == nil && st.MemoryStats.Usage.Usage > 0 && st.CpuStats.CpuUsage.TotalUsage > 0 && st.PidsStats.Current == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the test cgroup %s shows no work after 10s: %v", path, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return path, func() *cgroups.Stats {
 		st, err := mgr.GetStats()
 		if err != nil {

@@ -106,13 +106,15 @@ func run() error {
 		return err
 	}
 	cmd.Stderr = cmd.Stdout
-	logPath := filepath.Join(os.TempDir(), "husk-critest.log")
+	// The logs live in the run's temp dir, removed at the end; a run that
+	// fails keeps copies in /tmp for whoever looks into it.
+	logPath := filepath.Join(dir, "critest.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	fmt.Println("running critest; full output in", logPath)
+	fmt.Println("running critest")
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -150,12 +152,32 @@ func run() error {
 	// The closing line CI reads.
 	fmt.Printf("critest: %d passed, %d failed, %d skipped\n", passed, failed, skipped)
 	if summary == "" {
-		return fmt.Errorf("critest did not run to the end: %v (see %s)", runErr, logPath)
+		return fmt.Errorf("critest did not run to the end: %v (logs: %s)", runErr, keepLogs(dir))
 	}
-	if *strict && runErr != nil {
-		return fmt.Errorf("critest: %d specs failed", failed)
+	if runErr != nil {
+		kept := keepLogs(dir)
+		fmt.Println("logs of the failed run:", kept)
+		if *strict {
+			return fmt.Errorf("critest: %d specs failed (logs: %s)", failed, kept)
+		}
 	}
 	return nil
+}
+
+// keepLogs copies the run's logs out of its temp dir before that is removed.
+func keepLogs(dir string) string {
+	var kept []string
+	for _, name := range []string{"critest.log", "daemon.log"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		dst := filepath.Join(os.TempDir(), "husk-"+name)
+		if os.WriteFile(dst, data, 0o644) == nil {
+			kept = append(kept, dst)
+		}
+	}
+	return strings.Join(kept, ", ")
 }
 
 func counts(summary string) (passed, failed, skipped int) {
@@ -205,7 +227,7 @@ config_path = %q
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(os.TempDir(), "husk-critest-daemon.log"))
+	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
 	if err != nil {
 		return nil, err
 	}
