@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 
-	"github.com/husk-runtime/husk/atomicfile"
 	"github.com/husk-runtime/husk/shim"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // StreamTarget is a running container as the streaming server needs it.
@@ -24,13 +21,9 @@ type StreamTarget struct {
 // Exec and Attach calls that only hand out a URL: the checks happen there,
 // where kubelet can read the gRPC code, not later on the stream.
 func (m *Manager) RunningContainer(id string) (*StreamTarget, error) {
-	c, _, err := m.containerAndPod(id)
+	c, _, err := m.runningContainer(id)
 	if err != nil {
 		return nil, err
-	}
-	m.refreshContainer(c)
-	if st := m.containerState(c); st != ContainerRunning {
-		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, st, ErrFailedPrecondition)
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -42,32 +35,18 @@ func (m *Manager) RunningContainer(id string) (*StreamTarget, error) {
 // and returns the session whose descriptors the caller copies. The process
 // runs as the container's own does (user, env, cwd, capabilities).
 func (m *Manager) ExecStream(ctx context.Context, id string, cmd []string, tty, stdin bool) (*shim.Stream, error) {
-	if len(cmd) == 0 {
-		return nil, fmt.Errorf("exec: empty command: %w", ErrInvalid)
-	}
-	c, p, err := m.containerAndPod(id)
+	c, p, proc, err := m.execProcess(id, cmd)
 	if err != nil {
 		return nil, err
 	}
-	m.refreshContainer(c)
-	if st := m.containerState(c); st != ContainerRunning {
-		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, st, ErrFailedPrecondition)
-	}
-	var spec specs.Spec
-	if err := atomicfile.ReadJSON(filepath.Join(m.ctrDir(p.ID, c.ID), "config.json"), &spec); err != nil {
-		return nil, fmt.Errorf("exec in %s: %w", c.ID, err)
-	}
-	proc := *spec.Process
-	proc.Args = cmd
 	proc.Terminal = tty
 	proc.ConsoleSize = nil // the client's first resize sets it
-	proc.OOMScoreAdj = nil
 	if tty && !hasEnv(proc.Env, "TERM") {
 		// As containerd and CRI-O do: programs need a terminal type to
 		// drive a pty, and an image rarely sets one.
 		proc.Env = append(append([]string(nil), proc.Env...), "TERM=xterm")
 	}
-	s, err := m.shim(p).ExecStream(ctx, c.ID, &proc, stdin)
+	s, err := m.shim(p).ExecStream(ctx, c.ID, proc, stdin)
 	if err != nil {
 		return nil, fmt.Errorf("exec %q in %s: %w", cmd, c.ID, shimStreamErr(err))
 	}
@@ -76,13 +55,9 @@ func (m *Manager) ExecStream(ctx context.Context, id string, cmd []string, tty, 
 
 // Attach joins the running container's main process stdio.
 func (m *Manager) Attach(ctx context.Context, id string, stdin, stdout, stderr bool) (*shim.Stream, error) {
-	c, p, err := m.containerAndPod(id)
+	c, p, err := m.runningContainer(id)
 	if err != nil {
 		return nil, err
-	}
-	m.refreshContainer(c)
-	if st := m.containerState(c); st != ContainerRunning {
-		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, st, ErrFailedPrecondition)
 	}
 	s, err := m.shim(p).Attach(ctx, c.ID, stdin, stdout, stderr)
 	if err != nil {

@@ -43,13 +43,9 @@ func (m *Manager) UpdateContainerResources(ctx context.Context, id string, res *
 // file at its path (kubelet rotated the old one away). CRI: only for a
 // running container.
 func (m *Manager) ReopenContainerLog(ctx context.Context, id string) error {
-	c, p, err := m.containerAndPod(id)
+	c, p, err := m.runningContainer(id)
 	if err != nil {
 		return err
-	}
-	m.refreshContainer(c)
-	if st := m.containerState(c); st != ContainerRunning {
-		return fmt.Errorf("container %s is %s, not running: %w", c.ID, st, ErrFailedPrecondition)
 	}
 	if c.LogPath == "" {
 		return fmt.Errorf("container %s has no log path: %w", c.ID, ErrFailedPrecondition)
