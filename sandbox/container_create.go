@@ -93,6 +93,11 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	}
 	u.push(func() { _ = image.Unmount(dir) })
 	m.set(func() { c.Mounted = true })
+	u.push(func() { _ = unmountImageVolumes(dir) })
+	specCfg, err := m.mountImageVolumes(cfg, dir)
+	if err != nil {
+		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
+	}
 	st.mark("record+rootfs")
 
 	user, err := resolveUser(rootfs, cfg.GetLinux().GetSecurityContext(), img.Config.User)
@@ -107,7 +112,9 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
 		pids.Target = m.targetPid(p.ID, ns.GetTargetId())
 	}
-	spec, err := containerSpec(p, c, ic, rootfs, user, files, pids, m.cfg.MinOOMScoreAdj)
+	specCtr := *c
+	specCtr.Config = specCfg
+	spec, err := containerSpec(p, &specCtr, ic, rootfs, user, files, pids, m.cfg.MinOOMScoreAdj)
 	if err != nil {
 		return "", err
 	}

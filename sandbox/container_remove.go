@@ -32,6 +32,9 @@ func (m *Manager) removeContainer(ctx context.Context, p *Pod, c *Container) err
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
 	dir := m.ctrDir(p.ID, c.ID)
+	if err := unmountImageVolumes(dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
 	if err := image.Unmount(dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}

@@ -226,6 +226,10 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 			return nil, err
 		}
 		bm := bindProp(m.GetHostPath(), m.GetContainerPath(), m.GetReadonly(), prop)
+		if m.GetImage().GetImage() != "" {
+			// Image volumes are data: read-only and not executable (KEP-4639).
+			bm.Options = append(bm.Options, "noexec")
+		}
 		if m.GetRecursiveReadOnly() {
 			// CRI: recursive read-only needs readonly and private
 			// propagation, or submounts could still be written.
