@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -70,6 +72,21 @@ func TestUpdateResourcesAndOOM(t *testing.T) {
 	})
 	if st.Reason != "OOMKilled" || st.ExitCode != 137 {
 		t.Fatalf("memory hog: reason %q exit %d, want OOMKilled 137", st.Reason, st.ExitCode)
+	}
+	// Pod-level resize: kubelet has resized the pod cgroup; husk keeps its
+	// copy of the sandbox config in step, across a restart too.
+	want := &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 256 << 20, CpuShares: 512}
+	if _, err := d.RT.UpdatePodSandboxResources(ctx, &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: podID, Resources: want}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.RT.UpdatePodSandboxResources(ctx, &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: "feedbeef"}); status.Code(err) != codes.NotFound {
+		t.Errorf("UpdatePodSandboxResources of an unknown pod: %v", err)
+	}
+	d.Stop()
+	d.Start()
+	rec, err := os.ReadFile(filepath.Join(d.Root, "pods", podID, "pod.json"))
+	if err != nil || !strings.Contains(string(rec), `"memory_limit_in_bytes":268435456`) {
+		t.Errorf("pod record after UpdatePodSandboxResources and a restart: %v\n%s", err, rec)
 	}
 	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatal(err)
