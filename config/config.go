@@ -31,6 +31,7 @@ type Config struct {
 	SandboxImage string   `toml:"sandbox_image"`
 	ShimPath     string   `toml:"shim_path"`
 	OCIPath      string   `toml:"oci_path"`
+	CDISpecDirs  []string `toml:"cdi_spec_dirs"`
 	CNI          CNI      `toml:"cni"`
 	Registry     Registry `toml:"registry"`
 

@@ -55,6 +55,7 @@ type Daemon struct {
 	t                        testing.TB
 	Dir, Root, State, Socket string
 	CNIDir, CertsDir, Bridge string
+	CDIDir                   string
 	Subnet                   string
 	ConfigPath               string
 	cmd                      *exec.Cmd
@@ -89,10 +90,11 @@ func StartDaemonWith(t testing.TB, opts DaemonOptions) *Daemon {
 	d := &Daemon{
 		t: t, Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "run"),
 		Socket: filepath.Join(dir, "husk.sock"), CNIDir: filepath.Join(dir, "cni"), CertsDir: filepath.Join(dir, "certs.d"),
+		CDIDir: filepath.Join(dir, "cdi"),
 		Bridge: "hkit" + suffix, Subnet: fmt.Sprintf("10.%d.%d.0/24", 200+os.Getpid()%50, n%250),
 		ConfigPath: filepath.Join(dir, "config.toml"), logPath: filepath.Join(dir, "daemon.log"),
 	}
-	for _, p := range []string{d.CNIDir, d.CertsDir} {
+	for _, p := range []string{d.CNIDir, d.CertsDir, d.CDIDir} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -101,6 +103,7 @@ func StartDaemonWith(t testing.TB, opts DaemonOptions) *Daemon {
 state = %q
 socket = %q
 log_level = "debug"
+cdi_spec_dirs = [%q]
 [cni]
 conf_dir = %q
 default_network = %v
@@ -108,7 +111,7 @@ bridge = %q
 subnet = %q
 [registry]
 config_path = %q
-`, d.Root, d.State, d.Socket, d.CNIDir, !opts.NoDefaultNetwork, d.Bridge, d.Subnet, d.CertsDir)
+`, d.Root, d.State, d.Socket, d.CDIDir, d.CNIDir, !opts.NoDefaultNetwork, d.Bridge, d.Subnet, d.CertsDir)
 	if err := os.WriteFile(d.ConfigPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -118,6 +118,9 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err != nil {
 		return "", err
 	}
+	if err := m.cdi.inject(spec, cfg.GetCDIDevices()); err != nil {
+		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
+	}
 	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", err
 	}

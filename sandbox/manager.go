@@ -43,6 +43,8 @@ type Config struct {
 	// MinOOMScoreAdj is the lowest oom_score_adj this host lets husk set
 	// (see OOMScoreAdjFloor).
 	MinOOMScoreAdj int
+	// CDISpecDirs hold the CDI device specs (/etc/cdi, /var/run/cdi).
+	CDISpecDirs []string
 }
 
 // Manager runs pods and containers.
@@ -58,13 +60,14 @@ type Manager struct {
 	names map[string]string // reserved pod and container names -> id
 
 	locks sync.Map // pod id -> *sync.Mutex serializing that pod's lifecycle
+	cdi   *cdiDevices
 	ev    eventHub // GetContainerEvents subscribers (events.go)
 }
 
 // New opens the manager over its state, recovering what a previous daemon
 // left.
 func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.Logger) (*Manager, error) {
-	m := &Manager{cfg: cfg, images: images, net: net, log: log,
+	m := &Manager{cfg: cfg, images: images, net: net, log: log, cdi: &cdiDevices{dirs: cfg.CDISpecDirs},
 		pods: map[string]*Pod{}, ctrs: map[string]*Container{}, names: map[string]string{}}
 	for _, d := range []string{filepath.Join(cfg.Root, "pods"), filepath.Join(cfg.State, "s"), m.ociRoot()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
