@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/atomicfile"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,9 +48,10 @@ func (s *Server) create(ctx context.Context, req *Request) (*Response, error) {
 }
 
 func (s *Server) createProcess(c *container, req *Request) (int, error) {
-	c.cgroup = cgroupOf(req.Bundle)
+	sp := readBundleSpec(req.Bundle)
+	c.cgroup = sp.Linux.CgroupsPath
 	var stdio ociIO
-	extra, finishStdio, err := s.createStdio(c, req, &stdio)
+	extra, finishStdio, err := s.createStdio(c, req, sp.Process.Terminal, &stdio)
 	if err != nil {
 		return 0, fmt.Errorf("create container %s: %w", c.id, err)
 	}
@@ -194,18 +194,25 @@ func (s *Server) delete(ctx context.Context, req *Request) (*Response, error) {
 	return &Response{}, nil
 }
 
-// cgroupOf reads the container's cgroup path from its spec, for the OOM
-// check at exit.
-func cgroupOf(bundle string) string {
+// bundleSpec is the little of a container's OCI spec the shim needs: the
+// cgroup (for the OOM check at exit) and whether it has a terminal. Only
+// these fields are decoded: the spec also carries the seccomp profile,
+// hundreds of rules the shim, paid for once per pod, need not hold even
+// briefly.
+type bundleSpec struct {
+	Process struct {
+		Terminal bool `json:"terminal"`
+	} `json:"process"`
+	Linux struct {
+		CgroupsPath string `json:"cgroupsPath"`
+	} `json:"linux"`
+}
+
+func readBundleSpec(bundle string) bundleSpec {
+	var sp bundleSpec
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return ""
+	if err == nil {
+		_ = json.Unmarshal(data, &sp)
 	}
-	var sp struct {
-		Linux *specs.Linux `json:"linux"`
-	}
-	if json.Unmarshal(data, &sp) != nil || sp.Linux == nil {
-		return ""
-	}
-	return sp.Linux.CgroupsPath
+	return sp
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/atomicfile"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -408,21 +407,12 @@ func (p ptyReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// specTerminal reports whether the bundle's spec asks for a terminal.
-func specTerminal(bundle string) bool {
-	var sp specs.Spec
-	if err := atomicfile.ReadJSON(filepath.Join(bundle, "config.json"), &sp); err != nil {
-		return false
-	}
-	return sp.Process != nil && sp.Process.Terminal
-}
-
 // createStdio prepares a new container's stdin and terminal for Attach: a
 // pipe whose write end the shim holds (CRI stdin), or the console socket
 // a tty container's pty master arrives on. finish completes the setup once
 // husk-oci has run; its error fails the create.
-func (s *Server) createStdio(c *container, req *Request, stdio *ociIO) (args []string, finish func(ok bool) error, err error) {
-	if specTerminal(req.Bundle) {
+func (s *Server) createStdio(c *container, req *Request, terminal bool, stdio *ociIO) (args []string, finish func(ok bool) error, err error) {
+	if terminal {
 		parent, sock, err := consoleSocket()
 		if err != nil {
 			return nil, nil, err
