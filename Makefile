@@ -9,7 +9,7 @@ export CGO_ENABLED := 1
 
 # Debian packages the build and the tests need.
 APT_PKGS := gcc make musl-tools libseccomp-dev containernetworking-plugins \
-            docker-registry iptables iproute2 ca-certificates
+            docker-registry iptables iproute2 procps util-linux ca-certificates
 
 # husk-oci embeds libcontainer and is what libcontainer re-executes as the
 # container init: built static, so the libseccomp it runs with is the one it
