@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +20,20 @@ func TestSeccompRuntimeDefault(t *testing.T) {
 	pull(t, d, ref)
 	ctx := ctxT(t, time.Minute)
 	pod := podConfig("seccomp")
+	// The sandbox asks for RuntimeDefault too: husk's pause runs under it
+	// (narrowed to the native ABI).
+	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}}
 	podID := runPod(t, d, pod)
+	st, err := d.RT.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: podID, Verbose: true})
+	var info struct {
+		Pid int `json:"pid"`
+	}
+	if err != nil || jsonUnmarshal(st.Info["info"], &info) != nil {
+		t.Fatalf("infra pid: %v", err)
+	}
+	if status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", info.Pid)); !strings.Contains(string(status), "Seccomp:\t2") {
+		t.Errorf("the pause runs without its seccomp filter:\n%s", status)
+	}
 
 	run := func(name string, profile *runtimeapi.SecurityProfile) string {
 		cc := ctrConfig(name, ref, "sleep", "3600")

@@ -171,6 +171,11 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err != nil {
 		return "", err
 	}
+	if img.Pinned {
+		// Our own pause is a native static binary: it never makes a
+		// syscall of another ABI, so its filter need not cover one.
+		nativeArchOnly(spec)
+	}
 	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", err
 	}

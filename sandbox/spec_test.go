@@ -264,3 +264,20 @@ func TestContainerFollowsHostNetworkPod(t *testing.T) {
 		}
 	}
 }
+
+func TestNativeArchOnly(t *testing.T) {
+	p := testPod()
+	p.Config.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}}
+	s, err := infraSpec(p, "/r", podFiles{Shm: "/dev/shm"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := len(s.Linux.Seccomp.Architectures)
+	nativeArchOnly(s)
+	if nativeArch != "" && (len(s.Linux.Seccomp.Architectures) != 1 || s.Linux.Seccomp.Architectures[0] != nativeArch) {
+		t.Fatalf("native-only architectures: %v (from %d)", s.Linux.Seccomp.Architectures, full)
+	}
+	if len(s.Linux.Seccomp.Syscalls) == 0 {
+		t.Fatal("narrowing the architectures dropped the rules")
+	}
+}
