@@ -123,7 +123,8 @@ func editRecord(t *testing.T, path string, set map[string]any) {
 // TestRecoverHalfMadePod puts the records on disk back to how a crash in
 // the middle of RunPodSandbox and CreateContainer leaves them (state
 // "creating", CNI not yet recorded) while everything they describe exists:
-// the next daemon start removes it all.
+// the next daemon start removes it all. A container whose start the shim
+// carried out but whose record was not yet updated is recovered running.
 func TestRecoverHalfMadePod(t *testing.T) {
 	ref := busyboxRef(t)
 	d := StartDaemon(t)
@@ -131,7 +132,13 @@ func TestRecoverHalfMadePod(t *testing.T) {
 	pod := podConfig("halfmade")
 	podID := runPod(t, d, pod)
 	ctrID := runContainer(t, d, podID, pod, ctrConfig("c", ref, "sleep", "3600"))
+	// A second pod whose container the shim started just before the crash,
+	// while its record still said "created".
+	pod2 := podConfig("started")
+	pod2ID := runPod(t, d, pod2)
+	started := runContainer(t, d, pod2ID, pod2, ctrConfig("s", ref, "sleep", "3600"))
 	d.Kill()
+	editRecord(t, filepath.Join(d.Root, "pods", pod2ID, "containers", started, "container.json"), map[string]any{"state": "created", "started_at": nil})
 
 	podDir := filepath.Join(d.Root, "pods", podID)
 	editRecord(t, filepath.Join(podDir, "pod.json"), map[string]any{"state": "creating", "network_done": nil, "ips": nil})
@@ -140,9 +147,20 @@ func TestRecoverHalfMadePod(t *testing.T) {
 
 	ctx := ctxT(t, time.Minute)
 	pods, err := d.RT.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-	if err != nil || len(pods.Items) != 0 {
-		t.Fatalf("pods after recovery: %v %v", err, pods.GetItems())
+	if err != nil || len(pods.Items) != 1 || pods.Items[0].Id != pod2ID {
+		t.Fatalf("pods after recovery: %v %v, want only %s", err, pods.GetItems(), pod2ID)
 	}
+	cs, err := d.RT.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: started})
+	if err != nil || cs.Status.State != runtimeapi.ContainerState_CONTAINER_RUNNING || cs.Status.StartedAt == 0 {
+		t.Fatalf("container started just before the crash: %v %v", err, cs.GetStatus())
+	}
+	if out := strings.TrimSpace(execOut(t, d, started, "echo", "up")); out != "up" {
+		t.Fatalf("exec after recovery: %q", out)
+	}
+	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod2ID}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, d, pod2ID)
 	if _, err := d.RT.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: ctrID}); status.Code(err) != codes.NotFound {
 		t.Fatalf("half-made container after recovery: %v", err)
 	}

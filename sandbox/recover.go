@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/husk-runtime/husk/atomicfile"
 	"github.com/husk-runtime/husk/shim"
@@ -93,6 +94,15 @@ func (m *Manager) recoverPod(ctx context.Context, p *Pod) error {
 		return m.removePod(ctx, p)
 	}
 	shimAlive := m.shim(p).Version(ctx) == nil
+	var inShim map[string]string // container id -> the shim's status
+	if shimAlive {
+		if cs, err := m.shim(p).State(ctx); err == nil {
+			inShim = map[string]string{}
+			for _, c := range cs {
+				inShim[c.ID] = c.Status
+			}
+		}
+	}
 	for _, c := range m.podContainers(p.ID) {
 		switch {
 		case c.State == ContainerCreating:
@@ -107,6 +117,18 @@ func (m *Manager) recoverPod(ctx context.Context, p *Pod) error {
 			}
 		default:
 			m.refreshContainer(c)
+			// A crash between the shim starting a container and the record
+			// saying so leaves it "created" on disk: the shim knows better.
+			if c.State == ContainerCreated && inShim[c.ID] == shim.StatusRunning {
+				m.log.Info("container was started just before a crash; recording it running", "container", c.ID)
+				c.State = ContainerRunning
+				if c.StartedAt.IsZero() {
+					c.StartedAt = time.Now().UTC() // the real start went unrecorded
+				}
+				if err := m.saveContainer(c); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if shimAlive {
@@ -120,6 +142,7 @@ func (m *Manager) recoverPod(ctx context.Context, p *Pod) error {
 	}
 	return nil
 }
+
 
 // checkBoot compares the kernel's boot id with the one recorded at the last
 // start. A different one means a reboot: every process, mount and netns of
