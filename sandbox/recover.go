@@ -143,7 +143,6 @@ func (m *Manager) recoverPod(ctx context.Context, p *Pod) error {
 	return nil
 }
 
-
 // checkBoot compares the kernel's boot id with the one recorded at the last
 // start. A different one means a reboot: every process, mount and netns of
 // the old boot is gone, though files under the state dir may not be.
