@@ -59,6 +59,8 @@ type CNI struct {
 type Registry struct {
 	ConfigPath string   `toml:"config_path"`
 	Insecure   []string `toml:"insecure"`
+	// StallTimeoutSeconds abandons a pull that receives nothing that long.
+	StallTimeoutSeconds int `toml:"stall_timeout_seconds"`
 }
 
 // Default returns the embedded defaults.
@@ -103,6 +105,9 @@ func (c Config) Validate() error {
 		if !filepath.IsAbs(p) {
 			return fmt.Errorf("config: %s must be an absolute path, got %q", key, p)
 		}
+	}
+	if c.Registry.StallTimeoutSeconds < 0 {
+		return fmt.Errorf("config: registry.stall_timeout_seconds must not be negative, got %d", c.Registry.StallTimeoutSeconds)
 	}
 	if c.CgroupDriver != "cgroupfs" {
 		return fmt.Errorf("config: cgroup_driver %q is not supported yet (only cgroupfs)", c.CgroupDriver)

@@ -37,7 +37,8 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err != nil {
 		return err
 	}
-	images, err := image.Open(ctx, image.Config{Root: cfg.Root, ConfigPath: cfg.Registry.ConfigPath, Insecure: cfg.Registry.Insecure})
+	images, err := image.Open(ctx, image.Config{Root: cfg.Root, ConfigPath: cfg.Registry.ConfigPath, Insecure: cfg.Registry.Insecure,
+		StallTimeout: time.Duration(cfg.Registry.StallTimeoutSeconds) * time.Second})
 	if err != nil {
 		return fmt.Errorf("open image store under %s: %w", cfg.Root, err)
 	}

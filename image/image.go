@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -45,6 +46,9 @@ type Config struct {
 	ConfigPath string
 	// Insecure lists extra registry hosts (host[:port]) reached over plain HTTP.
 	Insecure []string
+	// StallTimeout abandons a pull that receives nothing for this long
+	// (0: DefaultStallTimeout).
+	StallTimeout time.Duration
 }
 
 // Image is the store's view of one image.
@@ -77,6 +81,7 @@ type Store struct {
 	root       string
 	configPath string
 	insecure   map[string]bool
+	stall      time.Duration
 
 	contentDir string
 	layersDir  string
@@ -109,6 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		root:       root,
 		configPath: cfg.ConfigPath,
 		insecure:   make(map[string]bool),
+		stall:      cfg.StallTimeout,
 		contentDir: filepath.Join(root, "content", "blobs", "sha256"),
 		layersDir:  filepath.Join(root, "layers"),
 		imagesDir:  filepath.Join(root, "images"),

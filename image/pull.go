@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"runtime"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
 )
 
 // platform is what manifest lists and OCI indexes are resolved to. arm64
@@ -88,6 +91,24 @@ func (s *Store) pullFrom(ctx context.Context, p parsedRef, ep endpoint, a authn.
 	if err != nil {
 		return Image{}, err
 	}
+	ctx, watch := newStallWatch(ctx, ep.host, s.stallTimeout())
+	defer watch.stop()
+	tr = watch.transport(tr)
+	img, err := s.fetch(ctx, p, nref, tr, a)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			var st *errStalled
+			if errors.As(cause, &st) {
+				return Image{}, cause
+			}
+		}
+		return Image{}, err
+	}
+	return img, nil
+}
+
+// fetch pulls nref through tr: manifest, config, layers, record.
+func (s *Store) fetch(ctx context.Context, p parsedRef, nref name.Reference, tr http.RoundTripper, a authn.Authenticator) (Image, error) {
 	desc, err := remote.Get(nref,
 		remote.WithContext(ctx),
 		remote.WithAuth(a),
@@ -151,14 +172,14 @@ func (s *Store) pullFrom(ctx context.Context, p parsedRef, ep endpoint, a authn.
 		rec.Size += uint64(l.Size)
 	}
 	repoDigest := p.name() + "@" + desc.Digest.String()
-	return s.store(ctx, rec, blobs, p.tagRef(), repoDigest, func(i int) (string, error) {
+	return s.store(ctx, rec, blobs, p.tagRef(), repoDigest, func(ctx context.Context, i int) (string, error) {
 		return s.ensureLayer(ctx, rec.ChainIDs[i], cf.RootFS.DiffIDs[i], m.Layers[i].Digest, layers[i].Compressed)
 	})
 }
 
 // store writes the blobs, unpacks the layers (unpack(i) for layer i) and
 // commits the record, holding everything against collection meanwhile.
-func (s *Store) store(ctx context.Context, rec *record, blobs map[v1.Hash][]byte, tag, repoDigest string, unpack func(i int) (string, error)) (Image, error) {
+func (s *Store) store(ctx context.Context, rec *record, blobs map[v1.Hash][]byte, tag, repoDigest string, unpack func(ctx context.Context, i int) (string, error)) (Image, error) {
 	held := append(append([]string(nil), rec.ChainIDs...), rec.Blobs...)
 	s.mu.Lock()
 	s.holdLocked(held)
@@ -174,10 +195,20 @@ func (s *Store) store(ctx context.Context, rec *record, blobs map[v1.Hash][]byte
 			return Image{}, err
 		}
 	}
+	// Layers are fetched and unpacked side by side, a few at a time: each
+	// one's directory depends only on its own diff, and a deep image would
+	// otherwise pay every round trip in turn. The first failure cancels
+	// the rest.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelLayers)
 	for i := range rec.ChainIDs {
-		if _, err := unpack(i); err != nil {
-			return Image{}, err
-		}
+		g.Go(func() error {
+			_, err := unpack(gctx, i)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Image{}, err
 	}
 
 	s.mu.Lock()
@@ -194,6 +225,18 @@ func (s *Store) store(ctx context.Context, rec *record, blobs map[v1.Hash][]byte
 	slog.InfoContext(ctx, "image stored", "id", cur.ID, "tag", tag, "digest", repoDigest)
 	return s.imageLocked(cur), nil
 }
+
+// stallTimeout is the configured silence after which a pull is abandoned.
+func (s *Store) stallTimeout() time.Duration {
+	if s.stall > 0 {
+		return s.stall
+	}
+	return DefaultStallTimeout
+}
+
+// parallelLayers bounds the layers of one pull fetched at once, as
+// containerd's max_concurrent_downloads (3) does.
+const parallelLayers = 3
 
 func platformString() string {
 	p := platform()
