@@ -32,8 +32,11 @@ type Config struct {
 	ShimPath     string   `toml:"shim_path"`
 	OCIPath      string   `toml:"oci_path"`
 	CDISpecDirs  []string `toml:"cdi_spec_dirs"`
-	CNI          CNI      `toml:"cni"`
-	Registry     Registry `toml:"registry"`
+	// SeccompNativeArchOnly: seccomp filters of app containers cover only
+	// the native ABI.
+	SeccompNativeArchOnly bool     `toml:"seccomp_native_arch_only"`
+	CNI                   CNI      `toml:"cni"`
+	Registry              Registry `toml:"registry"`
 
 	Streaming Streaming `toml:"streaming"`
 }

@@ -71,6 +71,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	mgr, err := sandbox.New(ctx, sandbox.Config{
 		Root: cfg.Root, State: cfg.State, ShimPath: shimPath, OCIPath: ociPath,
 		SandboxImage: sandboxImage, MinOOMScoreAdj: floor, CDISpecDirs: cfg.CDISpecDirs,
+		SeccompNativeArchOnly: cfg.SeccompNativeArchOnly,
 	}, images, netMgr, log)
 	if err != nil {
 		return fmt.Errorf("recover pods: %w", err)

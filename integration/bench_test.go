@@ -49,8 +49,15 @@ func BenchmarkPodStart(b *testing.B) {
 	ref := busyboxRef(b)
 	d := StartDaemon(b)
 	pull(b, d, ref)
-	for _, name := range []string{"warm/seccomp", "cold/seccomp", "warm/unconfined", "cold/unconfined"} {
+	native := StartDaemonWith(b, DaemonOptions{SeccompNativeArchOnly: true})
+	pull(b, native, ref)
+	for _, name := range []string{"warm/seccomp", "cold/seccomp", "warm/unconfined", "cold/unconfined", "warm/seccomp-native-only"} {
 		mode, filter, _ := strings.Cut(name, "/")
+		d := d
+		if filter == "seccomp-native-only" {
+			// seccomp_native_arch_only: filters for the native ABI alone.
+			d = native
+		}
 		b.Run(name, func(b *testing.B) {
 			var runp, ctr, total []time.Duration
 			ctx := ctxT(b, 30*time.Minute)

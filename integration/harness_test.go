@@ -67,7 +67,8 @@ type Daemon struct {
 
 // DaemonOptions change an isolated daemon's configuration.
 type DaemonOptions struct {
-	NoDefaultNetwork bool // leave the CNI config dir empty
+	NoDefaultNetwork      bool // leave the CNI config dir empty
+	SeccompNativeArchOnly bool // seccomp_native_arch_only
 }
 
 // StartDaemon starts a daemon in a fresh temp dir. Cleanup removes every
@@ -104,6 +105,7 @@ state = %q
 socket = %q
 log_level = "debug"
 cdi_spec_dirs = [%q]
+seccomp_native_arch_only = %v
 [cni]
 conf_dir = %q
 default_network = %v
@@ -111,7 +113,7 @@ bridge = %q
 subnet = %q
 [registry]
 config_path = %q
-`, d.Root, d.State, d.Socket, d.CDIDir, d.CNIDir, !opts.NoDefaultNetwork, d.Bridge, d.Subnet, d.CertsDir)
+`, d.Root, d.State, d.Socket, d.CDIDir, opts.SeccompNativeArchOnly, d.CNIDir, !opts.NoDefaultNetwork, d.Bridge, d.Subnet, d.CertsDir)
 	if err := os.WriteFile(d.ConfigPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

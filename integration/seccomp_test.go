@@ -62,3 +62,28 @@ func TestSeccompRuntimeDefault(t *testing.T) {
 	}
 	assertPodGone(t, d, podID)
 }
+
+// TestSeccompNativeArchOnly: with seccomp_native_arch_only the filter
+// still blocks what RuntimeDefault blocks for native programs.
+func TestSeccompNativeArchOnly(t *testing.T) {
+	ref := busyboxRef(t)
+	d := StartDaemonWith(t, DaemonOptions{SeccompNativeArchOnly: true})
+	pull(t, d, ref)
+	ctx := ctxT(t, time.Minute)
+	pod := podConfig("native")
+	podID := runPod(t, d, pod)
+	cc := ctrConfig("confined", ref, "sleep", "3600")
+	cc.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}}
+	c := runContainer(t, d, podID, pod, cc)
+	ex, err := d.RT.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: c, Cmd: []string{"unshare", "-U", "true"}, Timeout: 10})
+	if err != nil || ex.ExitCode == 0 || !strings.Contains(string(ex.Stderr), "not permitted") {
+		t.Errorf("unshare -U under a native-only RuntimeDefault: %v exit %d stderr %q; want it blocked", err, ex.GetExitCode(), ex.GetStderr())
+	}
+	if got := strings.TrimSpace(execOut(t, d, c, "echo", "ok")); got != "ok" {
+		t.Errorf("ordinary exec under the native-only filter: %q", got)
+	}
+	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, d, podID)
+}

@@ -118,6 +118,9 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err != nil {
 		return "", err
 	}
+	if m.cfg.SeccompNativeArchOnly {
+		nativeArchOnly(spec)
+	}
 	if err := m.cdi.inject(spec, cfg.GetCDIDevices()); err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
 	}
