@@ -57,7 +57,7 @@ unit: build
 	$(GO) vet ./...
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration$$)
 
-integration: build tools
+integration: build tools kubelet
 	$(GO) test -count=1 -v -timeout 30m ./integration/
 
 # Pod start latency (warm and cold) and per-pod memory; figures, no asserts.
@@ -88,3 +88,14 @@ install: build
 
 clean:
 	rm -rf $(BIN) pause/pause.bin
+
+# Upstream kubelet for TestKubelet, built from k8s.io/kubernetes through the
+# module proxy and pinned by its own module (tools/kubelet/go.mod, which maps
+# every k8s.io staging module to its matching release).
+KUBELET_VERSION := v1.35.4
+KUBELET_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBELET_VERSION) \
+                   -X k8s.io/component-base/version.gitMajor=1 \
+                   -X k8s.io/component-base/version.gitMinor=35
+.PHONY: kubelet
+kubelet:
+	cd tools/kubelet && $(GO) build -ldflags '$(KUBELET_LDFLAGS)' -o ../../$(BIN)/kubelet k8s.io/kubernetes/cmd/kubelet

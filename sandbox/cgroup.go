@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/moby/sys/mountinfo"
 )
@@ -92,3 +93,24 @@ func cgroupParent(parent, podID string) (path string, own bool, err error) {
 	}
 	return filepath.Clean(parent), false, nil
 }
+
+// hugetlbAvailable reports whether the hugetlb controller is in use on this
+// host: mounted as a v1 hierarchy, or enabled in the v2 root.
+var hugetlbAvailable = sync.OnceValue(func() bool {
+	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	if err != nil {
+		return false
+	}
+	for _, m := range mounts {
+		if m.FSType == "cgroup" && strings.Contains(","+m.VFSOptions+",", ",hugetlb,") {
+			return true
+		}
+		if m.FSType == "cgroup2" {
+			b, err := os.ReadFile(filepath.Join(m.Mountpoint, "cgroup.controllers"))
+			if err == nil && strings.Contains(" "+strings.TrimSpace(string(b))+" ", " hugetlb ") {
+				return true
+			}
+		}
+	}
+	return false
+})

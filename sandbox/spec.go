@@ -407,8 +407,13 @@ func resources(r *runtimeapi.LinuxContainerResources) *specs.LinuxResources {
 			out.Memory.Swap = &sw
 		}
 	}
-	for _, h := range r.GetHugepageLimits() {
-		out.HugepageLimits = append(out.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+	// kubelet sends a limit (often 0) for every page size the machine has;
+	// with no hugetlb controller to write them to, runc fails every start,
+	// so they are dropped there, as containerd and CRI-O do.
+	if hugetlbAvailable() {
+		for _, h := range r.GetHugepageLimits() {
+			out.HugepageLimits = append(out.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+		}
 	}
 	out.Unified = r.GetUnified()
 	return out
