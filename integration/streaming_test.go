@@ -310,41 +310,9 @@ func TestStreaming(t *testing.T) {
 	t.Run("PortForward", func(t *testing.T) {
 		runContainer(t, d, podID, pod, ctrConfig("web", ref, "sh", "-c",
 			"mkdir -p /www && echo port-forward-ok > /www/index.html && exec httpd -f -p 8080 -h /www"))
-		cmd := crictlCmd(t, d, "port-forward", podID, "0:8080")
-		so, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-		re := regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) -> 8080`)
-		br := bufio.NewReader(so)
-		var port string
-		for port == "" {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("port-forward output ended: %v (%q)", err, line)
-			}
-			if m := re.FindStringSubmatch(line); m != nil {
-				port = m[1]
-			}
-		}
-		go func() { _, _ = io.Copy(io.Discard, br) }()
+		port, _ := portForward(t, d, podID, 8080)
 		hc := http.Client{Timeout: 5 * time.Second}
-		var body []byte
-		waitFor(t, 15*time.Second, "httpd through port-forward", func() bool {
-			resp, err := hc.Get("http://127.0.0.1:" + port + "/")
-			if err != nil {
-				return false
-			}
-			defer resp.Body.Close()
-			body, _ = io.ReadAll(resp.Body)
-			return resp.StatusCode == 200
-		})
-		if string(body) != "port-forward-ok\n" {
+		if body := getPage(t, hc, "http://127.0.0.1:"+port+"/", "httpd through port-forward"); string(body) != "port-forward-ok\n" {
 			t.Fatalf("port-forward got %q", body)
 		}
 		// A second connection over the same forward.
@@ -352,7 +320,7 @@ func TestStreaming(t *testing.T) {
 		if err != nil {
 			t.Fatalf("second GET: %v", err)
 		}
-		body, _ = io.ReadAll(resp.Body)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if string(body) != "port-forward-ok\n" {
 			t.Fatalf("second GET got %q", body)
@@ -421,43 +389,12 @@ func TestPortForwardHostNetwork(t *testing.T) {
 	// kubelet sends the pod's network mode with each container too.
 	web.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: pod.Linux.SecurityContext.NamespaceOptions}
 	runContainer(t, d, podID, pod, web)
-	cmd := crictlCmd(t, d, "port-forward", podID, fmt.Sprintf("0:%d", port))
-	so, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) ->`)
-	br := bufio.NewReader(so)
-	var local string
-	for local == "" {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("port-forward output ended: %v", err)
-		}
-		if m := re.FindStringSubmatch(line); m != nil {
-			local = m[1]
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, br) }()
+	local, stopForward := portForward(t, d, podID, port)
 	hc := http.Client{Timeout: 5 * time.Second}
-	var body []byte
-	waitFor(t, 15*time.Second, "host-network httpd through port-forward", func() bool {
-		resp, err := hc.Get("http://127.0.0.1:" + local + "/")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		body, _ = io.ReadAll(resp.Body)
-		return resp.StatusCode == 200
-	})
-	if string(body) != "host-pf-ok\n" {
+	if body := getPage(t, hc, "http://127.0.0.1:"+local+"/", "host-network httpd through port-forward"); string(body) != "host-pf-ok\n" {
 		t.Fatalf("port-forward got %q", body)
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	stopForward()
 	if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatal(err)
 	}
@@ -466,4 +403,52 @@ func TestPortForwardHostNetwork(t *testing.T) {
 	}
 	assertPodGone(t, d, podID)
 	assertDaemonClean(t, d)
+}
+
+// portForward runs `crictl port-forward POD 0:REMOTE` and returns the local
+// port it listens on and a function that stops it (also run at cleanup).
+func portForward(t *testing.T, d *Daemon, podID string, remote int) (string, func()) {
+	t.Helper()
+	cmd := crictlCmd(t, d, "port-forward", podID, fmt.Sprintf("0:%d", remote))
+	so, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) }
+	t.Cleanup(stop)
+	re := regexp.MustCompile(fmt.Sprintf(`Forwarding from 127\.0\.0\.1:(\d+) -> %d`, remote))
+	br := bufio.NewReader(so)
+	var port string
+	for port == "" {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("port-forward output ended: %v (%q)", err, line)
+		}
+		if m := re.FindStringSubmatch(line); m != nil {
+			port = m[1]
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, br) }()
+	return port, stop
+}
+
+// getPage waits until url answers 200 and returns the body.
+func getPage(t *testing.T, hc http.Client, url, what string) []byte {
+	t.Helper()
+	var body []byte
+	waitFor(t, 15*time.Second, what, func() bool {
+		resp, err := hc.Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return resp.StatusCode == 200
+	})
+	return body
 }
