@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 
+	"github.com/husk-runtime/husk/sandbox"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -22,9 +23,11 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 			netCond,
 		}},
 		// Only what husk really does: recursive read-only mounts (runc's
-		// rro, mount_setattr) and the supplemental-groups policy with
-		// ContainerStatus.user. No user namespaces yet.
-		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}}},
-		Features:        &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
+		// rro, mount_setattr), pod user namespaces where the kernel has
+		// what they need, and the supplemental-groups policy with
+		// ContainerStatus.user.
+		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{
+			RecursiveReadOnlyMounts: true, UserNamespaces: sandbox.UsernsSupported()}}},
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}, nil
 }

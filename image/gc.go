@@ -50,7 +50,7 @@ func (s *Store) gcLocked() error {
 		}
 	}
 
-	mounted, err := mountedLowerDirs()
+	mounted, err := s.mountedLowerDirs()
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,10 @@ func (s *Store) gcLocked() error {
 }
 
 // mountedLowerDirs returns every directory used as an overlay lower dir.
-func mountedLowerDirs() (map[string]bool, error) {
+// A rootfs of a container in a user namespace names idmapped clones of its
+// layers (<root>/idmap/<token>/<layer dir name>, see idmapLowers), which
+// stand for the layer dirs of the same name.
+func (s *Store) mountedLowerDirs() (map[string]bool, error) {
 	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("overlay"))
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
@@ -111,6 +114,9 @@ func mountedLowerDirs() (map[string]bool, error) {
 			if v, ok := strings.CutPrefix(opt, "lowerdir="); ok {
 				for _, d := range strings.Split(v, ":") {
 					out[d] = true
+					if filepath.Dir(filepath.Dir(d)) == filepath.Join(s.root, idmapDirName) {
+						out[filepath.Join(s.layersDir, filepath.Base(d))] = true
+					}
 				}
 			}
 		}

@@ -49,6 +49,10 @@ type Config struct {
 	// StallTimeout abandons a pull that receives nothing for this long
 	// (0: DefaultStallTimeout).
 	StallTimeout time.Duration
+	// AuthFile is a docker-style config.json (registry.auth_file) whose
+	// "auths" give credentials to pulls whose request carries none. It is
+	// read at each such pull and may not exist.
+	AuthFile string
 }
 
 // Image is the store's view of one image.
@@ -82,6 +86,7 @@ type Store struct {
 	configPath string
 	insecure   map[string]bool
 	stall      time.Duration
+	authFile   string
 
 	contentDir string
 	layersDir  string
@@ -115,6 +120,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		configPath: cfg.ConfigPath,
 		insecure:   make(map[string]bool),
 		stall:      cfg.StallTimeout,
+		authFile:   cfg.AuthFile,
 		contentDir: filepath.Join(root, "content", "blobs", "sha256"),
 		layersDir:  filepath.Join(root, "layers"),
 		imagesDir:  filepath.Join(root, "images"),
@@ -137,6 +143,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	if err := s.cleanContentTemps(); err != nil {
+		return nil, err
+	}
+	if err := s.cleanIdmapDir(); err != nil {
 		return nil, err
 	}
 	slog.DebugContext(ctx, "image store opened", "root", root, "images", len(s.images), "layers", len(s.layers.Layers))

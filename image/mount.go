@@ -6,16 +6,31 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
+// IDMap says how a container in a user namespace sees the host's ids. A
+// rootfs mounted with one shows each image file owned by uid u as owned by
+// u inside that namespace (on the host: UID+u), without a copy or a chown
+// of the shared layers.
+type IDMap struct {
+	// Userns is a file naming the user namespace that holds the mapping:
+	// a pinned nsfs bind mount or /proc/PID/ns/user.
+	Userns string
+	// UID and GID are the host ids of the container's root.
+	UID, GID uint32
+}
+
 // Mount makes dir/rootfs the root filesystem of a container of img: an
 // overlay of the image's layers, with dir/upper and dir/work taking the
-// container's writes, or with no upper dir at all when readonly. It is
-// idempotent: an already mounted dir/rootfs is returned as is.
-func (s *Store) Mount(img Image, dir string, readonly bool) (string, error) {
+// container's writes, or with no upper dir at all when readonly. With an
+// idmap, each layer is seen through an idmapped mount (see idmapLowers)
+// and the upper dir belongs to the namespace's root. It is idempotent: an
+// already mounted dir/rootfs is returned as is.
+func (s *Store) Mount(img Image, dir string, readonly bool, idmap *IDMap) (string, error) {
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return "", fmt.Errorf("mount %s: %w", rootfs, err)
@@ -46,6 +61,17 @@ func (s *Store) Mount(img Image, dir string, readonly bool) (string, error) {
 			return "", fmt.Errorf("mount %s: layer path %q has ':' or ','", rootfs, l)
 		}
 	}
+	top := lowers[0]
+	if idmap != nil {
+		mapped, cleanup, err := s.idmapLowers(lowers, idmap.Userns)
+		if err != nil {
+			return "", fmt.Errorf("mount %s: %w", rootfs, err)
+		}
+		// overlayfs takes its own private clone of each lower mount, so
+		// the idmapped ones are detached again as soon as it is mounted.
+		defer cleanup()
+		lowers = mapped
+	}
 	opts := "lowerdir=" + strings.Join(lowers, ":")
 	var flags uintptr
 	if readonly {
@@ -56,7 +82,7 @@ func (s *Store) Mount(img Image, dir string, readonly bool) (string, error) {
 		if err := os.MkdirAll(work, 0o700); err != nil {
 			return "", fmt.Errorf("mount %s: %w", rootfs, err)
 		}
-		if err := makeUpper(upper, lowers[0]); err != nil {
+		if err := makeUpper(upper, top, idmap); err != nil {
 			return "", fmt.Errorf("mount %s: %w", rootfs, err)
 		}
 		opts += ",upperdir=" + upper + ",workdir=" + work
@@ -72,8 +98,10 @@ func (s *Store) Mount(img Image, dir string, readonly bool) (string, error) {
 
 // makeUpper creates the upper dir with the mode and owner of the top layer's
 // root: overlayfs takes the root directory's attributes from the upper dir,
-// so this is what the container sees as "/".
-func makeUpper(upper, top string) error {
+// so this is what the container sees as "/". The upper dir is not
+// idmapped, so with an idmap its owner is the host id the layer's owner
+// maps to: files the container creates land there as their host ids too.
+func makeUpper(upper, top string, idmap *IDMap) error {
 	fi, err := os.Stat(top)
 	if err != nil {
 		return err
@@ -84,8 +112,13 @@ func makeUpper(upper, top string) error {
 		}
 		return err
 	}
-	if st, ok := fi.Sys().(*unix.Stat_t); ok && os.Geteuid() == 0 {
-		if err := os.Lchown(upper, int(st.Uid), int(st.Gid)); err != nil {
+	// os.Stat's Sys is a *syscall.Stat_t (x/sys/unix's is another type).
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+		uid, gid := st.Uid, st.Gid
+		if idmap != nil {
+			uid, gid = uid+idmap.UID, gid+idmap.GID
+		}
+		if err := os.Lchown(upper, int(uid), int(gid)); err != nil {
 			return err
 		}
 	}

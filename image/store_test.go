@@ -154,7 +154,7 @@ func TestMountUnmount(t *testing.T) {
 	img.Layers = append(slices.Clone(base.Layers), top)
 
 	dir := t.TempDir()
-	rootfs, err := s.Mount(img, dir, false)
+	rootfs, err := s.Mount(img, dir, false, nil)
 	if err != nil {
 		t.Fatalf("Mount: %v", err)
 	}
@@ -173,7 +173,7 @@ func TestMountUnmount(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "upper", "new")); err != nil {
 		t.Errorf("write did not land in upper: %v", err)
 	}
-	if again, err := s.Mount(img, dir, false); err != nil || again != rootfs {
+	if again, err := s.Mount(img, dir, false, nil); err != nil || again != rootfs {
 		t.Errorf("second Mount: %s, %v", again, err)
 	}
 	// A mounted layer survives removal of its image.
@@ -202,7 +202,7 @@ func TestMountUnmount(t *testing.T) {
 		t.Fatal(err)
 	}
 	rodir := t.TempDir()
-	rootfs, err = s2.Mount(ro, rodir, true)
+	rootfs, err = s2.Mount(ro, rodir, true, nil)
 	if err != nil {
 		t.Fatalf("read-only Mount: %v", err)
 	}

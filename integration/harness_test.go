@@ -87,6 +87,12 @@ func StartDaemonWith(t testing.TB, opts DaemonOptions) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The mapped root of a pod with a user namespace walks down to its
+	// rootfs from inside that namespace: the dirs above the root must
+	// let others through (the daemon makes its own 0711).
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	n := subnetSeq.Add(1)
 	d := &Daemon{
 		t: t, Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "run"),

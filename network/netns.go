@@ -30,13 +30,58 @@ import (
 func (m *Manager) NetnsPath(podID string) string { return filepath.Join(m.cfg.NetnsDir, podID) }
 
 func (m *Manager) CreateNetns(podID string) (path string, err error) {
+	path, err = m.netnsFile(podID)
+	if err != nil {
+		return "", err
+	}
+	errCh := make(chan error, 1)
+	go func() { errCh <- pinNewNetns(path, nil) }()
+	if err := <-errCh; err != nil {
+		if rerr := RemoveNetns(path); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return "", fmt.Errorf("network: creating netns for pod %s: %w", podID, err)
+	}
+	return path, nil
+}
+
+// AdoptNetns pins the network namespace of the file nsFile (a
+// /proc/PID/ns/net) at NetnsPath(podID) and brings `lo` up in it, like
+// CreateNetns does for a namespace it makes. A pod in a user namespace
+// needs a netns owned by that user namespace (or the kernel refuses it a
+// sysfs and its net.* sysctls), and only a process created in the user
+// namespace can make one.
+//
+// On any failure nothing is left.
+func (m *Manager) AdoptNetns(podID, nsFile string) (path string, err error) {
+	path, err = m.netnsFile(podID)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if err != nil {
+			if rerr := RemoveNetns(path); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			err = fmt.Errorf("network: pinning netns for pod %s: %w", podID, err)
+		}
+	}()
+	if err := unix.Mount(nsFile, path, "none", unix.MS_BIND, ""); err != nil {
+		return "", &os.PathError{Op: "mount --bind " + nsFile, Path: path, Err: err}
+	}
+	err = ns.WithNetNSPath(path, func(ns.NetNS) error { return loUp() })
+	return path, err
+}
+
+// netnsFile creates the empty file a netns of pod podID is pinned on.
+func (m *Manager) netnsFile(podID string) (string, error) {
 	if podID == "" || strings.ContainsAny(podID, "/\x00") || podID == "." || podID == ".." {
 		return "", fmt.Errorf("network: invalid pod id %q for a netns name", podID)
 	}
 	if err := os.MkdirAll(m.cfg.NetnsDir, 0o755); err != nil {
 		return "", fmt.Errorf("network: creating netns dir: %w", err)
 	}
-	path = m.NetnsPath(podID)
+	path := m.NetnsPath(podID)
 
 	// The bind mount needs an existing file as its target. O_EXCL: a file
 	// already there belongs to a pod with the same id (or a half-removed
@@ -49,15 +94,6 @@ func (m *Manager) CreateNetns(podID string) (path string, err error) {
 	if err := f.Close(); err != nil {
 		os.Remove(path)
 		return "", fmt.Errorf("network: creating netns file: %w", err)
-	}
-
-	errCh := make(chan error, 1)
-	go func() { errCh <- pinNewNetns(path, nil) }()
-	if err := <-errCh; err != nil {
-		if rerr := RemoveNetns(path); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		return "", fmt.Errorf("network: creating netns for pod %s: %w", podID, err)
 	}
 	return path, nil
 }
@@ -108,17 +144,25 @@ func pinNewNetns(path string, inNetns func() error) (err error) {
 	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
 		return &os.PathError{Op: "mount --bind " + src, Path: path, Err: err}
 	}
-	// netlink's package-level functions open a fresh socket per request in
-	// the calling thread's netns, i.e. the new one.
+	if err := loUp(); err != nil {
+		return err
+	}
+	if inNetns != nil {
+		return inNetns()
+	}
+	return nil
+}
+
+// loUp brings `lo` up in the calling thread's netns. netlink's
+// package-level functions open a fresh socket per request in the calling
+// thread's netns.
+func loUp() error {
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("finding lo in new netns: %w", err)
 	}
 	if err := netlink.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("bringing lo up in new netns: %w", err)
-	}
-	if inNetns != nil {
-		return inNetns()
 	}
 	return nil
 }

@@ -81,20 +81,25 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		return "", fmt.Errorf("create container dir %s: %w", dir, err)
 	}
 	u.push(func() { os.RemoveAll(dir) })
+	if p.UsernsPath != "" {
+		if err := openForMappedRoot(m.cfg.Root, dir); err != nil {
+			return "", fmt.Errorf("container %q: %w", md.GetName(), err)
+		}
+	}
 	if err := m.saveContainer(c); err != nil {
 		return "", err
 	}
 	m.set(func() { m.ctrs[id] = c })
 	u.push(func() { m.set(func() { delete(m.ctrs, id) }) })
 
-	rootfs, err := m.images.Mount(img, dir, false)
+	rootfs, err := m.images.Mount(img, dir, false, p.idmap())
 	if err != nil {
 		return "", fmt.Errorf("container %q: mount rootfs: %w", md.GetName(), err)
 	}
 	u.push(func() { _ = image.Unmount(dir) })
 	m.set(func() { c.Mounted = true })
 	u.push(func() { _ = unmountImageVolumes(dir) })
-	specCfg, err := m.mountImageVolumes(cfg, dir)
+	specCfg, err := m.mountImageVolumes(cfg, dir, p.idmap())
 	if err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
 	}

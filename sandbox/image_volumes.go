@@ -20,8 +20,9 @@ func volumesDir(ctrDir string) string { return filepath.Join(ctrDir, "volumes") 
 // image volumes) read-only under the container's dir, and returns a copy of
 // the config whose mounts point at them, for the spec. The record keeps the
 // config as kubelet sent it. CRI: the image must be present (kubelet pulls
-// it), and image_sub_path picks a directory inside it.
-func (m *Manager) mountImageVolumes(cfg *runtimeapi.ContainerConfig, ctrDir string) (*runtimeapi.ContainerConfig, error) {
+// it), and image_sub_path picks a directory inside it. In a pod with a user
+// namespace (idmap not nil) they are idmapped like the rootfs.
+func (m *Manager) mountImageVolumes(cfg *runtimeapi.ContainerConfig, ctrDir string, idmap *image.IDMap) (*runtimeapi.ContainerConfig, error) {
 	var out *runtimeapi.ContainerConfig
 	for i, mnt := range cfg.GetMounts() {
 		ref := mnt.GetImage().GetImage()
@@ -39,7 +40,7 @@ func (m *Manager) mountImageVolumes(cfg *runtimeapi.ContainerConfig, ctrDir stri
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("image volume %s: %w", mnt.GetContainerPath(), err)
 		}
-		root, err := m.images.Mount(img, dir, true)
+		root, err := m.images.Mount(img, dir, true, idmap)
 		if err != nil {
 			return nil, fmt.Errorf("image volume %s: mount %q: %w", mnt.GetContainerPath(), ref, err)
 		}

@@ -22,13 +22,14 @@ import (
 // Images is what the manager needs of the image store.
 type Images interface {
 	Resolve(ref string) (image.Image, error)
-	Mount(img image.Image, dir string, readonly bool) (string, error)
+	Mount(img image.Image, dir string, readonly bool, idmap *image.IDMap) (string, error)
 }
 
 // Network is what the manager needs of pod networking.
 type Network interface {
 	NetnsPath(podID string) string
 	CreateNetns(podID string) (string, error)
+	AdoptNetns(podID, nsFile string) (string, error)
 	Setup(ctx context.Context, pn network.PodNetwork) (network.Result, error)
 	Teardown(ctx context.Context, pn network.PodNetwork) error
 }

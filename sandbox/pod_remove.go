@@ -70,6 +70,9 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 			return fmt.Errorf("remove pod %s: %w", p.ID, err)
 		}
 	}
+	if err := removeUserns(p.UsernsPath); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.ID, err)
+	}
 	if p.OwnCgroup {
 		if err := removeCgroup(p.Cgroup); err != nil {
 			return fmt.Errorf("remove pod %s: %w", p.ID, err)

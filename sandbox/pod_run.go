@@ -83,6 +83,10 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", fmt.Errorf("sandbox image %q: %w", m.cfg.SandboxImage, err)
 	}
 	hostNet := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE
+	userns, err := podUserns(cfg)
+	if err != nil {
+		return "", fmt.Errorf("pod %s: %w", md.GetName(), err)
+	}
 	p := &Pod{
 		ID: id, State: PodCreating, CreatedAt: time.Now().UTC(), Config: cfg, Handler: handler,
 		HostNetwork: hostNet, Cgroup: cgroup, OwnCgroup: own, ShimSocket: m.shimSocket(id),
@@ -93,10 +97,18 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		p.NetnsPath = m.net.NetnsPath(id)
 	}
 	dir := m.podDir(id)
+	if userns != nil {
+		p.UsernsPath = filepath.Join(dir, "userns")
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create pod dir %s: %w", dir, err)
 	}
 	u.push(func() { os.RemoveAll(dir) })
+	if userns != nil {
+		if err := openForMappedRoot(m.cfg.Root, dir); err != nil {
+			return "", fmt.Errorf("pod %s: %w", md.GetName(), err)
+		}
+	}
 	if err := m.savePod(p); err != nil {
 		return "", err
 	}
@@ -113,13 +125,28 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		err error
 	}
 	var cniDone chan cniResult
-	if !hostNet {
-		path, err := m.net.CreateNetns(id)
+	if userns != nil {
+		// The netns is made with the user namespace, owned by it.
+		u.push(func() { _ = network.RemoveNetns(p.NetnsPath) })
+		u.push(func() { _ = removeUserns(p.UsernsPath) })
+		err := createUserns(p.UsernsPath, userns, !hostNet, func(nsFile string) error {
+			_, err := m.net.AdoptNetns(id, nsFile)
+			return err
+		})
 		if err != nil {
 			return "", fmt.Errorf("pod %s: %w", md.GetName(), err)
 		}
-		u.push(func() { _ = network.RemoveNetns(path) })
-		st.mark("netns")
+		st.mark("userns")
+	}
+	if !hostNet {
+		if userns == nil {
+			path, err := m.net.CreateNetns(id)
+			if err != nil {
+				return "", fmt.Errorf("pod %s: %w", md.GetName(), err)
+			}
+			u.push(func() { _ = network.RemoveNetns(path) })
+			st.mark("netns")
+		}
 		pn := podNetwork(p)
 		cniDone = make(chan cniResult, 1)
 		go func() {
@@ -161,13 +188,13 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	m.watchShim(p)
 	st.mark("shim")
 
-	rootfs, err := m.images.Mount(img, dir, true)
+	rootfs, err := m.images.Mount(img, dir, true, p.idmap())
 	if err != nil {
 		return "", fmt.Errorf("pod %s: mount sandbox image: %w", md.GetName(), err)
 	}
 	u.push(func() { _ = image.Unmount(dir) })
 	st.mark("rootfs")
-	spec, err := infraSpec(p, rootfs, files, m.cfg.MinOOMScoreAdj)
+	spec, err := infraSpec(p, rootfs, files, m.cfg.MinOOMScoreAdj, userns)
 	if err != nil {
 		return "", err
 	}

@@ -25,12 +25,15 @@ type Pod struct {
 	Handler     string                       `json:"runtime_handler,omitempty"`
 	HostNetwork bool                         `json:"host_network,omitempty"`
 	NetnsPath   string                       `json:"netns_path,omitempty"`
-	IPs         []string                     `json:"ips,omitempty"`
-	Cgroup      string                       `json:"cgroup"`      // the pod's cgroup (kubelet's parent, or ours)
-	OwnCgroup   bool                         `json:"own_cgroup"`  // husk made it and removes it
-	ShimSocket  string                       `json:"shim_socket"` // under the state dir
-	ShimPid     int                          `json:"shim_pid,omitempty"`
-	InfraPid    int                          `json:"infra_pid,omitempty"`
+	// UsernsPath is where the pod's user namespace is pinned, when it has
+	// one (hostUsers: false); its containers' rootfs are idmapped to it.
+	UsernsPath string   `json:"userns_path,omitempty"`
+	IPs        []string `json:"ips,omitempty"`
+	Cgroup     string   `json:"cgroup"`      // the pod's cgroup (kubelet's parent, or ours)
+	OwnCgroup  bool     `json:"own_cgroup"`  // husk made it and removes it
+	ShimSocket string   `json:"shim_socket"` // under the state dir
+	ShimPid    int      `json:"shim_pid,omitempty"`
+	InfraPid   int      `json:"infra_pid,omitempty"`
 	// NetworkDone says CNI ADD ran and DEL still owes: teardown runs DEL
 	// until it succeeds once.
 	NetworkDone bool `json:"network_done,omitempty"`

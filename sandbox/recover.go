@@ -35,6 +35,8 @@ func (m *Manager) recover(ctx context.Context) error {
 		var p Pod
 		if err := readRecord(filepath.Join(podsDir, id, "pod.json"), &p); err != nil {
 			m.log.Warn("pod dir without a readable record; removing", "dir", filepath.Join(podsDir, id), "error", err)
+			// A pinned user namespace would make the removal fail (EBUSY).
+			_ = removeUserns(filepath.Join(podsDir, id, "userns"))
 			_ = os.RemoveAll(filepath.Join(podsDir, id))
 			continue
 		}

@@ -62,8 +62,9 @@ type podFiles struct {
 	Hostname, Hosts, ResolvConf, Shm string
 }
 
-// infraSpec builds the spec of the pod's infra container.
-func infraSpec(p *Pod, rootfs string, files podFiles, oomFloor int) (*specs.Spec, error) {
+// infraSpec builds the spec of the pod's infra container. userns is the
+// pod's user namespace mapping, nil without one.
+func infraSpec(p *Pod, rootfs string, files podFiles, oomFloor int, userns *usernsMapping) (*specs.Spec, error) {
 	cfg := p.Config
 	sec := cfg.GetLinux().GetSecurityContext()
 	nsOpts := sec.GetNamespaceOptions()
@@ -92,6 +93,17 @@ func infraSpec(p *Pod, rootfs string, files podFiles, oomFloor int) (*specs.Spec
 	}
 	if nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE {
 		s.Hostname = ""
+	}
+	if userns != nil {
+		// Joined by path, before libcontainer makes the infra's other
+		// namespaces, which the user namespace therefore owns. libcontainer
+		// reads the mapping from it.
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: p.UsernsPath})
+		if userns.Size <= uint32(s.Process.User.UID) {
+			// A short range leaves 65535 unmapped; the namespace's root
+			// is no one on the host anyway.
+			s.Process.User = specs.User{}
+		}
 	}
 	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.MountNamespace})
 	if nsOpts.GetNetwork() != runtimeapi.NamespaceMode_NODE {
@@ -239,11 +251,23 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 			// runc makes every submount read-only with mount_setattr.
 			bm.Options = append(bm.Options, "rro")
 		}
+		if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
+			// kubelet asks for an idmapped bind mount (volumes of a pod
+			// with hostUsers: false); runc makes it with mount_setattr.
+			bm.UIDMappings = idMappings(m.GetUidMappings())
+			bm.GIDMappings = idMappings(m.GetGidMappings())
+		}
 		s.Mounts = append(s.Mounts, bm)
 	}
 	ns := sec.GetNamespaceOptions()
 	join := func(t specs.LinuxNamespaceType, name string) specs.LinuxNamespace {
 		return specs.LinuxNamespace{Type: t, Path: fmt.Sprintf("/proc/%d/ns/%s", pids.Infra, name)}
+	}
+	if p.UsernsPath != "" {
+		// Every container of the pod shares its user namespace (mode
+		// POD, the only one husk accepts). Through /proc/PID, libcontainer
+		// reads the mapping directly rather than by forking into it.
+		s.Linux.Namespaces = append(s.Linux.Namespaces, join(specs.UserNamespace, "user"))
 	}
 	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.MountNamespace})
 	// Network, UTS and IPC are the pod's: a container shares whatever its
@@ -447,4 +471,13 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// idMappings converts CRI id mappings to the spec's.
+func idMappings(in []*runtimeapi.IDMapping) []specs.LinuxIDMapping {
+	out := make([]specs.LinuxIDMapping, 0, len(in))
+	for _, m := range in {
+		out = append(out, specs.LinuxIDMapping{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()})
+	}
+	return out
 }

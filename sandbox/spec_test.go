@@ -160,7 +160,7 @@ func TestInfraSpecHostNamespaces(t *testing.T) {
 	p := testPod()
 	p.Config.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{
 		Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_NODE, Ipc: runtimeapi.NamespaceMode_NODE}}
-	s, err := infraSpec(p, "/r", podFiles{Shm: "/dev/shm"}, -1000)
+	s, err := infraSpec(p, "/r", podFiles{Shm: "/dev/shm"}, -1000, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestContainerFollowsHostNetworkPod(t *testing.T) {
 func TestNativeArchOnly(t *testing.T) {
 	p := testPod()
 	p.Config.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}}
-	s, err := infraSpec(p, "/r", podFiles{Shm: "/dev/shm"}, 0)
+	s, err := infraSpec(p, "/r", podFiles{Shm: "/dev/shm"}, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// Pods with a user namespace walk down to their rootfs as the mapped
+	// root: the dirs above the daemon's root must let others through.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return err
+	}
 	defer os.RemoveAll(dir)
 	shmBefore := shmIDs()
 
