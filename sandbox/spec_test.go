@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -244,6 +246,35 @@ func TestTargetPIDAndAppArmor(t *testing.T) {
 	aa.Config.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}
 	if _, err := containerSpec(p, aa, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0); err != nil {
 		t.Fatalf("unconfined AppArmor: %v", err)
+	}
+}
+
+// TestAppArmorRuntimeDefault plays an AppArmor host: RuntimeDefault loads
+// and applies husk-default, and a failure to load it is an error, never a
+// container without the confinement it asked for.
+func TestAppArmorRuntimeDefault(t *testing.T) {
+	enabled, load := appArmorEnabled, loadDefaultAppArmor
+	t.Cleanup(func() { appArmorEnabled, loadDefaultAppArmor = enabled, load })
+	appArmorEnabled = func() bool { return true }
+	loads := 0
+	loadDefaultAppArmor = func() error { loads++; return nil }
+
+	p := testPod()
+	c := &Container{ID: "aa", Config: &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "aa"}, Command: []string{"sh"},
+		Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+			Apparmor: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}}},
+	}}
+	s, err := containerSpec(p, c, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Process.ApparmorProfile != "husk-default" || loads != 1 {
+		t.Fatalf("RuntimeDefault: profile %q, %d loads", s.Process.ApparmorProfile, loads)
+	}
+	loadDefaultAppArmor = func() error { return fmt.Errorf("no apparmor_parser: %w", ErrFailedPrecondition) }
+	if _, err := containerSpec(p, c, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0); !errors.Is(err, ErrFailedPrecondition) {
+		t.Fatalf("RuntimeDefault that cannot be loaded: %v", err)
 	}
 }
 
