@@ -64,6 +64,9 @@ type Registry struct {
 	Insecure   []string `toml:"insecure"`
 	// StallTimeoutSeconds abandons a pull that receives nothing that long.
 	StallTimeoutSeconds int `toml:"stall_timeout_seconds"`
+	// AuthFile is a docker-style config.json ("auths") with credentials
+	// for pulls whose CRI request carries none; "" turns it off.
+	AuthFile string `toml:"auth_file"`
 }
 
 // Default returns the embedded defaults.
@@ -108,6 +111,10 @@ func (c Config) Validate() error {
 		if !filepath.IsAbs(p) {
 			return fmt.Errorf("config: %s must be an absolute path, got %q", key, p)
 		}
+	}
+	// The daemon's working directory is no place to look for secrets.
+	if c.Registry.AuthFile != "" && !filepath.IsAbs(c.Registry.AuthFile) {
+		return fmt.Errorf("config: registry.auth_file must be an absolute path or empty, got %q", c.Registry.AuthFile)
 	}
 	if c.Registry.StallTimeoutSeconds < 0 {
 		return fmt.Errorf("config: registry.stall_timeout_seconds must not be negative, got %d", c.Registry.StallTimeoutSeconds)

@@ -47,3 +47,36 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatalf("relative root accepted: %v", err)
 	}
 }
+
+func TestRegistryAuthFile(t *testing.T) {
+	if got := Default().Registry.AuthFile; got != "/etc/husk/auth.json" {
+		t.Errorf("default registry.auth_file = %q, want /etc/husk/auth.json", got)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.toml")
+	for _, tc := range []struct {
+		body, want, errHas string
+	}{
+		{body: "[registry]\nauth_file = \"/srv/auth.json\"\n", want: "/srv/auth.json"},
+		{body: "[registry]\nauth_file = \"\"\n", want: ""}, // off
+		{body: "[registry]\nauth_file = \"auth.json\"\n", errHas: "registry.auth_file"},
+	} {
+		if err := os.WriteFile(p, []byte(tc.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(p, true)
+		if tc.errHas != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("%q: err = %v, want one naming %s", tc.body, err, tc.errHas)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.body, err)
+			continue
+		}
+		if c.Registry.AuthFile != tc.want {
+			t.Errorf("%q: auth_file = %q, want %q", tc.body, c.Registry.AuthFile, tc.want)
+		}
+	}
+}

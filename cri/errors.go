@@ -39,8 +39,7 @@ func codeOf(err error) codes.Code {
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
 	}
-	var te *transport.Error
-	if errors.As(err, &te) {
+	if te := registryError(err); te != nil {
 		switch te.StatusCode {
 		case http.StatusNotFound:
 			return codes.NotFound
@@ -53,6 +52,46 @@ func codeOf(err error) codes.Code {
 		}
 	}
 	return codes.Unknown
+}
+
+// registryError returns the registry answer that speaks for a failed pull.
+// A pull tries its hosts (mirrors, then the server) in turn and joins their
+// errors; errors.As would pick the first, so a mirror that merely lacks the
+// image (404) would hide that the registry itself asked for credentials or
+// rate-limited the pull, and kubelet would stop retrying an image that
+// exists. As containerd's resolver does, the first answer other than 404
+// wins; a 404 only when no host said anything else.
+func registryError(err error) *transport.Error {
+	var first *transport.Error
+	var walk func(error) *transport.Error
+	walk = func(e error) *transport.Error {
+		if e == nil {
+			return nil
+		}
+		if te, ok := e.(*transport.Error); ok {
+			if te.StatusCode != http.StatusNotFound {
+				return te
+			}
+			if first == nil {
+				first = te
+			}
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, c := range u.Unwrap() {
+				if te := walk(c); te != nil {
+					return te
+				}
+			}
+		case interface{ Unwrap() error }:
+			return walk(u.Unwrap())
+		}
+		return nil
+	}
+	if te := walk(err); te != nil {
+		return te
+	}
+	return first
 }
 
 func invalid(msg string) error { return status.Error(codes.InvalidArgument, msg) }

@@ -4,13 +4,14 @@
 //
 // On-disk layout (see DESIGN.md "Where state lives"):
 //
-//	<Root>/content/blobs/sha256/<hex>  manifests, indexes and configs, verified by digest
+//	<Root>/content/blobs/sha256/<hex>  manifests, indexes, configs and layer blobs, verified by digest
 //	<Root>/layers/<n>/                 unpacked layers (overlay lower dirs)
 //	<Root>/layers/index.json           chain id -> <n>
 //	<Root>/images/<id hex>.json        one record per image
 //
-// Compressed layer blobs are not kept once a layer is unpacked: husk never
-// pushes or exports images, so keeping them would only double the disk cost.
+// Layer blobs are kept as distributed (compressed) beside the unpacked
+// layers, so that an export writes an image out with the digests it was
+// pulled with; that costs each layer's compressed size again on disk.
 package image
 
 import (
@@ -100,6 +101,8 @@ type Store struct {
 	layers  layerIndex
 	chainMu keyedMutex     // serializes unpacking of one chain id
 	holds   map[string]int // chain ids and blobs of pulls in progress
+	// inUse lists the layer dirs that containers use (SetInUse).
+	inUse func() []string
 
 	transMu    sync.Mutex
 	transports map[string]*http.Transport

@@ -115,7 +115,13 @@ func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest 
 		return dir, nil
 	}
 
-	unlock := s.chainMu.lock(chainID)
+	// Another pull may be unpacking this layer: wait for it (the layer is
+	// then downloaded once) without counting the wait as a stalled
+	// registry, and give up if this pull is cancelled meanwhile.
+	unlock, err := s.chainMu.lockCtx(ctx, chainID, func() func() { return pauseStall(ctx) })
+	if err != nil {
+		return "", fmt.Errorf("layer %s: wait for another pull of it: %w", digest, err)
+	}
 	defer unlock()
 	// Another pull may have unpacked it while we waited.
 	s.mu.Lock()
@@ -209,30 +215,51 @@ type keyedMutex struct {
 }
 
 type keyedEntry struct {
-	mu   sync.Mutex
+	held chan struct{} // holds one token while the key is locked
 	refs int
 }
 
-func (k *keyedMutex) lock(key string) (unlock func()) {
+// lockCtx locks key; it gives up with ctx's cause when ctx ends first. When
+// the key is held, it calls waiting (if not nil) before it blocks and the
+// function waiting returned once the wait is over.
+func (k *keyedMutex) lockCtx(ctx context.Context, key string, waiting func() (done func())) (unlock func(), err error) {
 	k.mu.Lock()
 	if k.m == nil {
 		k.m = make(map[string]*keyedEntry)
 	}
 	e := k.m[key]
 	if e == nil {
-		e = &keyedEntry{}
+		e = &keyedEntry{held: make(chan struct{}, 1)}
 		k.m[key] = e
 	}
 	e.refs++
 	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
+	release := func() {
 		k.mu.Lock()
 		e.refs--
 		if e.refs == 0 {
 			delete(k.m, key)
 		}
 		k.mu.Unlock()
+	}
+	unlock = func() {
+		<-e.held
+		release()
+	}
+	select {
+	case e.held <- struct{}{}:
+		return unlock, nil
+	default:
+	}
+	if waiting != nil {
+		done := waiting()
+		defer done()
+	}
+	select {
+	case e.held <- struct{}{}:
+		return unlock, nil
+	case <-ctx.Done():
+		release()
+		return nil, context.Cause(ctx)
 	}
 }

@@ -39,30 +39,68 @@ type stallWatch struct {
 	host    string
 	cancel  context.CancelCauseFunc
 
-	mu    sync.Mutex
-	timer *time.Timer
+	mu      sync.Mutex
+	timer   *time.Timer
+	paused  int  // waits in progress (see pauseStall)
+	stopped bool // the pull is over
 }
+
+type stallKey struct{}
 
 func newStallWatch(ctx context.Context, host string, timeout time.Duration) (context.Context, *stallWatch) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	w := &stallWatch{timeout: timeout, host: host, cancel: cancel}
 	w.timer = time.AfterFunc(timeout, func() { cancel(&errStalled{host: host, d: timeout}) })
-	return ctx, w
+	return context.WithValue(ctx, stallKey{}, w), w
 }
 
-// progress pushes the deadline back.
+// progress pushes the deadline back, unless the clock is paused.
 func (w *stallWatch) progress() {
 	w.mu.Lock()
-	w.timer.Reset(w.timeout)
+	if w.paused == 0 && !w.stopped {
+		w.timer.Reset(w.timeout)
+	}
 	w.mu.Unlock()
 }
 
 // stop ends the watch once the pull is over (the data is all in).
 func (w *stallWatch) stop() {
 	w.mu.Lock()
+	w.stopped = true
 	w.timer.Stop()
 	w.mu.Unlock()
 	w.cancel(nil)
+}
+
+// pauseStall stops the stall clock of the pull that ctx belongs to (if
+// any) until the returned resume is called; resume restarts it with the
+// full timeout once no wait is left.
+//
+// A pull waits so when another pull is downloading a layer both need: the
+// waiter then receives nothing itself, possibly for longer than the
+// timeout, while the registry is sending all along to the other pull,
+// whose own watch notices if that transfer stalls, and the wait ends when
+// it fails. Without the pause the waiter was abandoned as "stalled" (and
+// kubelet told DeadlineExceeded) because of a shared download in good
+// health. While paused, the pull's other transfers are not watched; the
+// clock restarts from zero when the wait ends.
+func pauseStall(ctx context.Context) (resume func()) {
+	w, _ := ctx.Value(stallKey{}).(*stallWatch)
+	if w == nil {
+		return func() {}
+	}
+	w.mu.Lock()
+	w.paused++
+	w.timer.Stop()
+	w.mu.Unlock()
+	return sync.OnceFunc(func() {
+		w.mu.Lock()
+		w.paused--
+		if w.paused == 0 && !w.stopped {
+			w.timer.Reset(w.timeout)
+		}
+		w.mu.Unlock()
+	})
 }
 
 // transport wraps a round tripper so response bodies report progress.

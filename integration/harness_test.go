@@ -56,6 +56,7 @@ type Daemon struct {
 	Dir, Root, State, Socket string
 	CNIDir, CertsDir, Bridge string
 	CDIDir                   string
+	AuthFile                 string // registry.auth_file, absent until a test writes it: no daemon reads the host's
 	Subnet                   string
 	ConfigPath               string
 	cmd                      *exec.Cmd
@@ -69,6 +70,7 @@ type Daemon struct {
 type DaemonOptions struct {
 	NoDefaultNetwork      bool // leave the CNI config dir empty
 	SeccompNativeArchOnly bool // seccomp_native_arch_only
+	StallTimeoutSeconds   int  // registry.stall_timeout_seconds; 0 keeps the default
 }
 
 // StartDaemon starts a daemon in a fresh temp dir. Cleanup removes every
@@ -97,7 +99,7 @@ func StartDaemonWith(t testing.TB, opts DaemonOptions) *Daemon {
 	d := &Daemon{
 		t: t, Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "run"),
 		Socket: filepath.Join(dir, "husk.sock"), CNIDir: filepath.Join(dir, "cni"), CertsDir: filepath.Join(dir, "certs.d"),
-		CDIDir: filepath.Join(dir, "cdi"),
+		CDIDir: filepath.Join(dir, "cdi"), AuthFile: filepath.Join(dir, "auth.json"),
 		Bridge: "hkit" + suffix, Subnet: fmt.Sprintf("10.%d.%d.0/24", 200+os.Getpid()%50, n%250),
 		ConfigPath: filepath.Join(dir, "config.toml"), logPath: filepath.Join(dir, "daemon.log"),
 	}
@@ -119,7 +121,11 @@ bridge = %q
 subnet = %q
 [registry]
 config_path = %q
-`, d.Root, d.State, d.Socket, d.CDIDir, opts.SeccompNativeArchOnly, d.CNIDir, !opts.NoDefaultNetwork, d.Bridge, d.Subnet, d.CertsDir)
+auth_file = %q
+`, d.Root, d.State, d.Socket, d.CDIDir, opts.SeccompNativeArchOnly, d.CNIDir, !opts.NoDefaultNetwork, d.Bridge, d.Subnet, d.CertsDir, d.AuthFile)
+	if opts.StallTimeoutSeconds > 0 {
+		cfg += fmt.Sprintf("stall_timeout_seconds = %d\n", opts.StallTimeoutSeconds)
+	}
 	if err := os.WriteFile(d.ConfigPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -76,12 +76,26 @@ func freePort() (int, error) {
 // in dir, on a free port of 127.0.0.1, and waits until GET /v2/ answers. The
 // caller must call Stop.
 func StartRegistryProcess(dir string) (*Registry, error) {
+	return StartRegistryProcessWith(dir, RegistryOptions{})
+}
+
+// RegistryOptions add to a registry's configuration.
+type RegistryOptions struct {
+	// Auth is the YAML body of the config's "auth:" section, indented by
+	// two spaces, e.g. "  htpasswd:\n    realm: r\n    path: /p\n". Empty:
+	// no authentication.
+	Auth string
+}
+
+// StartRegistryProcessWith is StartRegistryProcess with options. A registry
+// with Auth is ready when GET /v2/ answers 401.
+func StartRegistryProcessWith(dir string, opts RegistryOptions) (*Registry, error) {
 	if _, err := os.Stat(RegistryBinary); err != nil {
 		return nil, fmt.Errorf("%s not found (apt-get install docker-registry): %w", RegistryBinary, err)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ { // a free port may be taken before the registry binds it
-		r, err := startRegistry(dir)
+		r, err := startRegistry(dir, opts)
 		if err == nil {
 			return r, nil
 		}
@@ -90,7 +104,7 @@ func StartRegistryProcess(dir string) (*Registry, error) {
 	return nil, lastErr
 }
 
-func startRegistry(dir string) (*Registry, error) {
+func startRegistry(dir string, opts RegistryOptions) (*Registry, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -105,7 +119,13 @@ func startRegistry(dir string) (*Registry, error) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(registryConfig, storage, addr)), 0o644); err != nil {
+	yml := fmt.Sprintf(registryConfig, storage, addr)
+	ready := http.StatusOK
+	if opts.Auth != "" {
+		yml += "auth:\n" + opts.Auth
+		ready = http.StatusUnauthorized
+	}
+	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "registry.log")
@@ -143,7 +163,7 @@ func startRegistry(dir string) (*Registry, error) {
 		resp, err := client.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == ready {
 				return r, nil
 			}
 			err = fmt.Errorf("GET /v2/: %s", resp.Status)
