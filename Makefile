@@ -99,3 +99,20 @@ KUBELET_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBELET_VERSION
 .PHONY: kubelet
 kubelet:
 	cd tools/kubelet && $(GO) build -ldflags '$(KUBELET_LDFLAGS)' -o ../../$(BIN)/kubelet k8s.io/kubernetes/cmd/kubelet
+
+# husk's own gRPC API (api/v1). The generated .pb.go files are committed, so
+# building and testing need no protoc; run this after changing a .proto.
+# Needs protoc (Debian protobuf-compiler); the plugins are pinned to match
+# google.golang.org/protobuf and grpc in go.mod and installed under bin/.
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTO_PLUGINS := $(CURDIR)/$(BIN)/protoc-plugins
+.PHONY: proto
+proto:
+	@command -v protoc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler; }
+	GOBIN=$(PROTO_PLUGINS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(PROTO_PLUGINS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH=$(PROTO_PLUGINS):$$PATH protoc -I api/v1 \
+		--go_out=api/v1 --go_opt=paths=source_relative \
+		--go-grpc_out=api/v1 --go-grpc_opt=paths=source_relative \
+		api/v1/husk.proto

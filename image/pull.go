@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -37,10 +38,13 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth) (Image, error)
 	if err != nil {
 		return Image{}, err
 	}
-	a, err := authenticator(auth)
+	reqAuth, err := authenticator(auth)
 	if err != nil {
 		return Image{}, fmt.Errorf("pull %s: %w", p, err)
 	}
+	// Credentials in the request are used for every host, as containerd
+	// does; without them, the auth file may hold some per host.
+	fromRequest := auth != nil && *auth != (Auth{})
 	eps, err := s.endpoints(p.domain())
 	if err != nil {
 		return Image{}, fmt.Errorf("pull %s: %w", p, err)
@@ -52,9 +56,29 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth) (Image, error)
 		need = capResolve
 	}
 	var errs []error
-	for _, ep := range eps {
+	for i, ep := range eps {
 		if ep.caps&need == 0 {
 			continue
+		}
+		a := reqAuth
+		if !fromRequest {
+			// A mirror gets the credentials filed under its own host
+			// only; the last host (the registry's server) also those
+			// filed under the name in the image reference ("docker.io"
+			// for registry-1.docker.io, or a hosts.toml "server").
+			hosts := []string{ep.host}
+			if i == len(eps)-1 {
+				hosts = append(hosts, p.domain())
+			}
+			fa, err := s.fileAuth(p.path(), hosts...)
+			if err != nil {
+				return Image{}, fmt.Errorf("pull %s: %w", p, err)
+			}
+			if fa != nil {
+				if a, err = authenticator(fa); err != nil {
+					return Image{}, fmt.Errorf("pull %s: registry auth file %s, entry for %s: %w", p, s.authFile, ep.host, err)
+				}
+			}
 		}
 		img, err := s.pullFrom(ctx, p, ep, a)
 		if err == nil {
@@ -170,10 +194,14 @@ func (s *Store) fetch(ctx context.Context, p parsedRef, nref name.Reference, tr 
 	}
 	for _, l := range m.Layers {
 		rec.Size += uint64(l.Size)
+		// Layer blobs are kept for export (see export_blobs.go).
+		if !slices.Contains(rec.Blobs, l.Digest.String()) {
+			rec.Blobs = append(rec.Blobs, l.Digest.String())
+		}
 	}
 	repoDigest := p.name() + "@" + desc.Digest.String()
 	return s.store(ctx, rec, blobs, p.tagRef(), repoDigest, func(ctx context.Context, i int) (string, error) {
-		return s.ensureLayer(ctx, rec.ChainIDs[i], cf.RootFS.DiffIDs[i], m.Layers[i].Digest, layers[i].Compressed)
+		return s.ensureLayer(ctx, rec.ChainIDs[i], cf.RootFS.DiffIDs[i], m.Layers[i].Digest, s.keepingBlob(m.Layers[i].Digest, layers[i].Compressed))
 	})
 }
 
