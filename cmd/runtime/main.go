@@ -32,7 +32,8 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(daemonCmd(), configCmd(), versionCmd())
+	root.AddCommand(daemonCmd(), configCmd(), versionCmd(), podCmd(), podsCmd(), psCmd(), inspectCmd(), logsCmd(), execCmd(), imageCmd())
+	addClientFlags(root.PersistentFlags())
 	return root
 }
 

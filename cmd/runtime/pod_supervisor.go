@@ -1,0 +1,197 @@
+package main
+
+// The small supervisor of a foreground `husk pod run`: it restarts app
+// containers as the pod's restartPolicy says, with kubelet's back-off, and
+// streams their logs. A detached pod has none of this: nothing restarts it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/husk-runtime/husk/kubepod"
+	corev1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// kubelet's container restart back-off: 10s, doubled per restart, at most
+// 5 minutes, back to 10s after a run of 10 minutes.
+const (
+	backoffInitial = 10 * time.Second
+	backoffMax     = 5 * time.Minute
+	backoffReset   = 10 * time.Minute
+	pollInterval   = time.Second
+)
+
+var errPodGone = errors.New("pod was stopped or removed outside husk pod run")
+
+type supervised struct {
+	c         kubepod.Container
+	id        string // the current attempt
+	prevID    string // the one dead attempt kept, for logs --previous
+	attempt   uint32
+	backoff   time.Duration
+	nextStart time.Time
+	done      bool
+	exitCode  int32
+	reason    string
+}
+
+type supervisor struct {
+	r              *podRunner
+	p              *runningPod
+	stdout, stderr io.Writer
+	logPrefix      string // before the container name in log lines
+	followers      sync.WaitGroup
+}
+
+// podResult is how a supervised pod ended.
+type podResult struct {
+	failed []string // "name: exit code N (reason)" of containers that failed
+}
+
+func (s *supervisor) follow(ctx context.Context, name, id string) {
+	s.followers.Add(1)
+	go func() {
+		defer s.followers.Done()
+		st, err := s.r.c.containerStatus(ctx, id)
+		if err != nil || st.LogPath == "" {
+			return
+		}
+		exited := func() bool {
+			st, err := s.r.c.containerStatus(ctx, id)
+			return err != nil || st.State == runtimeapi.ContainerState_CONTAINER_EXITED
+		}
+		opts := logOptions{follow: true, tail: -1, prefix: "[" + s.logPrefix + name + "] "}
+		if err := streamLog(ctx, st.LogPath, opts, s.stdout, s.stderr, exited); err != nil {
+			fmt.Fprintf(s.stderr, "husk: log of %s: %v\n", name, err)
+		}
+	}()
+}
+
+// run supervises until every regular app container is done for good (its
+// restartPolicy says no more restarts), the pod is stopped elsewhere, or
+// ctx ends.
+func (s *supervisor) run(ctx context.Context) (*podResult, error) {
+	ids := s.p.ids
+	var states []*supervised
+	for _, c := range s.p.plan.InitContainers {
+		if c.Sidecar {
+			states = append(states, &supervised{c: c, id: ids[c.Name], backoff: backoffInitial})
+		}
+	}
+	for _, c := range s.p.plan.Containers {
+		states = append(states, &supervised{c: c, id: ids[c.Name], backoff: backoffInitial})
+	}
+	for _, st := range states {
+		s.follow(ctx, st.c.Name, st.id)
+	}
+	defer s.followers.Wait()
+	for {
+		done, err := s.step(ctx, states)
+		if err != nil || done {
+			if err == nil {
+				res := &podResult{}
+				for _, st := range states {
+					if !st.c.Sidecar && st.exitCode != 0 {
+						res.failed = append(res.failed, fmt.Sprintf("%s: exit code %d (%s)", st.c.Name, st.exitCode, st.reason))
+					}
+				}
+				return res, nil
+			}
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, error) {
+	cctx, cancel := s.r.c.ctx(ctx)
+	ps, err := s.r.c.rt.PodSandboxStatus(cctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: s.p.id})
+	cancel()
+	if isNotFound(err) || (err == nil && ps.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_READY) {
+		return false, errPodGone
+	}
+	if err != nil {
+		return false, rpcErr(err, "status of pod %s", s.p)
+	}
+	allDone := true
+	for _, st := range states {
+		if st.done {
+			continue
+		}
+		if !st.c.Sidecar {
+			allDone = false
+		}
+		cs, err := s.r.c.containerStatus(ctx, st.id)
+		if isNotFound(err) {
+			return false, errPodGone
+		}
+		if err != nil {
+			return false, err
+		}
+		if cs.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			continue
+		}
+		restart := st.c.Sidecar
+		switch s.p.plan.RestartPolicy {
+		case corev1.RestartPolicyAlways:
+			restart = true
+		case corev1.RestartPolicyOnFailure:
+			restart = restart || cs.ExitCode != 0
+		}
+		if !restart {
+			st.done, st.exitCode, st.reason = true, cs.ExitCode, cs.Reason
+			fmt.Fprintf(s.stderr, "container %s of pod %s exited with code %d (%s)\n", st.c.Name, s.p, cs.ExitCode, cs.Reason)
+			continue
+		}
+		if st.nextStart.IsZero() {
+			ran := time.Duration(cs.FinishedAt - cs.StartedAt)
+			if ran >= backoffReset {
+				st.backoff = backoffInitial
+			}
+			st.nextStart = time.Unix(0, cs.FinishedAt).Add(st.backoff)
+			fmt.Fprintf(s.stderr, "container %s of pod %s exited with code %d (%s); restarting in %s\n",
+				st.c.Name, s.p, cs.ExitCode, cs.Reason, time.Until(st.nextStart).Round(time.Second))
+		}
+		if time.Now().Before(st.nextStart) {
+			continue
+		}
+		id, err := s.r.createStart(ctx, s.p, st.c, st.attempt+1)
+		if err != nil {
+			// A failed restart is retried after the next back-off, as
+			// kubelet would.
+			fmt.Fprintf(s.stderr, "husk: restart %s of pod %s: %v\n", st.c.Name, s.p, err)
+			if id != "" {
+				s.removeContainer(ctx, id)
+			}
+			st.nextStart = time.Now().Add(st.backoff)
+			st.backoff = min(2*st.backoff, backoffMax)
+			continue
+		}
+		if st.prevID != "" {
+			s.removeContainer(ctx, st.prevID)
+		}
+		st.prevID, st.id = st.id, id
+		st.attempt++
+		st.nextStart = time.Time{}
+		st.backoff = min(2*st.backoff, backoffMax)
+		s.follow(ctx, st.c.Name, id)
+	}
+	return allDone, nil
+}
+
+func (s *supervisor) removeContainer(ctx context.Context, id string) {
+	cctx, cancel := s.r.c.ctx(ctx)
+	defer cancel()
+	if _, err := s.r.c.rt.RemoveContainer(cctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil && !isNotFound(err) {
+		fmt.Fprintf(s.stderr, "husk: %v\n", rpcErr(err, "remove old container %s", shortID(id)))
+	}
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func psCmd() *cobra.Command {
+	var output, name, pod, state string
+	var all, quiet bool
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "List containers (like crictl ps)",
+		Example: `  husk ps
+  husk ps -a --name '^web'
+  husk ps --pod 4f2a -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output, outTable, outJSON, outYAML); err != nil {
+				return err
+			}
+			re, err := regexp.Compile(name)
+			if err != nil {
+				return fmt.Errorf("--name: %w", err)
+			}
+			c, err := dial(10 * time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := c.ctx(cmd.Context())
+			defer cancel()
+			filter := &runtimeapi.ContainerFilter{}
+			if pod != "" {
+				p, err := c.findPod(cmd.Context(), pod)
+				if err != nil {
+					return err
+				}
+				filter.PodSandboxId = p.Id
+			}
+			if state != "" {
+				v, ok := runtimeapi.ContainerState_value["CONTAINER_"+strings.ToUpper(state)]
+				if !ok {
+					return fmt.Errorf("--state %q: want created, running, exited or unknown", state)
+				}
+				filter.State = &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState(v)}
+			} else if !all {
+				filter.State = &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}
+			}
+			resp, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: filter})
+			if err != nil {
+				return rpcErr(err, "list containers")
+			}
+			pods, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+			if err != nil {
+				return rpcErr(err, "list pods")
+			}
+			// Containers are created from image IDs, as kubelet does: show
+			// the image's name instead, as crictl does.
+			imageNames := map[string]string{}
+			if imgs, err := c.img.ListImages(ctx, &runtimeapi.ListImagesRequest{}); err == nil {
+				for _, im := range imgs.Images {
+					if len(im.RepoTags) > 0 {
+						imageNames[im.Id] = im.RepoTags[0]
+					} else if len(im.RepoDigests) > 0 {
+						imageNames[im.Id] = im.RepoDigests[0]
+					}
+				}
+			}
+			podNames := map[string]string{}
+			for _, p := range pods.Items {
+				podNames[p.Id] = p.GetMetadata().GetName()
+			}
+			var items []*runtimeapi.Container
+			for _, ct := range resp.Containers {
+				if re.MatchString(ct.GetMetadata().GetName()) {
+					items = append(items, ct)
+				}
+			}
+			sort.Slice(items, func(i, j int) bool { return items[i].CreatedAt > items[j].CreatedAt })
+			if quiet {
+				for _, ct := range items {
+					fmt.Println(ct.Id)
+				}
+				return nil
+			}
+			if output != outTable {
+				j, err := protoJSON(&runtimeapi.ListContainersResponse{Containers: items})
+				if err != nil {
+					return err
+				}
+				return printStructured(os.Stdout, output, j)
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
+			fmt.Fprintln(w, "CONTAINER\tIMAGE\tCREATED\tSTATE\tNAME\tATTEMPT\tPOD ID\tPOD")
+			for _, ct := range items {
+				img := ct.GetImage().GetUserSpecifiedImage()
+				if img == "" {
+					img = ct.GetImage().GetImage()
+				}
+				if n, ok := imageNames[img]; ok {
+					img = n
+				} else if n, ok := imageNames[ct.ImageRef]; ok && img == "" {
+					img = n
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shortID(ct.Id), img, ago(ct.CreatedAt),
+					strings.TrimPrefix(ct.State.String(), "CONTAINER_"), ct.GetMetadata().GetName(), ct.GetMetadata().GetAttempt(),
+					shortID(ct.PodSandboxId), podNames[ct.PodSandboxId])
+			}
+			return w.Flush()
+		},
+	}
+	f := cmd.Flags()
+	addOutputFlag(cmd, &output, outTable, outTable, outJSON, outYAML)
+	f.BoolVarP(&all, "all", "a", false, "show all containers, not only running ones")
+	f.StringVar(&name, "name", "", "show containers whose name matches this regular expression")
+	f.StringVarP(&pod, "pod", "p", "", "show the containers of this pod (NAME or ID)")
+	f.StringVarP(&state, "state", "s", "", "show containers in this state: created, running, exited, unknown")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print container IDs only")
+	return cmd
+}
+
+func sortPods(items []*runtimeapi.PodSandbox) {
+	sort.Slice(items, func(i, j int) bool { return items[i].CreatedAt > items[j].CreatedAt })
+}
+
+func podsCmd() *cobra.Command {
+	var output, name, namespace, state string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "pods",
+		Short: "List pod sandboxes (like crictl pods)",
+		Example: `  husk pods
+  husk pods --name web --namespace default
+  husk pods --state ready -o yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output, outTable, outJSON, outYAML); err != nil {
+				return err
+			}
+			re, err := regexp.Compile(name)
+			if err != nil {
+				return fmt.Errorf("--name: %w", err)
+			}
+			c, err := dial(10 * time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := c.ctx(cmd.Context())
+			defer cancel()
+			filter := &runtimeapi.PodSandboxFilter{}
+			switch strings.ToLower(state) {
+			case "":
+			case "ready":
+				filter.State = &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}
+			case "notready":
+				filter.State = &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_NOTREADY}
+			default:
+				return fmt.Errorf("--state %q: want ready or notready", state)
+			}
+			resp, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: filter})
+			if err != nil {
+				return rpcErr(err, "list pods")
+			}
+			var items []*runtimeapi.PodSandbox
+			for _, p := range resp.Items {
+				if re.MatchString(p.GetMetadata().GetName()) && (namespace == "" || p.GetMetadata().GetNamespace() == namespace) {
+					items = append(items, p)
+				}
+			}
+			sortPods(items)
+			if quiet {
+				for _, p := range items {
+					fmt.Println(p.Id)
+				}
+				return nil
+			}
+			if output != outTable {
+				j, err := protoJSON(&runtimeapi.ListPodSandboxResponse{Items: items})
+				if err != nil {
+					return err
+				}
+				return printStructured(os.Stdout, output, j)
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
+			fmt.Fprintln(w, "POD ID\tCREATED\tSTATE\tNAME\tNAMESPACE\tATTEMPT\tRUNTIME")
+			for _, p := range items {
+				rt := p.RuntimeHandler
+				if rt == "" {
+					rt = "(default)"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortID(p.Id), ago(p.CreatedAt), podState(p.State),
+					p.GetMetadata().GetName(), p.GetMetadata().GetNamespace(), p.GetMetadata().GetAttempt(), rt)
+			}
+			return w.Flush()
+		},
+	}
+	f := cmd.Flags()
+	addOutputFlag(cmd, &output, outTable, outTable, outJSON, outYAML)
+	f.StringVar(&name, "name", "", "show pods whose name matches this regular expression")
+	f.StringVar(&namespace, "namespace", "", "show pods of this namespace")
+	f.StringVarP(&state, "state", "s", "", "show pods in this state: ready, notready")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print pod IDs only")
+	return cmd
+}

@@ -1,0 +1,643 @@
+package kubepod
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Labels and annotations husk pod run puts on what it creates. They are
+// not kubelet's io.kubernetes.* labels: a kubelet sharing the runtime would
+// take pods carrying those for its own and garbage-collect them.
+const (
+	LabelManaged       = "cli.husk.io/managed" // "true" on sandboxes and containers of husk pod run
+	LabelContainerName = "cli.husk.io/container"
+	LabelContainerKind = "cli.husk.io/kind" // init, sidecar or app
+	// AnnotationGracePeriod holds terminationGracePeriodSeconds, so that
+	// `husk pod stop` honours it later.
+	AnnotationGracePeriod = "cli.husk.io/termination-grace-period"
+	// AnnotationRestartPolicy is the pod's restartPolicy, for `pod ls`.
+	AnnotationRestartPolicy = "cli.husk.io/restart-policy"
+)
+
+// Options are what kubelet knows about its node and husk pod run has to
+// be told.
+type Options struct {
+	// UID is the pod's uid: generated per run, as the API server would.
+	UID string
+	// LogRoot is kubelet's pod log root (/var/log/pods).
+	LogRoot string
+	// VolumeDir holds the pod's emptyDir volumes, one directory each.
+	VolumeDir string
+	// HostDNS is the node's resolv.conf, for dnsPolicy Default and as
+	// the fallback of ClusterFirst.
+	HostDNS *runtimeapi.DNSConfig
+	// MemoryCapacity is the node's memory in bytes, for oom_score_adj; 0
+	// leaves oom_score_adj to the runtime.
+	MemoryCapacity int64
+	// SeccompRoot is where Localhost seccomp profiles are found (kubelet:
+	// /var/lib/kubelet/seccomp).
+	SeccompRoot string
+	// SeccompRuntimeDefault gives containers without a seccompProfile the
+	// runtime's default profile, as kubelet's seccompDefault: true does.
+	SeccompRuntimeDefault bool
+}
+
+// Plan is everything needed to run one Pod through the CRI.
+type Plan struct {
+	Name, Namespace, UID string
+	Sandbox              *runtimeapi.PodSandboxConfig
+	RuntimeHandler       string
+	// InitContainers run in order, each to completion (sidecars, with
+	// restartPolicy Always, are started and left running).
+	InitContainers []Container
+	Containers     []Container
+	// HostPaths must exist (or be created) before containers start.
+	HostPaths     []HostPath
+	RestartPolicy corev1.RestartPolicy
+	// GracePeriod is terminationGracePeriodSeconds.
+	GracePeriod int64
+	// FSGroup owns the pod's emptyDir volumes, as under kubelet.
+	FSGroup  *int64
+	Warnings []Warning
+}
+
+// Container is one container of the plan.
+type Container struct {
+	Name       string
+	Image      string
+	PullPolicy corev1.PullPolicy
+	// Sidecar is an init container with restartPolicy Always.
+	Sidecar bool
+	// RunAsNonRoot asks the caller to check the image's user, as kubelet
+	// does, when no runAsUser is given.
+	RunAsNonRoot bool
+	// Field is its path in the Pod, e.g. spec.initContainers[0].
+	Field  string
+	config *runtimeapi.ContainerConfig
+}
+
+// Config returns the container's config for restart number attempt with
+// the image resolved to imageRef (the image id the pull returned).
+func (c Container) Config(attempt uint32, imageRef string) *runtimeapi.ContainerConfig {
+	cfg := proto.Clone(c.config).(*runtimeapi.ContainerConfig)
+	cfg.Metadata.Attempt = attempt
+	cfg.LogPath = LogPath(c.Name, attempt)
+	if imageRef != "" {
+		cfg.Image.Image = imageRef
+	}
+	return cfg
+}
+
+// LogPath is kubelet's container log path, relative to the pod's log
+// directory: <container>/<restart count>.log.
+func LogPath(container string, attempt uint32) string {
+	return filepath.Join(container, strconv.FormatUint(uint64(attempt), 10)+".log")
+}
+
+// HostPath is a host path a mount needs.
+type HostPath struct {
+	Field string // where the Pod asks for it
+	Path  string
+	// Type is a hostPath volume's type, checked (and for the *OrCreate
+	// types created) as kubelet does. Unset for emptyDir and subPath dirs.
+	Type corev1.HostPathType
+	// EmptyDir is one of the pod's own emptyDir volumes: created
+	// world-writable (group fsGroup), removed with the pod.
+	EmptyDir bool
+	// SubPath is a volume's subPath: created as a directory if missing.
+	SubPath bool
+}
+
+// LogDirectory is kubelet's pod log directory.
+func LogDirectory(root, namespace, name, uid string) string {
+	return filepath.Join(root, namespace+"_"+name+"_"+uid)
+}
+
+// Translate turns a Pod into the CRI configs kubelet would produce for it
+// (kuberuntime_sandbox.go, kuberuntime_container*.go). What it cannot
+// honour without a cluster is in Plan.Warnings; an invalid Pod is an
+// error.
+func Translate(in *corev1.Pod, opts Options) (*Plan, error) {
+	pod := in.DeepCopy()
+	var ws warnings
+	if pod.Name == "" {
+		return nil, fmt.Errorf("metadata.name: required")
+	}
+	if opts.UID == "" {
+		return nil, fmt.Errorf("no uid for pod %s", pod.Name)
+	}
+	if pod.Namespace == "" {
+		pod.Namespace = "default"
+	}
+	if len(pod.Spec.Containers) == 0 {
+		return nil, fmt.Errorf("spec.containers: a pod needs at least one container")
+	}
+	podWarnings(pod, &ws)
+	seen := map[string]string{}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		field := fmt.Sprintf("spec.initContainers[%d]", i)
+		if err := checkContainer(c, field, seen); err != nil {
+			return nil, err
+		}
+		resourceWarnings(c, field, &ws)
+		defaultRequests(c)
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		field := fmt.Sprintf("spec.containers[%d]", i)
+		if err := checkContainer(c, field, seen); err != nil {
+			return nil, err
+		}
+		resourceWarnings(c, field, &ws)
+		defaultRequests(c)
+	}
+
+	p := &Plan{Name: pod.Name, Namespace: pod.Namespace, UID: opts.UID, RestartPolicy: pod.Spec.RestartPolicy, GracePeriod: 30}
+	if p.RestartPolicy == "" {
+		p.RestartPolicy = corev1.RestartPolicyAlways
+	}
+	switch p.RestartPolicy {
+	case corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever:
+	default:
+		return nil, fmt.Errorf("spec.restartPolicy: unknown value %q", p.RestartPolicy)
+	}
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		p.GracePeriod = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		p.FSGroup = psc.FSGroup
+	}
+	if pod.Spec.RuntimeClassName != nil && *pod.Spec.RuntimeClassName != "" {
+		p.RuntimeHandler = *pod.Spec.RuntimeClassName
+		ws.add("spec.runtimeClassName", "RuntimeClasses need a cluster; the name is used as the runtime handler")
+	}
+
+	sb, err := sandboxConfig(pod, opts, &ws)
+	if err != nil {
+		return nil, err
+	}
+	sb.Annotations[AnnotationGracePeriod] = strconv.FormatInt(p.GracePeriod, 10)
+	sb.Annotations[AnnotationRestartPolicy] = string(p.RestartPolicy)
+	p.Sandbox = sb
+
+	vols, err := volumes(pod, opts, &ws, p)
+	if err != nil {
+		return nil, err
+	}
+	for i := range pod.Spec.InitContainers {
+		c, err := container(pod, &pod.Spec.InitContainers[i], fmt.Sprintf("spec.initContainers[%d]", i), true, vols, opts, &ws, p)
+		if err != nil {
+			return nil, err
+		}
+		p.InitContainers = append(p.InitContainers, c)
+	}
+	for i := range pod.Spec.Containers {
+		c, err := container(pod, &pod.Spec.Containers[i], fmt.Sprintf("spec.containers[%d]", i), false, vols, opts, &ws, p)
+		if err != nil {
+			return nil, err
+		}
+		p.Containers = append(p.Containers, c)
+	}
+	p.Warnings = ws
+	return p, nil
+}
+
+func checkContainer(c *corev1.Container, field string, seen map[string]string) error {
+	if c.Name == "" {
+		return fmt.Errorf("%s.name: required", field)
+	}
+	if prev, ok := seen[c.Name]; ok {
+		return fmt.Errorf("%s.name: %q is also the name of %s", field, c.Name, prev)
+	}
+	seen[c.Name] = field
+	if c.Image == "" {
+		return fmt.Errorf("%s.image: required", field)
+	}
+	return nil
+}
+
+// podWarnings names the pod-level fields that need a cluster.
+func podWarnings(pod *corev1.Pod, ws *warnings) {
+	s := &pod.Spec
+	if s.ServiceAccountName != "" || s.DeprecatedServiceAccount != "" {
+		ws.add("spec.serviceAccountName", "service account tokens need a cluster; no token is mounted")
+	}
+	if len(s.ImagePullSecrets) > 0 {
+		ws.add("spec.imagePullSecrets", "Secrets need a cluster; images are pulled with the runtime's own credentials")
+	}
+	sched := map[string]bool{
+		"spec.nodeName": s.NodeName != "", "spec.nodeSelector": len(s.NodeSelector) > 0, "spec.affinity": s.Affinity != nil,
+		"spec.tolerations": len(s.Tolerations) > 0, "spec.topologySpreadConstraints": len(s.TopologySpreadConstraints) > 0,
+		"spec.schedulerName": s.SchedulerName != "", "spec.priorityClassName": s.PriorityClassName != "",
+		"spec.priority": s.Priority != nil, "spec.preemptionPolicy": s.PreemptionPolicy != nil, "spec.schedulingGates": len(s.SchedulingGates) > 0,
+	}
+	var fields []string
+	for f, set := range sched {
+		if set {
+			fields = append(fields, f)
+		}
+	}
+	sort.Strings(fields)
+	for _, f := range fields {
+		ws.add(f, "scheduling needs a cluster: the pod runs on this node; ignored")
+	}
+	if len(s.HostAliases) > 0 {
+		ws.add("spec.hostAliases", "the runtime writes the pod's /etc/hosts; ignored")
+	}
+	if s.Subdomain != "" {
+		ws.add("spec.subdomain", "needs a cluster's DNS; ignored")
+	}
+	if s.SetHostnameAsFQDN != nil && *s.SetHostnameAsFQDN {
+		ws.add("spec.setHostnameAsFQDN", "needs a cluster domain; ignored")
+	}
+	if s.HostnameOverride != nil {
+		ws.add("spec.hostnameOverride", "not supported; ignored")
+	}
+	if s.ActiveDeadlineSeconds != nil {
+		ws.add("spec.activeDeadlineSeconds", "not enforced by husk pod run; ignored")
+	}
+	if len(s.ReadinessGates) > 0 {
+		ws.add("spec.readinessGates", "readiness needs a cluster; ignored")
+	}
+	if len(s.Overhead) > 0 {
+		ws.add("spec.overhead", "pod overhead needs a cluster; ignored")
+	}
+	if s.Resources != nil {
+		ws.add("spec.resources", "pod-level resources are not supported; ignored")
+	}
+	if s.HostUsers != nil && !*s.HostUsers {
+		ws.add("spec.hostUsers", "user namespaces are not supported by husk pod run; the pod uses the host's user namespace")
+	}
+	if len(s.EphemeralContainers) > 0 {
+		ws.add("spec.ephemeralContainers", "ephemeral containers are added by a cluster; ignored")
+	}
+	if len(s.ResourceClaims) > 0 {
+		ws.add("spec.resourceClaims", "resource claims need a cluster; ignored")
+	}
+	if s.WorkloadRef != nil {
+		ws.add("spec.workloadRef", "workloads need a cluster; ignored")
+	}
+}
+
+// hostname is kubelet's GeneratePodHostNameAndDomain without a domain.
+func hostname(pod *corev1.Pod) string {
+	h := pod.Name
+	if pod.Spec.Hostname != "" {
+		h = pod.Spec.Hostname
+	}
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-.")
+	}
+	return h
+}
+
+func sandboxConfig(pod *corev1.Pod, opts Options, ws *warnings) (*runtimeapi.PodSandboxConfig, error) {
+	labels := map[string]string{}
+	for k, v := range pod.Labels {
+		labels[k] = v
+	}
+	labels[LabelManaged] = "true"
+	annotations := map[string]string{}
+	for k, v := range pod.Annotations {
+		annotations[k] = v
+	}
+	sb := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: opts.UID},
+		Labels:       labels,
+		Annotations:  annotations,
+		DnsConfig:    dnsConfig(pod, opts.HostDNS, ws),
+		LogDirectory: LogDirectory(opts.LogRoot, pod.Namespace, pod.Name, opts.UID),
+	}
+	if !pod.Spec.HostNetwork {
+		sb.Hostname = hostname(pod)
+	}
+	for i, c := range pod.Spec.Containers {
+		for j, port := range c.Ports {
+			field := fmt.Sprintf("spec.containers[%d].ports[%d]", i, j)
+			if port.ContainerPort <= 0 || port.ContainerPort > 65535 {
+				return nil, fmt.Errorf("%s.containerPort: %d is not a port", field, port.ContainerPort)
+			}
+			if port.HostPort < 0 || port.HostPort > 65535 {
+				return nil, fmt.Errorf("%s.hostPort: %d is not a port", field, port.HostPort)
+			}
+			proto, err := protocol(port.Protocol, field)
+			if err != nil {
+				return nil, err
+			}
+			sb.PortMappings = append(sb.PortMappings, &runtimeapi.PortMapping{
+				Protocol: proto, ContainerPort: port.ContainerPort, HostPort: port.HostPort, HostIp: port.HostIP,
+			})
+		}
+	}
+	sc, err := sandboxSecurityContext(pod)
+	if err != nil {
+		return nil, err
+	}
+	sysctls := map[string]string{}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		for _, s := range psc.Sysctls {
+			sysctls[s.Name] = s.Value
+		}
+	}
+	sb.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: sc, Sysctls: sysctls}
+	return sb, nil
+}
+
+func protocol(p corev1.Protocol, field string) (runtimeapi.Protocol, error) {
+	switch p {
+	case "", corev1.ProtocolTCP:
+		return runtimeapi.Protocol_TCP, nil
+	case corev1.ProtocolUDP:
+		return runtimeapi.Protocol_UDP, nil
+	case corev1.ProtocolSCTP:
+		return runtimeapi.Protocol_SCTP, nil
+	}
+	return 0, fmt.Errorf("%s.protocol: unknown protocol %q", field, p)
+}
+
+// volume is a pod volume as containers mount it: a host path, or nothing
+// when the volume was skipped (with a warning).
+type volume struct {
+	hostPath string
+	skipped  string // the warning's field, when skipped
+	emptyDir bool
+}
+
+// unsupportedVolumes says why a volume type cannot be honoured.
+var unsupportedVolumes = map[string]string{
+	"secret":                "Secrets need a cluster; volume skipped",
+	"configMap":             "ConfigMaps need a cluster; volume skipped",
+	"projected":             "projected volumes (tokens, Secrets, ConfigMaps) need a cluster; volume skipped",
+	"persistentVolumeClaim": "PersistentVolumeClaims need a cluster; volume skipped",
+	"downwardAPI":           "the downward API needs a cluster; volume skipped",
+	"ephemeral":             "ephemeral volumes need a cluster's storage; volume skipped",
+	"csi":                   "CSI volumes need a cluster's CSI drivers; volume skipped",
+	"image":                 "image volumes are not supported by husk pod run yet; volume skipped",
+}
+
+func volumes(pod *corev1.Pod, opts Options, ws *warnings, p *Plan) (map[string]volume, error) {
+	out := map[string]volume{}
+	for i, v := range pod.Spec.Volumes {
+		field := fmt.Sprintf("spec.volumes[%d]", i)
+		if v.Name == "" {
+			return nil, fmt.Errorf("%s.name: required", field)
+		}
+		if _, dup := out[v.Name]; dup {
+			return nil, fmt.Errorf("%s.name: volume %q is defined twice", field, v.Name)
+		}
+		if strings.ContainsAny(v.Name, "/") || v.Name == "." || v.Name == ".." {
+			return nil, fmt.Errorf("%s.name: %q is not a valid volume name", field, v.Name)
+		}
+		switch {
+		case v.EmptyDir != nil:
+			dir := filepath.Join(opts.VolumeDir, v.Name)
+			if v.EmptyDir.Medium == corev1.StorageMediumMemory {
+				ws.add(field+".emptyDir.medium", "Memory is not supported by husk pod run; the volume is a directory on disk")
+			}
+			if v.EmptyDir.SizeLimit != nil {
+				ws.add(field+".emptyDir.sizeLimit", "not enforced by husk pod run; ignored")
+			}
+			out[v.Name] = volume{hostPath: dir, emptyDir: true}
+			p.HostPaths = append(p.HostPaths, HostPath{Field: field + ".emptyDir", Path: dir, EmptyDir: true})
+		case v.HostPath != nil:
+			hp := v.HostPath.Path
+			if !filepath.IsAbs(hp) {
+				return nil, fmt.Errorf("%s.hostPath.path: %q is not an absolute path", field, hp)
+			}
+			var t corev1.HostPathType
+			if v.HostPath.Type != nil {
+				t = *v.HostPath.Type
+			}
+			switch t {
+			case corev1.HostPathUnset, corev1.HostPathDirectoryOrCreate, corev1.HostPathDirectory, corev1.HostPathFileOrCreate,
+				corev1.HostPathFile, corev1.HostPathSocket, corev1.HostPathCharDev, corev1.HostPathBlockDev:
+			default:
+				return nil, fmt.Errorf("%s.hostPath.type: unknown type %q", field, t)
+			}
+			out[v.Name] = volume{hostPath: filepath.Clean(hp)}
+			p.HostPaths = append(p.HostPaths, HostPath{Field: field + ".hostPath", Path: filepath.Clean(hp), Type: t})
+		default:
+			kind := volumeKind(v.VolumeSource)
+			msg, ok := unsupportedVolumes[kind]
+			if !ok {
+				msg = kind + " volumes need a cluster; volume skipped"
+			}
+			if kind == "" {
+				kind, msg = "(source)", "no volume source given; volume skipped"
+			}
+			ws.add(field+"."+kind, msg)
+			out[v.Name] = volume{skipped: field + "." + kind}
+		}
+	}
+	return out, nil
+}
+
+// volumeKind is the name of the field set in a volume source, e.g. "secret".
+func volumeKind(src corev1.VolumeSource) string {
+	b, err := json.Marshal(src)
+	if err != nil {
+		return ""
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return ""
+	}
+	for k := range m {
+		return k
+	}
+	return ""
+}
+
+func propagation(p *corev1.MountPropagationMode, field string) (runtimeapi.MountPropagation, error) {
+	if p == nil {
+		return runtimeapi.MountPropagation_PROPAGATION_PRIVATE, nil
+	}
+	switch *p {
+	case corev1.MountPropagationNone:
+		return runtimeapi.MountPropagation_PROPAGATION_PRIVATE, nil
+	case corev1.MountPropagationHostToContainer:
+		return runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER, nil
+	case corev1.MountPropagationBidirectional:
+		return runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL, nil
+	}
+	return 0, fmt.Errorf("%s.mountPropagation: unknown mode %q", field, *p)
+}
+
+func mounts(c *corev1.Container, field string, vols map[string]volume, ws *warnings, p *Plan) ([]*runtimeapi.Mount, error) {
+	var out []*runtimeapi.Mount
+	for j, vm := range c.VolumeMounts {
+		mf := fmt.Sprintf("%s.volumeMounts[%d]", field, j)
+		v, ok := vols[vm.Name]
+		if !ok {
+			return nil, fmt.Errorf("%s.name: no volume named %q in spec.volumes", mf, vm.Name)
+		}
+		if !path.IsAbs(vm.MountPath) {
+			return nil, fmt.Errorf("%s.mountPath: %q is not an absolute path", mf, vm.MountPath)
+		}
+		if v.skipped != "" {
+			ws.add(mf, fmt.Sprintf("volume %q was skipped (%s); not mounted at %s", vm.Name, v.skipped, vm.MountPath))
+			continue
+		}
+		if vm.SubPathExpr != "" {
+			ws.add(mf+".subPathExpr", "needs the downward API; mounted without a subPath")
+		}
+		host := v.hostPath
+		if vm.SubPath != "" {
+			sp := filepath.Clean(vm.SubPath)
+			if filepath.IsAbs(sp) || sp == ".." || strings.HasPrefix(sp, "../") {
+				return nil, fmt.Errorf("%s.subPath: %q must be a relative path inside the volume", mf, vm.SubPath)
+			}
+			host = filepath.Join(host, sp)
+			p.HostPaths = append(p.HostPaths, HostPath{Field: mf + ".subPath", Path: host, SubPath: true})
+		}
+		prop, err := propagation(vm.MountPropagation, mf)
+		if err != nil {
+			return nil, err
+		}
+		m := &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly, Propagation: prop}
+		if vm.RecursiveReadOnly != nil && *vm.RecursiveReadOnly == corev1.RecursiveReadOnlyEnabled {
+			m.RecursiveReadOnly = true
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func container(pod *corev1.Pod, c *corev1.Container, field string, init bool, vols map[string]volume, opts Options, ws *warnings, p *Plan) (Container, error) {
+	out := Container{Name: c.Name, Image: c.Image, PullPolicy: c.ImagePullPolicy, Field: field}
+	if out.PullPolicy == "" {
+		out.PullPolicy = defaultPullPolicy(c.Image)
+	}
+	switch out.PullPolicy {
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		return out, fmt.Errorf("%s.imagePullPolicy: unknown policy %q", field, out.PullPolicy)
+	}
+	if c.RestartPolicy != nil {
+		if init && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			out.Sidecar = true
+		} else {
+			ws.add(field+".restartPolicy", "per-container restart policies are only honoured for sidecars (init containers with Always); the pod's restartPolicy applies")
+		}
+	}
+	if len(c.RestartPolicyRules) > 0 {
+		ws.add(field+".restartPolicyRules", "not supported by husk pod run; the pod's restartPolicy applies")
+	}
+	for _, probe := range []struct {
+		name string
+		set  bool
+	}{{"livenessProbe", c.LivenessProbe != nil}, {"readinessProbe", c.ReadinessProbe != nil}, {"startupProbe", c.StartupProbe != nil}} {
+		if probe.set {
+			ws.add(field+"."+probe.name, "probes are not run by husk pod run; ignored")
+		}
+	}
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		ws.add(field+".lifecycle.postStart", "lifecycle hooks are not run by husk pod run; ignored")
+	}
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+		ws.add(field+".lifecycle.preStop", "lifecycle hooks are not run by husk pod run; ignored")
+	}
+	if len(c.VolumeDevices) > 0 {
+		ws.add(field+".volumeDevices", "block volumes need a cluster; ignored")
+	}
+	for j := range c.EnvFrom {
+		ws.add(fmt.Sprintf("%s.envFrom[%d]", field, j), "ConfigMaps and Secrets need a cluster; skipped")
+	}
+
+	// Env values may refer to the variables defined before them; command
+	// and args to all of them.
+	vars := map[string]string{}
+	var envs []*runtimeapi.KeyValue
+	for j, e := range c.Env {
+		if e.Name == "" {
+			return out, fmt.Errorf("%s.env[%d].name: required", field, j)
+		}
+		if e.ValueFrom != nil {
+			ws.add(fmt.Sprintf("%s.env[%d].valueFrom", field, j), fmt.Sprintf("needs a cluster; variable %s is not set", e.Name))
+			continue
+		}
+		v := expand(e.Value, vars)
+		vars[e.Name] = v
+		envs = append(envs, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(v)})
+	}
+	cmd := make([]string, len(c.Command))
+	for j, s := range c.Command {
+		cmd[j] = expand(s, vars)
+	}
+	args := make([]string, len(c.Args))
+	for j, s := range c.Args {
+		args[j] = expand(s, vars)
+	}
+
+	ms, err := mounts(c, field, vols, ws, p)
+	if err != nil {
+		return out, err
+	}
+	sc, err := containerSecurityContext(pod, c, field, opts)
+	if err != nil {
+		return out, err
+	}
+	eff := effectiveSecurityContext(pod, c)
+	if eff.RunAsNonRoot != nil && *eff.RunAsNonRoot {
+		if eff.RunAsUser != nil && *eff.RunAsUser == 0 {
+			return out, fmt.Errorf("%s.securityContext: runAsNonRoot is set and runAsUser is 0", field)
+		}
+		out.RunAsNonRoot = eff.RunAsUser == nil
+	}
+	kind := "app"
+	if init {
+		kind = "init"
+		if out.Sidecar {
+			kind = "sidecar"
+		}
+	}
+	out.config = &runtimeapi.ContainerConfig{
+		Metadata:   &runtimeapi.ContainerMetadata{Name: c.Name},
+		Image:      &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image},
+		Command:    cmd,
+		Args:       args,
+		WorkingDir: c.WorkingDir,
+		Envs:       envs,
+		Mounts:     ms,
+		Labels:     map[string]string{LabelManaged: "true", LabelContainerName: c.Name, LabelContainerKind: kind},
+		Annotations: map[string]string{
+			AnnotationGracePeriod: strconv.FormatInt(p.GracePeriod, 10),
+		},
+		LogPath:   LogPath(c.Name, 0),
+		Stdin:     c.Stdin,
+		StdinOnce: c.StdinOnce,
+		Tty:       c.TTY,
+		Linux: &runtimeapi.LinuxContainerConfig{
+			Resources:       containerResources(pod, c, opts.MemoryCapacity),
+			SecurityContext: sc,
+		},
+	}
+	return out, nil
+}
+
+// defaultPullPolicy is the API server's default: Always for :latest or an
+// untagged image, IfNotPresent otherwise (a digest counts as a tag).
+func defaultPullPolicy(image string) corev1.PullPolicy {
+	if strings.Contains(image, "@") {
+		return corev1.PullIfNotPresent
+	}
+	name := image
+	if i := strings.LastIndex(name, "/"); i >= 0 {
+		name = name[i+1:]
+	}
+	i := strings.LastIndex(name, ":")
+	if i < 0 || name[i+1:] == "latest" {
+		return corev1.PullAlways
+	}
+	return corev1.PullIfNotPresent
+}
