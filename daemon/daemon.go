@@ -12,6 +12,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/husk-runtime/husk/apiserver"
 	"github.com/husk-runtime/husk/config"
 	"github.com/husk-runtime/husk/cri"
 	"github.com/husk-runtime/husk/image"
@@ -38,7 +39,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		return err
 	}
 	images, err := image.Open(ctx, image.Config{Root: cfg.Root, ConfigPath: cfg.Registry.ConfigPath, Insecure: cfg.Registry.Insecure,
-		StallTimeout: time.Duration(cfg.Registry.StallTimeoutSeconds) * time.Second})
+		StallTimeout: time.Duration(cfg.Registry.StallTimeoutSeconds) * time.Second, AuthFile: cfg.Registry.AuthFile})
 	if err != nil {
 		return fmt.Errorf("open image store under %s: %w", cfg.Root, err)
 	}
@@ -76,6 +77,12 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err != nil {
 		return fmt.Errorf("recover pods: %w", err)
 	}
+	// Collection needs the containers' layers, known only now; running it
+	// at start finishes one a crash cut short.
+	images.SetInUse(mgr.UsedLayers)
+	if err := images.Collect(); err != nil {
+		log.Warn("image garbage collection at start", "error", err)
+	}
 	stream, err := startStreaming(cfg.Streaming.Address, mgr, log)
 	if err != nil {
 		return err
@@ -88,6 +95,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	}
 	g := grpc.NewServer(grpc.UnaryInterceptor(logErrors(log)))
 	srv.Register(g)
+	(&apiserver.Server{Images: images, Log: log}).Register(g) // husk's own API (api/v1) on the same socket
 
 	if err := os.Remove(cfg.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale socket %s: %w", cfg.Socket, err)

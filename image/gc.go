@@ -32,10 +32,33 @@ func (s *Store) releaseLocked(keys []string) {
 	}
 }
 
+// SetInUse gives the store a way to learn the layer dirs that containers
+// use (their records list them): an image removed while a container of it
+// exists keeps its layers until the container is gone, as with containerd,
+// also after a reboot has undone every mount. f must not call the store.
+func (s *Store) SetInUse(f func() []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inUse = f
+}
+
+// Collect deletes what no image and no container uses. The daemon runs it
+// at start, once the containers are known, so that a collection a crash
+// interrupted is finished.
+func (s *Store) Collect() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gcLocked()
+}
+
 // gcLocked deletes the layers and blobs no image record (and no pull in
-// progress) refers to. A layer still used as a lower dir of a mounted
-// overlay is kept: deleting files under a running container would break
-// it. A later change adds container references proper. s.mu must be held.
+// progress) refers to. A layer a container uses is kept: one listed by
+// inUse, or a lower dir of a mounted overlay (deleting files under a
+// running container would break it). s.mu must be held.
+//
+// It is crash-safe: a layer leaves the index only after it is renamed to a
+// temp name that Open removes, and a blob is a file of its own; a kill at
+// any point leaves nothing Open and the next collection cannot finish.
 func (s *Store) gcLocked() error {
 	used := make(map[string]bool)
 	for k := range s.holds {
@@ -54,6 +77,11 @@ func (s *Store) gcLocked() error {
 	if err != nil {
 		return err
 	}
+	if s.inUse != nil {
+		for _, d := range s.inUse() {
+			mounted[d] = true
+		}
+	}
 	var doomed []string
 	for chain, e := range s.layers.Layers {
 		if used[chain] {
@@ -61,7 +89,7 @@ func (s *Store) gcLocked() error {
 		}
 		dir := filepath.Join(s.layersDir, strconv.Itoa(e.N))
 		if mounted[dir] {
-			slog.Info("keeping unreferenced layer: still mounted", "dir", dir, "chainID", chain)
+			slog.Info("keeping unreferenced layer: a container uses it", "dir", dir, "chainID", chain)
 			continue
 		}
 		// Rename first so the index never names a half-deleted directory;

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/husk-runtime/husk/atomicfile"
@@ -99,10 +100,11 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	u.push(func() { _ = image.Unmount(dir) })
 	m.set(func() { c.Mounted = true })
 	u.push(func() { _ = unmountImageVolumes(dir) })
-	specCfg, err := m.mountImageVolumes(cfg, dir, p.idmap())
+	specCfg, volLayers, err := m.mountImageVolumes(cfg, dir, p.idmap())
 	if err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
 	}
+	m.set(func() { c.Layers = append(slices.Clone(img.Layers), volLayers...) })
 	st.mark("record+rootfs")
 
 	user, err := resolveUser(rootfs, cfg.GetLinux().GetSecurityContext(), img.Config.User)

@@ -46,5 +46,12 @@ func (m *Manager) removeContainer(ctx context.Context, p *Pod, c *Container) err
 		delete(m.names, containerKey(p.ID, c.Config.GetMetadata()))
 	})
 	m.emitContainer(c, evDeleted)
+	// An image removed while this container used it kept its layers for
+	// it (image.Store.SetInUse); they can go now.
+	if _, err := m.images.Resolve(c.ImageID); errors.Is(err, image.ErrNotFound) {
+		if err := m.images.Collect(); err != nil {
+			m.log.Warn("image garbage collection after container removal", "container", c.ID, "error", err)
+		}
+	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 type Images interface {
 	Resolve(ref string) (image.Image, error)
 	Mount(img image.Image, dir string, readonly bool, idmap *image.IDMap) (string, error)
+	Collect() error
 }
 
 // Network is what the manager needs of pod networking.

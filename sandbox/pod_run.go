@@ -193,6 +193,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", fmt.Errorf("pod %s: mount sandbox image: %w", md.GetName(), err)
 	}
 	u.push(func() { _ = image.Unmount(dir) })
+	m.set(func() { p.Layers = img.Layers })
 	st.mark("rootfs")
 	spec, err := infraSpec(p, rootfs, files, m.cfg.MinOOMScoreAdj, userns)
 	if err != nil {

@@ -38,6 +38,8 @@ type Pod struct {
 	// until it succeeds once.
 	NetworkDone bool `json:"network_done,omitempty"`
 	ShmMounted  bool `json:"shm_mounted,omitempty"`
+	// Layers are the layer dirs of the infra's rootfs (see Container).
+	Layers []string `json:"layers,omitempty"`
 
 	// exit of the infra process, read from pods/<id>/exit.json
 	infraExit *shim.ExitStatus
@@ -69,6 +71,9 @@ type Container struct {
 	LogPath   string                      `json:"log_path,omitempty"` // absolute, or empty
 	Pid       int                         `json:"pid,omitempty"`
 	Mounted   bool                        `json:"mounted,omitempty"` // rootfs overlay is up
+	// Layers are the layer dirs the rootfs and image volumes use: the
+	// image store keeps them while the record exists (Manager.UsedLayers).
+	Layers []string `json:"layers,omitempty"`
 	// User is who the process runs as, resolved at create (ContainerStatus
 	// reports it; kubelet checks it against runAsNonRoot and the policy).
 	User specs.User `json:"user"`
