@@ -106,6 +106,9 @@ type Store struct {
 
 	transMu    sync.Mutex
 	transports map[string]*http.Transport
+
+	// progress follows the pulls in progress for watchers (progress.go).
+	progress progressTracker
 }
 
 // Open loads the store's records from cfg.Root, creating the directories it

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -108,17 +109,24 @@ func (s *Store) layerDirLocked(chainID string) (string, bool) {
 // distributed (compressed or not); its bytes are checked against digest and,
 // once decompressed, against diffID.
 func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest v1.Hash, open func() (io.ReadCloser, error)) (string, error) {
+	// lt reports this layer's progress to pull watchers (progress.go);
+	// nil, doing nothing, outside a pull.
+	lt := layerTrackFrom(ctx)
 	s.mu.Lock()
 	dir, ok := s.layerDirLocked(chainID)
 	s.mu.Unlock()
 	if ok {
+		lt.set(LayerAlreadyPresent)
 		return dir, nil
 	}
 
 	// Another pull may be unpacking this layer: wait for it (the layer is
 	// then downloaded once) without counting the wait as a stalled
 	// registry, and give up if this pull is cancelled meanwhile.
-	unlock, err := s.chainMu.lockCtx(ctx, chainID, func() func() { return pauseStall(ctx) })
+	unlock, err := s.chainMu.lockCtx(ctx, chainID, func() func() {
+		lt.set(LayerWaitingForOtherPull)
+		return pauseStall(ctx)
+	})
 	if err != nil {
 		return "", fmt.Errorf("layer %s: wait for another pull of it: %w", digest, err)
 	}
@@ -128,6 +136,7 @@ func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest 
 	dir, ok = s.layerDirLocked(chainID)
 	s.mu.Unlock()
 	if ok {
+		lt.set(LayerDone)
 		return dir, nil
 	}
 
@@ -146,15 +155,21 @@ func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest 
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", fmt.Errorf("layer %s: %w", digest, err)
 	}
-	rc, err := open()
+	rc, err := lt.counting(open)() // counts bytes received, for watchers
 	if err != nil {
 		return "", fmt.Errorf("fetch layer %s: %w", digest, err)
 	}
 	defer rc.Close()
-	size, err := unpackVerified(ctx, rc, tmp, digest, diffID)
+	// How long the unpack waited for the layer's bytes, apart from the
+	// time it spent writing them: the pull benchmark reports download and
+	// unpack rates from these (debug log below).
+	start := time.Now()
+	wr := &waitReader{r: rc}
+	size, err := unpackVerified(ctx, wr, tmp, digest, diffID)
 	if err != nil {
 		return "", fmt.Errorf("layer %s: %w", digest, err)
 	}
+	lt.set(LayerUnpacking)
 	if err := syncFS(tmp); err != nil {
 		return "", fmt.Errorf("layer %s: %w", digest, err)
 	}
@@ -174,7 +189,9 @@ func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest 
 		return "", err
 	}
 	done = true
-	slog.DebugContext(ctx, "layer unpacked", "digest", digest, "chainID", chainID, "dir", final, "bytes", size)
+	lt.set(LayerDone)
+	slog.DebugContext(ctx, "layer unpacked", "digest", digest, "chainID", chainID, "dir", final, "bytes", size,
+		"compressed_bytes", wr.n, "took", time.Since(start), "read_wait", wr.wait)
 	return final, nil
 }
 
@@ -262,4 +279,20 @@ func (k *keyedMutex) lockCtx(ctx context.Context, key string, waiting func() (do
 		release()
 		return nil, context.Cause(ctx)
 	}
+}
+
+// waitReader counts the bytes read through it and the time spent waiting
+// in Read (the network, for a layer being pulled).
+type waitReader struct {
+	r    io.Reader
+	n    int64
+	wait time.Duration
+}
+
+func (w *waitReader) Read(p []byte) (int, error) {
+	t := time.Now()
+	n, err := w.r.Read(p)
+	w.wait += time.Since(t)
+	w.n += int64(n)
+	return n, err
 }

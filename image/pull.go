@@ -38,6 +38,16 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth) (Image, error)
 	if err != nil {
 		return Image{}, err
 	}
+	// Watchers (WatchPull) follow the pull by its normalized ref; the
+	// track rides in ctx down to fetch and ensureLayer.
+	t := s.progress.start(p.String())
+	img, err := s.pull(withPullTrack(ctx, t), p, auth)
+	s.progress.finish(t, img, err)
+	return img, err
+}
+
+// pull is Pull, with progress tracked.
+func (s *Store) pull(ctx context.Context, p parsedRef, auth *Auth) (Image, error) {
 	reqAuth, err := authenticator(auth)
 	if err != nil {
 		return Image{}, fmt.Errorf("pull %s: %w", p, err)
@@ -184,6 +194,8 @@ func (s *Store) fetch(ctx context.Context, p parsedRef, nref name.Reference, tr 
 	if err != nil {
 		return Image{}, err
 	}
+	track := pullTrackFrom(ctx) // progress for watchers (progress.go)
+	track.setLayers(m.Layers)
 	rec := &record{
 		ID:       m.Config.Digest.String(),
 		ChainIDs: chainIDs(cf.RootFS.DiffIDs),
@@ -201,7 +213,7 @@ func (s *Store) fetch(ctx context.Context, p parsedRef, nref name.Reference, tr 
 	}
 	repoDigest := p.name() + "@" + desc.Digest.String()
 	return s.store(ctx, rec, blobs, p.tagRef(), repoDigest, func(ctx context.Context, i int) (string, error) {
-		return s.ensureLayer(ctx, rec.ChainIDs[i], cf.RootFS.DiffIDs[i], m.Layers[i].Digest, s.keepingBlob(m.Layers[i].Digest, layers[i].Compressed))
+		return s.ensureLayer(withLayerTrack(ctx, track.layer(i)), rec.ChainIDs[i], cf.RootFS.DiffIDs[i], m.Layers[i].Digest, s.keepingBlob(m.Layers[i].Digest, layers[i].Compressed))
 	})
 }
 

@@ -82,6 +82,146 @@ func (ArchiveFormat) EnumDescriptor() ([]byte, []int) {
 	return file_husk_proto_rawDescGZIP(), []int{0}
 }
 
+// PullState is where one pull is.
+type PullState int32
+
+const (
+	PullState_PULL_STATE_UNSPECIFIED PullState = 0
+	// No pull of the ref is in progress; the stream waits for one.
+	PullState_PULL_STATE_NOT_STARTED PullState = 1
+	// The manifest and config are being fetched; no layer is known yet.
+	PullState_PULL_STATE_RESOLVING PullState = 2
+	// The layers are known and being fetched.
+	PullState_PULL_STATE_PULLING PullState = 3
+	// The pull succeeded: image_id is set. The last event of the stream.
+	PullState_PULL_STATE_DONE PullState = 4
+	// The pull failed: error is set. The last event of the stream.
+	PullState_PULL_STATE_FAILED PullState = 5
+)
+
+// Enum value maps for PullState.
+var (
+	PullState_name = map[int32]string{
+		0: "PULL_STATE_UNSPECIFIED",
+		1: "PULL_STATE_NOT_STARTED",
+		2: "PULL_STATE_RESOLVING",
+		3: "PULL_STATE_PULLING",
+		4: "PULL_STATE_DONE",
+		5: "PULL_STATE_FAILED",
+	}
+	PullState_value = map[string]int32{
+		"PULL_STATE_UNSPECIFIED": 0,
+		"PULL_STATE_NOT_STARTED": 1,
+		"PULL_STATE_RESOLVING":   2,
+		"PULL_STATE_PULLING":     3,
+		"PULL_STATE_DONE":        4,
+		"PULL_STATE_FAILED":      5,
+	}
+)
+
+func (x PullState) Enum() *PullState {
+	p := new(PullState)
+	*p = x
+	return p
+}
+
+func (x PullState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PullState) Descriptor() protoreflect.EnumDescriptor {
+	return file_husk_proto_enumTypes[1].Descriptor()
+}
+
+func (PullState) Type() protoreflect.EnumType {
+	return &file_husk_proto_enumTypes[1]
+}
+
+func (x PullState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PullState.Descriptor instead.
+func (PullState) EnumDescriptor() ([]byte, []int) {
+	return file_husk_proto_rawDescGZIP(), []int{1}
+}
+
+// LayerState is where one layer of a pull is.
+type LayerState int32
+
+const (
+	LayerState_LAYER_STATE_UNSPECIFIED LayerState = 0
+	// Queued: the pull fetches a few layers at a time.
+	LayerState_LAYER_STATE_WAITING LayerState = 1
+	// Bytes are coming in. husk unpacks a layer while it downloads it, so
+	// this is also most of the unpacking.
+	LayerState_LAYER_STATE_DOWNLOADING LayerState = 2
+	// Another pull is fetching the same layer; this one waits for it and
+	// then finds the layer present.
+	LayerState_LAYER_STATE_WAITING_FOR_OTHER_PULL LayerState = 3
+	// Every byte is in; the blob and the unpacked content are being checked
+	// against their digests.
+	LayerState_LAYER_STATE_VERIFYING LayerState = 4
+	// Checked; the unpacked files are being flushed to disk and the layer
+	// put in place.
+	LayerState_LAYER_STATE_UNPACKING LayerState = 5
+	// Downloaded, checked and in place.
+	LayerState_LAYER_STATE_DONE LayerState = 6
+	// The store had the layer already: nothing to fetch.
+	LayerState_LAYER_STATE_ALREADY_PRESENT LayerState = 7
+)
+
+// Enum value maps for LayerState.
+var (
+	LayerState_name = map[int32]string{
+		0: "LAYER_STATE_UNSPECIFIED",
+		1: "LAYER_STATE_WAITING",
+		2: "LAYER_STATE_DOWNLOADING",
+		3: "LAYER_STATE_WAITING_FOR_OTHER_PULL",
+		4: "LAYER_STATE_VERIFYING",
+		5: "LAYER_STATE_UNPACKING",
+		6: "LAYER_STATE_DONE",
+		7: "LAYER_STATE_ALREADY_PRESENT",
+	}
+	LayerState_value = map[string]int32{
+		"LAYER_STATE_UNSPECIFIED":            0,
+		"LAYER_STATE_WAITING":                1,
+		"LAYER_STATE_DOWNLOADING":            2,
+		"LAYER_STATE_WAITING_FOR_OTHER_PULL": 3,
+		"LAYER_STATE_VERIFYING":              4,
+		"LAYER_STATE_UNPACKING":              5,
+		"LAYER_STATE_DONE":                   6,
+		"LAYER_STATE_ALREADY_PRESENT":        7,
+	}
+)
+
+func (x LayerState) Enum() *LayerState {
+	p := new(LayerState)
+	*p = x
+	return p
+}
+
+func (x LayerState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LayerState) Descriptor() protoreflect.EnumDescriptor {
+	return file_husk_proto_enumTypes[2].Descriptor()
+}
+
+func (LayerState) Type() protoreflect.EnumType {
+	return &file_husk_proto_enumTypes[2]
+}
+
+func (x LayerState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LayerState.Descriptor instead.
+func (LayerState) EnumDescriptor() ([]byte, []int) {
+	return file_husk_proto_rawDescGZIP(), []int{2}
+}
+
 type ImportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The next bytes of the archive. Chunks of up to 1 MiB keep every
@@ -337,6 +477,204 @@ func (x *ExportChunk) GetData() []byte {
 	return nil
 }
 
+type PullProgressRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The image reference as given to PullImage ("busybox", "reg/x:tag",
+	// "name@sha256:..."). A reference that does not parse is InvalidArgument.
+	Ref           string `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullProgressRequest) Reset() {
+	*x = PullProgressRequest{}
+	mi := &file_husk_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullProgressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullProgressRequest) ProtoMessage() {}
+
+func (x *PullProgressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_husk_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullProgressRequest.ProtoReflect.Descriptor instead.
+func (*PullProgressRequest) Descriptor() ([]byte, []int) {
+	return file_husk_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PullProgressRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type LayerProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The layer's digest as distributed, "sha256:<hex>".
+	Digest string `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	// The layer's size as distributed (compressed), from the manifest.
+	TotalBytes int64 `protobuf:"varint,2,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	// Bytes of it received so far.
+	DownloadedBytes int64      `protobuf:"varint,3,opt,name=downloaded_bytes,json=downloadedBytes,proto3" json:"downloaded_bytes,omitempty"`
+	State           LayerState `protobuf:"varint,4,opt,name=state,proto3,enum=husk.v1.LayerState" json:"state,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *LayerProgress) Reset() {
+	*x = LayerProgress{}
+	mi := &file_husk_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LayerProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LayerProgress) ProtoMessage() {}
+
+func (x *LayerProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_husk_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LayerProgress.ProtoReflect.Descriptor instead.
+func (*LayerProgress) Descriptor() ([]byte, []int) {
+	return file_husk_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LayerProgress) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *LayerProgress) GetTotalBytes() int64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+func (x *LayerProgress) GetDownloadedBytes() int64 {
+	if x != nil {
+		return x.DownloadedBytes
+	}
+	return 0
+}
+
+func (x *LayerProgress) GetState() LayerState {
+	if x != nil {
+		return x.State
+	}
+	return LayerState_LAYER_STATE_UNSPECIFIED
+}
+
+type PullProgressEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The normalized reference, e.g. "docker.io/library/busybox:latest".
+	Ref   string    `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	State PullState `protobuf:"varint,2,opt,name=state,proto3,enum=husk.v1.PullState" json:"state,omitempty"`
+	// Every layer of the image, lowest first, once the manifest is read.
+	Layers []*LayerProgress `protobuf:"bytes,3,rep,name=layers,proto3" json:"layers,omitempty"`
+	// DONE: the image id (config digest). NOT_STARTED: the id of the image
+	// the store holds under ref, if any (a pull of it is over).
+	ImageId string `protobuf:"bytes,4,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	// FAILED: why, as PullImage reports it.
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullProgressEvent) Reset() {
+	*x = PullProgressEvent{}
+	mi := &file_husk_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullProgressEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullProgressEvent) ProtoMessage() {}
+
+func (x *PullProgressEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_husk_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullProgressEvent.ProtoReflect.Descriptor instead.
+func (*PullProgressEvent) Descriptor() ([]byte, []int) {
+	return file_husk_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PullProgressEvent) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *PullProgressEvent) GetState() PullState {
+	if x != nil {
+		return x.State
+	}
+	return PullState_PULL_STATE_UNSPECIFIED
+}
+
+func (x *PullProgressEvent) GetLayers() []*LayerProgress {
+	if x != nil {
+		return x.Layers
+	}
+	return nil
+}
+
+func (x *PullProgressEvent) GetImageId() string {
+	if x != nil {
+		return x.ImageId
+	}
+	return ""
+}
+
+func (x *PullProgressEvent) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_husk_proto protoreflect.FileDescriptor
 
 const file_husk_proto_rawDesc = "" +
@@ -355,14 +693,46 @@ const file_husk_proto_rawDesc = "" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12.\n" +
 	"\x06format\x18\x02 \x01(\x0e2\x16.husk.v1.ArchiveFormatR\x06format\"!\n" +
 	"\vExportChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data*b\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"'\n" +
+	"\x13PullProgressRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x9e\x01\n" +
+	"\rLayerProgress\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x1f\n" +
+	"\vtotal_bytes\x18\x02 \x01(\x03R\n" +
+	"totalBytes\x12)\n" +
+	"\x10downloaded_bytes\x18\x03 \x01(\x03R\x0fdownloadedBytes\x12)\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x13.husk.v1.LayerStateR\x05state\"\xb0\x01\n" +
+	"\x11PullProgressEvent\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12(\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x12.husk.v1.PullStateR\x05state\x12.\n" +
+	"\x06layers\x18\x03 \x03(\v2\x16.husk.v1.LayerProgressR\x06layers\x12\x19\n" +
+	"\bimage_id\x18\x04 \x01(\tR\aimageId\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error*b\n" +
 	"\rArchiveFormat\x12\x1e\n" +
 	"\x1aARCHIVE_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ARCHIVE_FORMAT_OCI\x10\x01\x12\x19\n" +
-	"\x15ARCHIVE_FORMAT_DOCKER\x10\x022\x7f\n" +
+	"\x15ARCHIVE_FORMAT_DOCKER\x10\x02*\xa1\x01\n" +
+	"\tPullState\x12\x1a\n" +
+	"\x16PULL_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16PULL_STATE_NOT_STARTED\x10\x01\x12\x18\n" +
+	"\x14PULL_STATE_RESOLVING\x10\x02\x12\x16\n" +
+	"\x12PULL_STATE_PULLING\x10\x03\x12\x13\n" +
+	"\x0fPULL_STATE_DONE\x10\x04\x12\x15\n" +
+	"\x11PULL_STATE_FAILED\x10\x05*\xf4\x01\n" +
+	"\n" +
+	"LayerState\x12\x1b\n" +
+	"\x17LAYER_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13LAYER_STATE_WAITING\x10\x01\x12\x1b\n" +
+	"\x17LAYER_STATE_DOWNLOADING\x10\x02\x12&\n" +
+	"\"LAYER_STATE_WAITING_FOR_OTHER_PULL\x10\x03\x12\x19\n" +
+	"\x15LAYER_STATE_VERIFYING\x10\x04\x12\x19\n" +
+	"\x15LAYER_STATE_UNPACKING\x10\x05\x12\x14\n" +
+	"\x10LAYER_STATE_DONE\x10\x06\x12\x1f\n" +
+	"\x1bLAYER_STATE_ALREADY_PRESENT\x10\a2\xcb\x01\n" +
 	"\x06Images\x12;\n" +
 	"\x06Import\x12\x16.husk.v1.ImportRequest\x1a\x17.husk.v1.ImportResponse(\x01\x128\n" +
-	"\x06Export\x12\x16.husk.v1.ExportRequest\x1a\x14.husk.v1.ExportChunk0\x01B-Z+github.com/husk-runtime/husk/api/v1;huskapib\x06proto3"
+	"\x06Export\x12\x16.husk.v1.ExportRequest\x1a\x14.husk.v1.ExportChunk0\x01\x12J\n" +
+	"\fPullProgress\x12\x1c.husk.v1.PullProgressRequest\x1a\x1a.husk.v1.PullProgressEvent0\x01B-Z+github.com/husk-runtime/husk/api/v1;huskapib\x06proto3"
 
 var (
 	file_husk_proto_rawDescOnce sync.Once
@@ -376,28 +746,38 @@ func file_husk_proto_rawDescGZIP() []byte {
 	return file_husk_proto_rawDescData
 }
 
-var file_husk_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_husk_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_husk_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_husk_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_husk_proto_goTypes = []any{
-	(ArchiveFormat)(0),     // 0: husk.v1.ArchiveFormat
-	(*ImportRequest)(nil),  // 1: husk.v1.ImportRequest
-	(*ImportResponse)(nil), // 2: husk.v1.ImportResponse
-	(*ImportedImage)(nil),  // 3: husk.v1.ImportedImage
-	(*ExportRequest)(nil),  // 4: husk.v1.ExportRequest
-	(*ExportChunk)(nil),    // 5: husk.v1.ExportChunk
+	(ArchiveFormat)(0),          // 0: husk.v1.ArchiveFormat
+	(PullState)(0),              // 1: husk.v1.PullState
+	(LayerState)(0),             // 2: husk.v1.LayerState
+	(*ImportRequest)(nil),       // 3: husk.v1.ImportRequest
+	(*ImportResponse)(nil),      // 4: husk.v1.ImportResponse
+	(*ImportedImage)(nil),       // 5: husk.v1.ImportedImage
+	(*ExportRequest)(nil),       // 6: husk.v1.ExportRequest
+	(*ExportChunk)(nil),         // 7: husk.v1.ExportChunk
+	(*PullProgressRequest)(nil), // 8: husk.v1.PullProgressRequest
+	(*LayerProgress)(nil),       // 9: husk.v1.LayerProgress
+	(*PullProgressEvent)(nil),   // 10: husk.v1.PullProgressEvent
 }
 var file_husk_proto_depIdxs = []int32{
-	3, // 0: husk.v1.ImportResponse.images:type_name -> husk.v1.ImportedImage
-	0, // 1: husk.v1.ExportRequest.format:type_name -> husk.v1.ArchiveFormat
-	1, // 2: husk.v1.Images.Import:input_type -> husk.v1.ImportRequest
-	4, // 3: husk.v1.Images.Export:input_type -> husk.v1.ExportRequest
-	2, // 4: husk.v1.Images.Import:output_type -> husk.v1.ImportResponse
-	5, // 5: husk.v1.Images.Export:output_type -> husk.v1.ExportChunk
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5,  // 0: husk.v1.ImportResponse.images:type_name -> husk.v1.ImportedImage
+	0,  // 1: husk.v1.ExportRequest.format:type_name -> husk.v1.ArchiveFormat
+	2,  // 2: husk.v1.LayerProgress.state:type_name -> husk.v1.LayerState
+	1,  // 3: husk.v1.PullProgressEvent.state:type_name -> husk.v1.PullState
+	9,  // 4: husk.v1.PullProgressEvent.layers:type_name -> husk.v1.LayerProgress
+	3,  // 5: husk.v1.Images.Import:input_type -> husk.v1.ImportRequest
+	6,  // 6: husk.v1.Images.Export:input_type -> husk.v1.ExportRequest
+	8,  // 7: husk.v1.Images.PullProgress:input_type -> husk.v1.PullProgressRequest
+	4,  // 8: husk.v1.Images.Import:output_type -> husk.v1.ImportResponse
+	7,  // 9: husk.v1.Images.Export:output_type -> husk.v1.ExportChunk
+	10, // 10: husk.v1.Images.PullProgress:output_type -> husk.v1.PullProgressEvent
+	8,  // [8:11] is the sub-list for method output_type
+	5,  // [5:8] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_husk_proto_init() }
@@ -410,8 +790,8 @@ func file_husk_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_husk_proto_rawDesc), len(file_husk_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   5,
+			NumEnums:      3,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,8 +26,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Images_Import_FullMethodName = "/husk.v1.Images/Import"
-	Images_Export_FullMethodName = "/husk.v1.Images/Export"
+	Images_Import_FullMethodName       = "/husk.v1.Images/Import"
+	Images_Export_FullMethodName       = "/husk.v1.Images/Export"
+	Images_PullProgress_FullMethodName = "/husk.v1.Images/PullProgress"
 )
 
 // ImagesClient is the client API for Images service.
@@ -46,6 +47,23 @@ type ImagesClient interface {
 	// found before the first chunk (no such image, a blob husk does not keep)
 	// come as the call's status with no data.
 	Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportChunk], error)
+	// PullProgress follows the pull of one image in the daemon, whoever
+	// started it (the husk CLI, kubelet, crictl): it watches, it does not
+	// pull. ref is normalized as PullImage normalizes it ("busybox" and
+	// "docker.io/library/busybox:latest" are the same pull).
+	//
+	// The first event comes at once and says where the pull is: in progress
+	// (its state and layers so far) or PULL_STATE_NOT_STARTED. A client that
+	// means to pull subscribes, waits for that first event and then calls
+	// PullImage, so no part of the pull is missed. After NOT_STARTED the
+	// stream waits for the next pull of ref to start and follows it; a pull
+	// that is already over also looks like NOT_STARTED, with image_id set
+	// when the store holds the image, so a mere watcher may stop there.
+	//
+	// Events follow while the pull runs, at most about every 100 ms for
+	// byte counts and at once for state changes. The stream ends after the
+	// event with PULL_STATE_DONE or PULL_STATE_FAILED.
+	PullProgress(ctx context.Context, in *PullProgressRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PullProgressEvent], error)
 }
 
 type imagesClient struct {
@@ -88,6 +106,25 @@ func (c *imagesClient) Export(ctx context.Context, in *ExportRequest, opts ...gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Images_ExportClient = grpc.ServerStreamingClient[ExportChunk]
 
+func (c *imagesClient) PullProgress(ctx context.Context, in *PullProgressRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PullProgressEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Images_ServiceDesc.Streams[2], Images_PullProgress_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PullProgressRequest, PullProgressEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Images_PullProgressClient = grpc.ServerStreamingClient[PullProgressEvent]
+
 // ImagesServer is the server API for Images service.
 // All implementations must embed UnimplementedImagesServer
 // for forward compatibility.
@@ -104,6 +141,23 @@ type ImagesServer interface {
 	// found before the first chunk (no such image, a blob husk does not keep)
 	// come as the call's status with no data.
 	Export(*ExportRequest, grpc.ServerStreamingServer[ExportChunk]) error
+	// PullProgress follows the pull of one image in the daemon, whoever
+	// started it (the husk CLI, kubelet, crictl): it watches, it does not
+	// pull. ref is normalized as PullImage normalizes it ("busybox" and
+	// "docker.io/library/busybox:latest" are the same pull).
+	//
+	// The first event comes at once and says where the pull is: in progress
+	// (its state and layers so far) or PULL_STATE_NOT_STARTED. A client that
+	// means to pull subscribes, waits for that first event and then calls
+	// PullImage, so no part of the pull is missed. After NOT_STARTED the
+	// stream waits for the next pull of ref to start and follows it; a pull
+	// that is already over also looks like NOT_STARTED, with image_id set
+	// when the store holds the image, so a mere watcher may stop there.
+	//
+	// Events follow while the pull runs, at most about every 100 ms for
+	// byte counts and at once for state changes. The stream ends after the
+	// event with PULL_STATE_DONE or PULL_STATE_FAILED.
+	PullProgress(*PullProgressRequest, grpc.ServerStreamingServer[PullProgressEvent]) error
 	mustEmbedUnimplementedImagesServer()
 }
 
@@ -119,6 +173,9 @@ func (UnimplementedImagesServer) Import(grpc.ClientStreamingServer[ImportRequest
 }
 func (UnimplementedImagesServer) Export(*ExportRequest, grpc.ServerStreamingServer[ExportChunk]) error {
 	return status.Error(codes.Unimplemented, "method Export not implemented")
+}
+func (UnimplementedImagesServer) PullProgress(*PullProgressRequest, grpc.ServerStreamingServer[PullProgressEvent]) error {
+	return status.Error(codes.Unimplemented, "method PullProgress not implemented")
 }
 func (UnimplementedImagesServer) mustEmbedUnimplementedImagesServer() {}
 func (UnimplementedImagesServer) testEmbeddedByValue()                {}
@@ -159,6 +216,17 @@ func _Images_Export_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Images_ExportServer = grpc.ServerStreamingServer[ExportChunk]
 
+func _Images_PullProgress_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PullProgressRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ImagesServer).PullProgress(m, &grpc.GenericServerStream[PullProgressRequest, PullProgressEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Images_PullProgressServer = grpc.ServerStreamingServer[PullProgressEvent]
+
 // Images_ServiceDesc is the grpc.ServiceDesc for Images service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -175,6 +243,11 @@ var Images_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Export",
 			Handler:       _Images_Export_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "PullProgress",
+			Handler:       _Images_PullProgress_Handler,
 			ServerStreams: true,
 		},
 	},

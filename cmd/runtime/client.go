@@ -38,7 +38,7 @@ var clientFlags struct {
 // command that talks CRI.
 func addClientFlags(f *pflag.FlagSet) {
 	f.StringVar(&clientFlags.endpoint, "endpoint", defaultEndpoint, "CRI endpoint of the runtime (husk's or containerd's socket, e.g. unix:///run/containerd/containerd.sock)")
-	f.DurationVar(&clientFlags.timeout, "timeout", 0, "timeout of each CRI call (default 2m for pod run, 10s otherwise)")
+	f.DurationVar(&clientFlags.timeout, "timeout", 0, "timeout of each CRI call (default 2m for pod run, 30m for image import/export, none for pull, 10s otherwise)")
 }
 
 // criClient is a connection to a CRI runtime.

@@ -19,22 +19,19 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
-// imageOptions are the flags every `husk image` command shares.
-type imageOptions struct {
-	endpoint string
-	timeout  time.Duration
-}
+// archiveTimeout bounds import and export when --timeout is 0: archives
+// of big images take a while to move, but a daemon that hangs must still
+// end the call.
+const archiveTimeout = 30 * time.Minute
 
 // archiveChunk is the size of one message of archive bytes: well under
 // gRPC's default 4 MiB message limit.
 const archiveChunk = 1 << 20
 
 func imageCmd() *cobra.Command {
-	opts := &imageOptions{}
 	cmd := &cobra.Command{
 		Use:   "image",
 		Short: "Import and export image archives through the daemon",
@@ -42,16 +39,13 @@ func imageCmd() *cobra.Command {
 images from a file. Both formats are read and written: an OCI image layout
 in a tar (the default) and a "docker save" tarball.`,
 	}
-	f := cmd.PersistentFlags()
-	f.StringVar(&opts.endpoint, "endpoint", "unix:///run/husk/husk.sock", "socket of the husk daemon")
-	// Archives of big images take a while to move: the default is long,
-	// but still ends a call to a daemon that hangs.
-	f.DurationVar(&opts.timeout, "timeout", 30*time.Minute, "give up after this long (0: never)")
-	cmd.AddCommand(imageImportCmd(opts), imageExportCmd(opts))
+	// --endpoint and --timeout are the root's persistent flags
+	// (client.go); --timeout 0 means archiveTimeout here.
+	cmd.AddCommand(imageImportCmd(), imageExportCmd())
 	return cmd
 }
 
-func imageImportCmd(opts *imageOptions) *cobra.Command {
+func imageImportCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import every image of an archive into the daemon's store",
@@ -76,16 +70,17 @@ archive is imported or none is.`,
 				defer f.Close()
 				in = f
 			}
-			conn, client, err := dialImages(opts)
+			c, err := dial(archiveTimeout)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := opts.ctx(cmd.Context())
+			defer c.Close()
+			client := huskapi.NewImagesClient(c.conn)
+			ctx, cancel := c.ctx(cmd.Context())
 			defer cancel()
 			resp, err := sendArchive(ctx, client, in)
 			if err != nil {
-				return imageRPCError(opts, "import "+file, err)
+				return imageRPCError("import "+file, err)
 			}
 			out := cmd.OutOrStdout()
 			for _, img := range resp.GetImages() {
@@ -130,7 +125,7 @@ func sendArchive(ctx context.Context, client huskapi.ImagesClient, in io.Reader)
 	return stream.CloseAndRecv()
 }
 
-func imageExportCmd(opts *imageOptions) *cobra.Command {
+func imageExportCmd() *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "export REF FILE",
@@ -156,24 +151,25 @@ pulled before husk kept them) cannot be exported: FailedPrecondition.`,
 			default:
 				return fmt.Errorf("--format %q: want oci or docker", format)
 			}
-			conn, client, err := dialImages(opts)
+			c, err := dial(archiveTimeout)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := opts.ctx(cmd.Context())
+			defer c.Close()
+			client := huskapi.NewImagesClient(c.conn)
+			ctx, cancel := c.ctx(cmd.Context())
 			defer cancel()
 			stream, err := client.Export(ctx, &huskapi.ExportRequest{Ref: ref, Format: f})
 			if err != nil {
-				return imageRPCError(opts, "export "+ref, err)
+				return imageRPCError("export "+ref, err)
 			}
 			if file == "-" {
 				_, err := receiveArchive(stream, cmd.OutOrStdout())
-				return imageRPCError(opts, "export "+ref, err)
+				return imageRPCError("export "+ref, err)
 			}
 			n, err := receiveToFile(stream, file)
 			if err != nil {
-				return imageRPCError(opts, "export "+ref, err)
+				return imageRPCError("export "+ref, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "exported %s to %s (%s, %d bytes)\n", ref, file, format, n)
 			return nil
@@ -246,31 +242,10 @@ func receiveArchive(stream grpc.ServerStreamingClient[huskapi.ExportChunk], w io
 	}
 }
 
-func dialImages(opts *imageOptions) (*grpc.ClientConn, huskapi.ImagesClient, error) {
-	ep := opts.endpoint
-	if strings.HasPrefix(ep, "/") {
-		ep = "unix://" + ep
-	}
-	if !strings.HasPrefix(ep, "unix://") {
-		return nil, nil, fmt.Errorf("--endpoint %q: only unix:// endpoints are supported", opts.endpoint)
-	}
-	conn, err := grpc.NewClient(ep, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", ep, err)
-	}
-	return conn, huskapi.NewImagesClient(conn), nil
-}
-
-func (o *imageOptions) ctx(parent context.Context) (context.Context, context.CancelFunc) {
-	if o.timeout <= 0 {
-		return context.WithCancel(parent)
-	}
-	return context.WithTimeout(parent, o.timeout)
-}
-
 // imageRPCError puts a failed call on one line: what failed, the gRPC
-// code, the daemon's message.
-func imageRPCError(opts *imageOptions, op string, err error) error {
+// code, the daemon's message with its line breaks folded (a pull tried on
+// several registry hosts reports one line per host).
+func imageRPCError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -280,7 +255,7 @@ func imageRPCError(opts *imageOptions, op string, err error) error {
 	}
 	msg := strings.Join(strings.Fields(st.Message()), " ")
 	if st.Code() == codes.Unavailable {
-		msg += " (is the husk daemon running at " + opts.endpoint + "? see --endpoint)"
+		msg += " (is the runtime running at " + clientFlags.endpoint + "? see --endpoint)"
 	}
 	return fmt.Errorf("%s: %s: %s", op, st.Code(), msg)
 }
