@@ -562,11 +562,15 @@ func container(pod *corev1.Pod, c *corev1.Container, field string, init bool, vo
 		if e.Name == "" {
 			return out, fmt.Errorf("%s.env[%d].name: required", field, j)
 		}
-		if e.ValueFrom != nil {
-			ws.add(fmt.Sprintf("%s.env[%d].valueFrom", field, j), fmt.Sprintf("needs a cluster; variable %s is not set", e.Name))
-			continue
-		}
 		v := expand(e.Value, vars)
+		if e.ValueFrom != nil {
+			var ok bool
+			var why string
+			if v, ok, why = envFrom(pod, c, opts, e.ValueFrom); !ok {
+				ws.add(fmt.Sprintf("%s.env[%d].valueFrom", field, j), fmt.Sprintf("%s; variable %s is not set", why, e.Name))
+				continue
+			}
+		}
 		vars[e.Name] = v
 		envs = append(envs, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(v)})
 	}
