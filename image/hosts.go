@@ -344,3 +344,11 @@ func fillHost(dir string, ep *endpoint, hf hostFields) error {
 	}
 	return nil
 }
+
+// CheckHostDir parses dir/hosts.toml (or accepts docker's certs.d layout
+// when there is none) exactly as a pull would, so that `husk doctor` finds
+// a broken mirror config before a pull does.
+func CheckHostDir(dir string) error {
+	_, err := loadHostDir(dir)
+	return err
+}
