@@ -7,9 +7,11 @@ BIN       := bin
 export PATH := $(dir $(GO)):$(PATH)
 export CGO_ENABLED := 1
 
-# Debian packages the build and the tests need.
+# Debian packages the build and the tests need. containerd (which pulls
+# runc) is the comparison runtime of the CLI, bench and pull-bench tests.
 APT_PKGS := gcc make musl-tools libseccomp-dev containernetworking-plugins \
-            docker-registry iptables iproute2 procps util-linux ca-certificates
+            docker-registry iptables iproute2 procps util-linux ca-certificates \
+            containerd
 
 # husk-oci embeds libcontainer and is what libcontainer re-executes as the
 # container init: built static, so the libseccomp it runs with is the one it
@@ -20,7 +22,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 # husk-shim lives as long as its pod: static and without cgo, so no libc is
 # mapped and its pages are shared by every shim on the node.
 
-.PHONY: all deps build tools run test unit integration bench install critest critest-strict clean
+.PHONY: all deps build tools run test unit integration bench bench-pull install critest critest-strict clean
 
 all: build
 
@@ -29,6 +31,10 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		case " $$(echo $$missing) " in *" containerd "*) \
+			echo "containerd is for the comparison tests, which start their own: disabling the system service just installed"; \
+			systemctl disable --now containerd.service >/dev/null 2>&1 || true;; \
+		esac; \
 	fi
 
 pause/pause.bin: pause/c/pause.c
@@ -66,6 +72,13 @@ integration: build tools kubelet
 bench: build
 	$(GO) test -run '^$$' -bench 'PodStart|PodMemory' -benchtime 30x -timeout 30m -v ./integration/ | grep -E '^(Benchmark|\s+time=.*steps)'
 	$(GO) test -run '^$$' -bench 'ListContainerStats' -benchtime 30x -timeout 30m -v ./integration/ | grep -E '^Benchmark'
+
+# Pulls a 216 MiB, six-layer image from a local registry through husk and
+# through containerd, side by side: download and unpack MB/s apart. Not in
+# `make test`; figures, no asserts. The image is built once into the
+# testenv cache (~/.cache/husk-testenv/pullbench-*).
+bench-pull: build
+	$(GO) test -run '^$$' -bench 'Pull200MB' -benchtime 3x -timeout 30m -v ./integration/ | grep -E '^(Benchmark|\s+bench_pull_test)'
 
 # cri-tools' conformance suite against an isolated husk, with every image
 # served from a local registry through husk's mirror config.
