@@ -20,7 +20,11 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	}
 	resp := &runtimeapi.ContainerStatusResponse{Status: containerStatus(c)}
 	if req.GetVerbose() {
-		resp.Info = map[string]string{"info": verboseInfo(map[string]any{"pid": c.Pid, "sandboxID": c.PodID})}
+		// "config" carries the stdio settings under the key and names
+		// containerd uses, so that clients (husk attach) can tell why an
+		// attach gets no input or no terminal.
+		resp.Info = map[string]string{"info": verboseInfo(map[string]any{"pid": c.Pid, "sandboxID": c.PodID,
+			"config": map[string]bool{"stdin": c.Config.GetStdin(), "stdin_once": c.Config.GetStdinOnce(), "tty": c.Config.GetTty()}})}
 	}
 	return resp, nil
 }

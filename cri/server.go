@@ -34,6 +34,8 @@ type Server struct {
 	Images         *image.Store
 	Network        *network.Manager
 	Log            *slog.Logger
+	// Config is the daemon's configuration, shown in Status verbose info.
+	Config any
 
 	// Streaming hands out the URLs of Exec, Attach and PortForward.
 	Streaming streaming.Server

@@ -17,7 +17,7 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		netCond.Reason = "NetworkPluginNotReady"
 		netCond.Message = reason
 	}
-	return &runtimeapi.StatusResponse{
+	resp := &runtimeapi.StatusResponse{
 		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
 			{Type: runtimeapi.RuntimeReady, Status: true},
 			netCond,
@@ -29,5 +29,15 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{
 			RecursiveReadOnlyMounts: true, UserNamespaces: sandbox.UsernsSupported()}}},
 		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
-	}, nil
+	}
+	if req.GetVerbose() {
+		// What an operator asks "why is this node NotReady?" about: the
+		// CNI network husk selected (or why none), and the configuration
+		// in effect. crictl info and husk info show these.
+		resp.Info = map[string]string{"cni": verboseInfo(s.Network.Info())}
+		if s.Config != nil {
+			resp.Info["config"] = configInfo(s.Config)
+		}
+	}
+	return resp, nil
 }

@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	srv := &cri.Server{
 		RuntimeVersion: version, CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS,
 		Sandboxes: mgr, Images: images, Network: netMgr, Log: log,
-		Streaming: stream,
+		Streaming: stream, Config: cfg,
 	}
 	g := grpc.NewServer(grpc.UnaryInterceptor(logErrors(log)))
 	srv.Register(g)

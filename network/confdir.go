@@ -31,6 +31,41 @@ func (m *Manager) Status() (ready bool, reason string) {
 	return true, ""
 }
 
+// Info is what the runtime's verbose Status shows of pod networking: where
+// configs and plugins are looked for, and the network pods get now (nil,
+// with the reason, when none is usable).
+type Info struct {
+	ConfDir string       `json:"confDir"`
+	BinDirs []string     `json:"binDirs"`
+	Network *NetworkInfo `json:"network,omitempty"`
+	Reason  string       `json:"reason,omitempty"`
+}
+
+// NetworkInfo describes the selected CNI network config list.
+type NetworkInfo struct {
+	Name       string   `json:"name"`
+	CNIVersion string   `json:"cniVersion"`
+	File       string   `json:"file"`
+	Plugins    []string `json:"plugins"` // plugin types, in chain order
+}
+
+// Info selects the network as Status and Setup do (re-reading ConfDir) and
+// describes it.
+func (m *Manager) Info() Info {
+	info := Info{ConfDir: m.cfg.ConfDir, BinDirs: m.cfg.BinDirs}
+	list, file, err := m.loadNetwork()
+	if err != nil {
+		info.Reason = err.Error()
+		return info
+	}
+	n := &NetworkInfo{Name: list.Name, CNIVersion: list.CNIVersion, File: file}
+	for _, p := range list.Plugins {
+		n.Plugins = append(n.Plugins, p.Network.Type)
+	}
+	info.Network = n
+	return info
+}
+
 // loadNetwork selects the network pods are attached to, the way kubelet
 // and containerd do: the config files of ConfDir sorted by name, the first
 // that yields a valid list wins. husk's own default config is considered

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -15,21 +21,28 @@ func execCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "exec [flags] CONTAINER -- COMMAND [ARG...]",
 		Short: "Run a command in a running container",
-		Long: `Run a command in a running container through the CRI's ExecSync and print
-its stdout and stderr; husk exec exits with the command's exit code.
-CONTAINER is an ID, a unique ID prefix, a name or pod/name.
+		Long: `Run a command in a running container; husk exec exits with the command's
+exit code. CONTAINER is an ID, a unique ID prefix, a name or pod/name.
 
-Interactive sessions (-i, -t) are not implemented yet: use
-crictl exec -it meanwhile.`,
+Without -i or -t the command runs through the CRI's ExecSync: its stdout and
+stderr are printed when it ends. With -i (keep stdin open) or -t (allocate a
+terminal) it runs through CRI Exec and the runtime's streaming server, as
+kubectl exec does: output is live, stdin is sent to the command, and with
+-t on a terminal the local terminal is put in raw mode (restored on exit)
+and its size follows the local window. A terminal has one output stream,
+so with -t the command's stderr arrives on stdout.`,
 		Example: `  husk exec web -- cat /etc/resolv.conf
-  husk exec --exec-timeout 5s web-pod/client -- wget -q -O - http://127.0.0.1:8080/`,
-		Args: cobra.MinimumNArgs(2),
+  husk exec --exec-timeout 5s web-pod/client -- wget -q -O - http://127.0.0.1:8080/
+  echo hello | husk exec -i web -- cat
+  husk exec -it web -- sh`,
+		Args:              cobra.MinimumNArgs(2),
+		ValidArgsFunction: completeContainers(true),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if interactive || tty {
-				return errors.New("exec -i/-t is not implemented yet; use crictl exec -it meanwhile")
-			}
 			if cmd.ArgsLenAtDash() != 1 {
 				return errors.New("usage: husk exec CONTAINER -- COMMAND [ARG...]")
+			}
+			if (interactive || tty) && execTimeout > 0 {
+				return errors.New("--exec-timeout applies to exec without -i/-t only")
 			}
 			// The call lasts as long as the command: no default deadline.
 			c, err := dial(0)
@@ -41,26 +54,163 @@ crictl exec -it meanwhile.`,
 			if err != nil {
 				return err
 			}
+			what := fmt.Sprintf("exec in container %s (%s)", ct.GetMetadata().GetName(), shortID(ct.Id))
+			if interactive || tty {
+				term := newLocalTerminal(interactive, tty)
+				ctx, cancel := c.ctx(cmd.Context())
+				resp, err := c.rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: ct.Id, Cmd: args[1:],
+					Tty: term.tty, Stdin: interactive, Stdout: true, Stderr: !term.tty})
+				cancel()
+				if err != nil {
+					return rpcErr(err, "%s", what)
+				}
+				code, err := term.run(cmd.Context(), resp.Url)
+				if err != nil {
+					return fmt.Errorf("%s: %w", what, err)
+				}
+				exitWith(c, code)
+				return nil
+			}
 			ctx, cancel := c.ctx(cmd.Context())
 			defer cancel()
 			resp, err := c.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: ct.Id, Cmd: args[1:], Timeout: int64(execTimeout.Seconds())})
 			if err != nil {
-				return rpcErr(err, "exec in container %s (%s)", ct.GetMetadata().GetName(), shortID(ct.Id))
+				return rpcErr(err, "%s", what)
 			}
 			_, _ = os.Stdout.Write(resp.Stdout)
 			_, _ = os.Stderr.Write(resp.Stderr)
-			if resp.ExitCode != 0 {
-				c.Close()
-				// The command's status is husk exec's, as with crictl and
-				// kubectl, so scripts can test it.
-				os.Exit(int(resp.ExitCode))
-			}
+			exitWith(c, int(resp.ExitCode))
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVarP(&interactive, "interactive", "i", false, "keep stdin open (not implemented yet)")
-	f.BoolVarP(&tty, "tty", "t", false, "allocate a terminal (not implemented yet)")
-	f.DurationVar(&execTimeout, "exec-timeout", 0, "kill the command after this long (whole seconds; 0: no limit)")
+	f.BoolVarP(&interactive, "interactive", "i", false, "keep stdin open and send it to the command")
+	f.BoolVarP(&tty, "tty", "t", false, "allocate a terminal for the command")
+	f.DurationVar(&execTimeout, "exec-timeout", 0, "kill the command after this long (whole seconds; 0: no limit; without -i/-t only)")
 	return cmd
+}
+
+// exitWith ends husk with the command's status when it is not 0: the
+// command's status is husk exec's, as with crictl and kubectl, so scripts
+// can test it.
+func exitWith(c *criClient, code int) {
+	if code == 0 {
+		return
+	}
+	c.Close()
+	os.Exit(code)
+}
+
+// localTerminal is the local end of an exec or attach session: husk's
+// stdio, and with a terminal its raw mode and size.
+type localTerminal struct {
+	interactive bool
+	tty         bool // ask the runtime for a terminal
+	rawFd       int  // stdin's fd when it is put in raw mode, else -1
+	sizeFd      int  // where the window size is read, -1 if nowhere
+}
+
+// newLocalTerminal decides how the session uses husk's stdio. A terminal
+// is asked for only when there is a local one to show it on: with -i
+// stdin must be a terminal (its keys are sent raw), without -i stdout.
+func newLocalTerminal(interactive, tty bool) *localTerminal {
+	lt := &localTerminal{interactive: interactive, rawFd: -1, sizeFd: -1}
+	if !tty {
+		return lt
+	}
+	in, out := int(os.Stdin.Fd()), int(os.Stdout.Fd())
+	switch {
+	case interactive && term.IsTerminal(in):
+		lt.tty, lt.rawFd, lt.sizeFd = true, in, in
+	case !interactive && term.IsTerminal(out):
+		lt.tty, lt.sizeFd = true, out
+	default:
+		warnf("-t ignored: %s is not a terminal", map[bool]string{true: "stdin", false: "stdout"}[interactive])
+	}
+	return lt
+}
+
+// run connects to a streaming URL and runs the session, with husk's stdio
+// and, when a terminal is used, raw mode and window size. It returns the
+// remote command's exit code. A signal that ends husk (SIGINT and SIGQUIT
+// outside raw mode, SIGTERM, SIGHUP) closes the session and restores the
+// terminal before husk exits with 128+signal, as a shell reports it.
+func (lt *localTerminal) run(ctx context.Context, url string) (int, error) {
+	conn, err := dialStream(ctx, url, remoteCommandV4)
+	if err != nil {
+		return 0, err
+	}
+	restore := func() {}
+	if lt.rawFd >= 0 {
+		old, err := term.MakeRaw(lt.rawFd)
+		if err != nil {
+			conn.Close()
+			return 0, fmt.Errorf("put the terminal in raw mode: %w", err)
+		}
+		var once sync.Once
+		restore = func() { once.Do(func() { _ = term.Restore(lt.rawFd, old) }) }
+	}
+	defer restore()
+
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer func() { signal.Stop(sigc); close(sigc) }()
+	go func() {
+		s, ok := <-sigc
+		if !ok {
+			return
+		}
+		conn.Close()
+		restore()
+		os.Exit(128 + int(s.(syscall.Signal)))
+	}()
+
+	rc := &remoteCommand{stdout: os.Stdout, stderr: os.Stderr, tty: lt.tty}
+	if lt.interactive {
+		rc.stdin = os.Stdin
+	}
+	if lt.tty && lt.sizeFd >= 0 {
+		sizes := make(chan termSize, 1)
+		rc.resize = sizes
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		defer signal.Stop(winch)
+		done := make(chan struct{})
+		defer close(done)
+		go followWindowSize(lt.sizeFd, winch, sizes, done)
+	}
+	return rc.run(conn)
+}
+
+// followWindowSize sends the terminal's size now and after every SIGWINCH,
+// keeping only the newest size when the session is slow to take it.
+func followWindowSize(fd int, winch <-chan os.Signal, sizes chan termSize, done <-chan struct{}) {
+	defer close(sizes)
+	send := func() {
+		w, h, err := term.GetSize(fd)
+		if err != nil || w <= 0 || h <= 0 {
+			return
+		}
+		s := termSize{Width: uint16(w), Height: uint16(h)}
+		for {
+			select {
+			case sizes <- s:
+				return
+			default:
+			}
+			select {
+			case <-sizes: // drop the stale size
+			default:
+			}
+		}
+	}
+	send()
+	for {
+		select {
+		case <-winch:
+			send()
+		case <-done:
+			return
+		}
+	}
 }

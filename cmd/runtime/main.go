@@ -32,7 +32,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(daemonCmd(), configCmd(), versionCmd(), podCmd(), podsCmd(), psCmd(), inspectCmd(), logsCmd(), execCmd(), imageCmd(), pullCmd(), imagesCmd(), rmiCmd(), doctorCmd(), benchCmd())
+	root.AddCommand(daemonCmd(), configCmd(), versionCmd(), podCmd(), podsCmd(), psCmd(), inspectCmd(), logsCmd(), execCmd(), imageCmd(), pullCmd(), imagesCmd(), rmiCmd(), attachCmd(), portForwardCmd(), statsCmd(), topCmd(), infoCmd(), completionCmd(), doctorCmd(), benchCmd())
 	addClientFlags(root.PersistentFlags())
 	return root
 }

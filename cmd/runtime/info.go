@@ -1,0 +1,285 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"sigs.k8s.io/yaml"
+)
+
+func infoCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "info",
+		Short: "Show the runtime's status, conditions, configuration and CNI network",
+		Long: `Show what the runtime at --endpoint reports about itself, like crictl info:
+its name and version (Version), its conditions (RuntimeReady, NetworkReady
+and why not), runtime handlers and their features, the cgroup driver
+(RuntimeConfig), and the verbose Status information: for husk the CNI
+network it selected (or why none is usable) and its configuration; for
+containerd its CRI plugin config and CNI config.`,
+		Example: `  husk info
+  husk info -o yaml
+  husk --endpoint unix:///run/containerd/containerd.sock info -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output, outTable, outJSON, outYAML); err != nil {
+				return err
+			}
+			c, err := dial(10 * time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := c.ctx(cmd.Context())
+			defer cancel()
+			ver, err := c.rt.Version(ctx, &runtimeapi.VersionRequest{})
+			if err != nil {
+				return rpcErr(err, "runtime version")
+			}
+			st, err := c.rt.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
+			if err != nil {
+				return rpcErr(err, "runtime status")
+			}
+			// Older runtimes do not implement RuntimeConfig: it is extra.
+			rc, _ := c.rt.RuntimeConfig(ctx, &runtimeapi.RuntimeConfigRequest{})
+			if output != outTable {
+				return printInfoStructured(os.Stdout, output, ver, st, rc)
+			}
+			return renderInfo(os.Stdout, ver, st, rc)
+		},
+	}
+	addOutputFlag(cmd, &output, outTable, outTable, outJSON, outYAML)
+	return cmd
+}
+
+func printInfoStructured(w io.Writer, format string, ver *runtimeapi.VersionResponse, st *runtimeapi.StatusResponse, rc *runtimeapi.RuntimeConfigResponse) error {
+	out := struct {
+		Version       json.RawMessage            `json:"version"`
+		Status        json.RawMessage            `json:"status"`
+		RuntimeConfig json.RawMessage            `json:"runtimeConfig,omitempty"`
+		Info          map[string]json.RawMessage `json:"info,omitempty"`
+	}{Info: rawInfo(st.Info)}
+	var err error
+	if out.Version, err = protoJSON(ver); err != nil {
+		return err
+	}
+	if out.Status, err = protoJSON(&runtimeapi.StatusResponse{Status: st.Status, RuntimeHandlers: st.RuntimeHandlers, Features: st.Features}); err != nil {
+		return err
+	}
+	if rc != nil {
+		if out.RuntimeConfig, err = protoJSON(rc); err != nil {
+			return err
+		}
+	}
+	return printStructured(w, format, out)
+}
+
+// rawInfo embeds the runtime's JSON info values as JSON, other values as
+// strings.
+func rawInfo(info map[string]string) map[string]json.RawMessage {
+	if len(info) == 0 {
+		return nil
+	}
+	out := map[string]json.RawMessage{}
+	for k, v := range info {
+		if json.Valid([]byte(v)) {
+			out[k] = json.RawMessage(v)
+		} else {
+			b, _ := json.Marshal(v)
+			out[k] = b
+		}
+	}
+	return out
+}
+
+// cniSummary is the CNI part of the verbose info, from husk's "cni" key or
+// containerd's "cniconfig".
+type cniSummary struct {
+	confDir  string
+	binDirs  []string
+	networks []string // one line each
+	reason   string   // why there is no network
+}
+
+// huskCNI is husk's "cni" info (network.Info).
+type huskCNI struct {
+	ConfDir string   `json:"confDir"`
+	BinDirs []string `json:"binDirs"`
+	Network *struct {
+		Name       string   `json:"name"`
+		CNIVersion string   `json:"cniVersion"`
+		File       string   `json:"file"`
+		Plugins    []string `json:"plugins"`
+	} `json:"network"`
+	Reason string `json:"reason"`
+}
+
+// containerdCNI is containerd's "cniconfig" info (go-cni's ConfigResult).
+type containerdCNI struct {
+	PluginDirs    []string `json:"PluginDirs"`
+	PluginConfDir string   `json:"PluginConfDir"`
+	Networks      []struct {
+		Config struct {
+			Name       string `json:"Name"`
+			CNIVersion string `json:"CNIVersion"`
+			Plugins    []struct {
+				Network struct {
+					Type string `json:"type"`
+				} `json:"Network"`
+			} `json:"Plugins"`
+		} `json:"Config"`
+		IFName string `json:"IFName"`
+	} `json:"Networks"`
+}
+
+func networkLine(name, version, file string, plugins []string) string {
+	s := fmt.Sprintf("%s (cniVersion %s)", name, version)
+	if file != "" {
+		s += " from " + file
+	}
+	return s + ": " + strings.Join(plugins, ", ")
+}
+
+func parseCNIInfo(info map[string]string) (cniSummary, bool) {
+	if v, ok := info["cni"]; ok {
+		var h huskCNI
+		if json.Unmarshal([]byte(v), &h) == nil {
+			s := cniSummary{confDir: h.ConfDir, binDirs: h.BinDirs, reason: h.Reason}
+			if n := h.Network; n != nil {
+				s.networks = append(s.networks, networkLine(n.Name, n.CNIVersion, n.File, n.Plugins))
+			}
+			return s, true
+		}
+	}
+	if v, ok := info["cniconfig"]; ok {
+		var c containerdCNI
+		if json.Unmarshal([]byte(v), &c) == nil {
+			s := cniSummary{confDir: c.PluginConfDir, binDirs: c.PluginDirs}
+			for _, n := range c.Networks {
+				var plugins []string
+				for _, p := range n.Config.Plugins {
+					plugins = append(plugins, p.Network.Type)
+				}
+				// Source is the config's text, not its file: not shown.
+				line := networkLine(n.Config.Name, n.Config.CNIVersion, "", plugins)
+				if n.IFName != "" {
+					line = n.IFName + ": " + line
+				}
+				s.networks = append(s.networks, line)
+			}
+			if len(s.networks) == 0 {
+				s.reason = info["lastCNILoadStatus"]
+			}
+			return s, true
+		}
+	}
+	return cniSummary{}, false
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// renderInfo writes the human-readable summary.
+func renderInfo(w io.Writer, ver *runtimeapi.VersionResponse, st *runtimeapi.StatusResponse, rc *runtimeapi.RuntimeConfigResponse) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Runtime:\t%s %s (CRI %s)\n", ver.RuntimeName, ver.RuntimeVersion, ver.RuntimeApiVersion)
+	fmt.Fprintf(tw, "Endpoint:\t%s\n", clientFlags.endpoint)
+	if d := rc.GetLinux().GetCgroupDriver(); rc != nil {
+		fmt.Fprintf(tw, "Cgroup driver:\t%s\n", strings.ToLower(d.String()))
+	}
+	fmt.Fprintln(tw, "Conditions:")
+	for _, cnd := range st.GetStatus().GetConditions() {
+		line := fmt.Sprintf("  %s\t%v", cnd.Type, cnd.Status)
+		if cnd.Reason != "" || cnd.Message != "" {
+			line += "\t" + strings.TrimPrefix(cnd.Reason+": "+cnd.Message, ": ")
+		}
+		fmt.Fprintln(tw, line)
+	}
+	if hs := st.GetRuntimeHandlers(); len(hs) > 0 {
+		fmt.Fprintln(tw, "Runtime handlers:")
+		for _, h := range hs {
+			name := h.Name
+			if name == "" {
+				name = "(default)"
+			}
+			f := h.GetFeatures()
+			fmt.Fprintf(tw, "  %s\trecursive read-only mounts: %s, user namespaces: %s\n", name,
+				yesNo(f.GetRecursiveReadOnlyMounts()), yesNo(f.GetUserNamespaces()))
+		}
+	}
+	if f := st.GetFeatures(); f != nil {
+		fmt.Fprintf(tw, "Features:\tsupplemental groups policy: %s\n", yesNo(f.GetSupplementalGroupsPolicy()))
+	}
+	info := st.GetInfo()
+	shown := map[string]bool{}
+	if cni, ok := parseCNIInfo(info); ok {
+		shown["cni"], shown["cniconfig"] = true, true
+		fmt.Fprintln(tw, "CNI:")
+		fmt.Fprintf(tw, "  conf dir\t%s\n", cni.confDir)
+		fmt.Fprintf(tw, "  plugin dirs\t%s\n", strings.Join(cni.binDirs, ", "))
+		for _, n := range cni.networks {
+			fmt.Fprintf(tw, "  network\t%s\n", n)
+		}
+		if len(cni.networks) == 0 {
+			fmt.Fprintf(tw, "  network\tnone: %s\n", cni.reason)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// The rest of the verbose info (husk's config, containerd's config,
+	// golang, ...), as YAML under each key: it is the runtime's own.
+	keys := make([]string, 0, len(info))
+	for k := range info {
+		if !shown[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := info[k]
+		var body []byte
+		if json.Valid([]byte(v)) {
+			y, err := yaml.JSONToYAML([]byte(v))
+			if err != nil {
+				return fmt.Errorf("render info %q: %w", k, err)
+			}
+			body = y
+		} else {
+			body = []byte(v + "\n")
+		}
+		title := k
+		if k == "config" {
+			title = "Config"
+		}
+		if _, err := fmt.Fprintf(w, "%s:\n%s", title, indent(string(body), "  ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func indent(s, prefix string) string {
+	lines := strings.SplitAfter(s, "\n")
+	var b strings.Builder
+	for _, l := range lines {
+		if l == "" {
+			continue
+		}
+		b.WriteString(prefix + l)
+	}
+	return b.String()
+}
