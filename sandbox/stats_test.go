@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"bufio"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -239,10 +241,16 @@ func liveCgroup(t testing.TB) (path string, full func() *cgroups.Stats) {
 	}
 	path = "/husk-stats-test-" + strconv.Itoa(os.Getpid())
 	// The shell waits for a line on stdin before it does anything, so all
-	// of its work is charged to the test cgroup, which it joins first.
-	cmd := exec.Command("sh", "-c", "read go; x=$(head -c 4000000 /dev/zero | tr '\\0' a); sleep 60")
+	// of its work is charged to the test cgroup, which it joins first. It
+	// says when the work is over and becomes the sleep: from then on the
+	// figures hold still (one process), which the test waits for.
+	cmd := exec.Command("sh", "-c", "read go; x=$(head -c 4000000 /dev/zero | tr '\\0' a); echo done; exec sleep 60")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	release, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,10 +266,11 @@ func liveCgroup(t testing.TB) (path string, full func() *cgroups.Stats) {
 		t.Fatalf("apply %s: %v", path, err)
 	}
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // sh and its sleep
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the sleep sh became
 		_ = cmd.Wait()
-		// The sleep was reparented to init, which may take a moment to
-		// reap it; until then the cgroup is busy. Leave nothing behind.
+		// A test that failed early may leave the work's processes,
+		// reparented to init, which may take a moment to reap them;
+		// until then the cgroup is busy. Leave nothing behind.
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			err := mgr.Destroy()
@@ -278,13 +287,30 @@ func liveCgroup(t testing.TB) (path string, full func() *cgroups.Stats) {
 	if _, err := release.Write([]byte("go\n")); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until the work is done and shows: memory charged, CPU spent, and
-	// only the shell and its sleep left (sh, subshell, head and tr while
-	// allocating).
+	// Wait until the work is done and shows: the shell said so, memory is
+	// charged, CPU spent, and only the sleep is left (while allocating
+	// there are sh, a subshell, head and tr; a count of 2 was also seen
+	// right after the subshell forked, before any work).
+	done := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err == nil && line != "done\n" {
+			err = fmt.Errorf("shell said %q", line)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("test cgroup work: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the test cgroup's shell did not finish its work in 10s")
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st, err := mgr.GetStats()
-		if err == nil && st.MemoryStats.Usage.Usage > 0 && st.CpuStats.CpuUsage.TotalUsage > 0 && st.PidsStats.Current == 2 {
+		if err == nil && st.MemoryStats.Usage.Usage > 0 && st.CpuStats.CpuUsage.TotalUsage > 0 && st.PidsStats.Current == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
