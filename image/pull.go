@@ -219,15 +219,30 @@ func (s *Store) fetch(ctx context.Context, p parsedRef, nref name.Reference, tr 
 
 // store writes the blobs, unpacks the layers (unpack(i) for layer i) and
 // commits the record, holding everything against collection meanwhile.
-func (s *Store) store(ctx context.Context, rec *record, blobs map[v1.Hash][]byte, tag, repoDigest string, unpack func(ctx context.Context, i int) (string, error)) (Image, error) {
+func (s *Store) store(ctx context.Context, rec *record, blobs map[v1.Hash][]byte, tag, repoDigest string, unpack func(ctx context.Context, i int) (string, error)) (_ Image, err error) {
 	held := append(append([]string(nil), rec.ChainIDs...), rec.Blobs...)
 	s.mu.Lock()
 	s.holdLocked(held)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		s.releaseLocked(held)
-		s.mu.Unlock()
+		if err == nil {
+			return
+		}
+		// A failed pull leaves what it had written: the manifest and
+		// config blobs, and the layers (with their blobs) that came in
+		// whole before another failed. No image names them, so kubelet's
+		// image GC (which removes images) can never free them, and
+		// nothing else collected them before the next image removal or
+		// daemon start; a pull failing again and again (a corrupt
+		// layer, a stalled registry) piled them up. Collect now; what a
+		// concurrent pull or a container uses is held or in use, and
+		// kept.
+		if gerr := s.gcLocked(); gerr != nil {
+			slog.WarnContext(ctx, "collecting what a failed pull left failed", "err", gerr)
+		}
 	}()
 
 	for d, data := range blobs {

@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -34,7 +36,33 @@ func (t *endpointTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	for k, v := range t.ep.header {
 		req.Header[k] = v
 	}
-	return t.base.RoundTrip(req)
+	resp, err := t.base.RoundTrip(req)
+	if err != nil && req.URL.Scheme == "https" && clientCertRefused(err) {
+		// The alert alone ("remote error: tls: bad certificate") reads as
+		// if the registry's own certificate were at fault; say which
+		// side's certificate the registry wants.
+		if len(t.ep.clients) == 0 {
+			return nil, fmt.Errorf("%w (registry %s requires a client certificate; hosts.toml gives none: \"client\")", err, t.ep.host)
+		}
+		return nil, fmt.Errorf("%w (registry %s refused the client certificate hosts.toml gives)", err, t.ep.host)
+	}
+	return resp, err
+}
+
+// clientCertRefused reports whether err is the TLS alert a server sends
+// when it requires a client certificate and got none, or none it accepts:
+// bad_certificate (TLS 1.2; docker-registry 2.8, built with Go 1.19, sends
+// it over TLS 1.3 too) or certificate_required (TLS 1.3). With TLS 1.3 it
+// arrives after the client considers the handshake done, on the first read.
+func clientCertRefused(err error) bool {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return false
+	}
+	// crypto/tls reports a received alert as an unexported type; its text
+	// is that of the exported AlertError with the same code.
+	msg := op.Err.Error()
+	return msg == tls.AlertError(42).Error() || msg == tls.AlertError(116).Error()
 }
 
 // transportFor returns the HTTP transport for ep, built once per distinct
@@ -46,6 +74,13 @@ func (s *Store) transportFor(ep endpoint) (http.RoundTripper, error) {
 	base, ok := s.transports[key]
 	if !ok {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
+		// HTTP/1.1 only, as containerd's registry transports (an empty
+		// TLSNextProto). Over HTTP/2, a TLS alert that comes after the
+		// handshake (TLS 1.3: a registry that wants a client
+		// certificate) surfaced as "http2: client conn could not be
+		// established", without the alert that says why.
+		tr.ForceAttemptHTTP2 = false
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 		cfg, err := tlsConfig(ep)
 		if err != nil {
 			return nil, err

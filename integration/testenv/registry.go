@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,9 @@ type Registry struct {
 	Addr string
 	// Dir holds config.yml, the storage root (storage/) and registry.log.
 	Dir string
+	// TLS is the client configuration for a registry serving HTTPS
+	// (RegistryOptions.ClientTLS); nil for plain HTTP.
+	TLS *tls.Config
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -85,6 +89,17 @@ type RegistryOptions struct {
 	// two spaces, e.g. "  htpasswd:\n    realm: r\n    path: /p\n". Empty:
 	// no authentication.
 	Auth string
+	// TLSCert and TLSKey are PEM files of the server certificate and its
+	// key: when set, the registry serves HTTPS only (http.tls).
+	TLSCert, TLSKey string
+	// ClientCAs are PEM files of CAs: when set (with TLSCert), the
+	// registry requires a client certificate signed by one of them
+	// (http.tls.clientcas).
+	ClientCAs []string
+	// ClientTLS is what a client needs to reach a registry with TLSCert:
+	// the CA it trusts and, with ClientCAs, a client certificate. The
+	// readiness probe uses it; it is kept as Registry.TLS for pushes.
+	ClientTLS *tls.Config
 }
 
 // StartRegistryProcessWith is StartRegistryProcess with options. A registry
@@ -120,6 +135,21 @@ func startRegistry(dir string, opts RegistryOptions) (*Registry, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := filepath.Join(dir, "config.yml")
 	yml := fmt.Sprintf(registryConfig, storage, addr)
+	scheme, probe := "http", &http.Client{Timeout: 2 * time.Second}
+	if opts.TLSCert != "" {
+		if opts.ClientTLS == nil {
+			return nil, errors.New("registry with TLSCert: ClientTLS is needed to probe it")
+		}
+		yml += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", opts.TLSCert, opts.TLSKey)
+		if len(opts.ClientCAs) > 0 {
+			yml += "    clientcas:\n"
+			for _, ca := range opts.ClientCAs {
+				yml += fmt.Sprintf("      - %s\n", ca)
+			}
+		}
+		scheme = "https"
+		probe.Transport = &http.Transport{TLSClientConfig: opts.ClientTLS.Clone()}
+	}
 	ready := http.StatusOK
 	if opts.Auth != "" {
 		yml += "auth:\n" + opts.Auth
@@ -148,10 +178,10 @@ func startRegistry(dir string, opts RegistryOptions) (*Registry, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	r := &Registry{Addr: addr, Dir: dir, cmd: cmd, done: make(chan struct{})}
+	r := &Registry{Addr: addr, Dir: dir, TLS: opts.ClientTLS, cmd: cmd, done: make(chan struct{})}
 	go func() { r.err = cmd.Wait(); close(r.done) }()
 
-	client := &http.Client{Timeout: 2 * time.Second}
+	defer probe.CloseIdleConnections()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -160,7 +190,7 @@ func startRegistry(dir string, opts RegistryOptions) (*Registry, error) {
 			return nil, fmt.Errorf("docker-registry exited: %v: %s", r.err, tail(log, 2000))
 		default:
 		}
-		resp, err := client.Get("http://" + addr + "/v2/")
+		resp, err := probe.Get(scheme + "://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == ready {
@@ -209,8 +239,13 @@ func (r *Registry) Stop() error {
 	return nil
 }
 
-// URL returns "http://Addr".
-func (r *Registry) URL() string { return "http://" + r.Addr }
+// URL returns "http://Addr", or "https://Addr" for a registry with TLS.
+func (r *Registry) URL() string {
+	if r.TLS != nil {
+		return "https://" + r.Addr
+	}
+	return "http://" + r.Addr
+}
 
 // Ref returns the reference repo[:tag|@digest] in this registry, e.g.
 // r.Ref("e2e-test-images/busybox:1.29-2").
