@@ -38,6 +38,8 @@ func imageCmd() *cobra.Command {
 		Long: `Import and export image archives, so that a node with no registry gets its
 images from a file. Both formats are read and written: an OCI image layout
 in a tar (the default) and a "docker save" tarball.`,
+		Example: `  husk image export busybox busybox.oci.tar
+  husk image import busybox.oci.tar`,
 	}
 	// --endpoint and --timeout are the root's persistent flags
 	// (client.go); --timeout 0 means archiveTimeout here.

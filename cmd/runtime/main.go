@@ -87,7 +87,7 @@ func daemonCmd() *cobra.Command {
 }
 
 func configCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Show husk's configuration"}
+	cmd := &cobra.Command{Use: "config", Short: "Show husk's configuration", Example: "  husk config default"}
 	cmd.AddCommand(&cobra.Command{
 		Use:     "default",
 		Short:   "Print the embedded default configuration",
@@ -103,9 +103,10 @@ func configCmd() *cobra.Command {
 
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print husk's version",
-		Args:  cobra.NoArgs,
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Println("husk", version) },
+		Use:     "version",
+		Short:   "Print husk's version",
+		Example: "  husk version",
+		Args:    cobra.NoArgs,
+		Run:     func(cmd *cobra.Command, _ []string) { fmt.Println("husk", version) },
 	}
 }
