@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -301,71 +300,10 @@ func TestCLIDebug(t *testing.T) {
 	assertDaemonClean(t, d)
 }
 
-// ptyHusk is the husk CLI running on a pty, as on a user's terminal.
-type ptyHusk struct {
-	cmd           *exec.Cmd
-	master, slave *os.File
-	before        *unix.Termios // the slave's settings before husk ran
-	mu            sync.Mutex
-	out           bytes.Buffer
-	done          chan int
-}
-
-// startPtyHusk runs husk with a pty as stdin, stdout and stderr. The test
-// keeps the slave open, to resize it and to read its settings afterwards.
-func startPtyHusk(t *testing.T, h *huskCLI, rows, cols uint16, args ...string) *ptyHusk {
+// startPtyHusk runs husk on a pty, keeping the slave open.
+func startPtyHusk(t *testing.T, h *huskCLI, rows, cols uint16, args ...string) *ptyProc {
 	t.Helper()
-	master, slave := openPty(t, rows, cols)
-	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := h.command(context.Background(), args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &ptyHusk{cmd: cmd, master: master, slave: slave, before: before, done: make(chan int, 1)}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			p.mu.Lock()
-			p.out.Write(buf[:n])
-			p.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		_ = cmd.Wait()
-		p.done <- cmd.ProcessState.ExitCode()
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	return p
-}
-
-func (p *ptyHusk) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func (p *ptyHusk) waitOutput(t *testing.T, want string) {
-	t.Helper()
-	waitFor(t, 20*time.Second, fmt.Sprintf("%q on the terminal", want), func() bool { return strings.Contains(p.output(), want) })
-}
-
-func (p *ptyHusk) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case code := <-p.done:
-		return code
-	case <-time.After(30 * time.Second):
-		t.Fatalf("husk on a pty did not end; output %q", p.output())
-		return -1
-	}
+	return startOnPty(t, h.command(context.Background(), args...), rows, cols, true)
 }
 
 // tcpListeners returns the local addresses listening on port in this

@@ -85,25 +85,38 @@ func openPty(t *testing.T, rows, cols uint16) (master, slave *os.File) {
 	return m, s
 }
 
-// ptyCrictl runs crictl on a pty and collects what it prints.
-type ptyCrictl struct {
-	cmd    *exec.Cmd
-	master *os.File
-	mu     sync.Mutex
-	out    bytes.Buffer
-	done   chan error
+// ptyProc is a command running on a pty, as on a user's terminal, with
+// what it printed.
+type ptyProc struct {
+	cmd           *exec.Cmd
+	master, slave *os.File      // slave is nil unless kept (startOnPty)
+	before        *unix.Termios // the slave's settings before the command ran, when kept
+	mu            sync.Mutex
+	out           bytes.Buffer
+	done          chan int // the exit code
 }
 
-func startPtyCrictl(t *testing.T, d *Daemon, args ...string) *ptyCrictl {
+// startOnPty starts cmd with a new rows x cols pty as its stdin, stdout and
+// stderr. keepSlave keeps the test's end of the slave open, to resize it
+// and to read its settings afterwards.
+func startOnPty(t *testing.T, cmd *exec.Cmd, rows, cols uint16, keepSlave bool) *ptyProc {
 	t.Helper()
-	master, slave := openPty(t, 31, 101)
-	cmd := crictlCmd(t, d, args...)
+	master, slave := openPty(t, rows, cols)
+	p := &ptyProc{cmd: cmd, master: master, done: make(chan int, 1)}
+	if keepSlave {
+		before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.slave, p.before = slave, before
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	slave.Close()
-	p := &ptyCrictl{cmd: cmd, master: master, done: make(chan error, 1)}
+	if !keepSlave {
+		slave.Close()
+	}
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -116,30 +129,39 @@ func startPtyCrictl(t *testing.T, d *Daemon, args ...string) *ptyCrictl {
 			}
 		}
 	}()
-	go func() { p.done <- cmd.Wait() }()
+	go func() {
+		_ = cmd.Wait()
+		p.done <- cmd.ProcessState.ExitCode()
+	}()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return p
 }
 
-func (p *ptyCrictl) output() string {
+func startPtyCrictl(t *testing.T, d *Daemon, args ...string) *ptyProc {
+	t.Helper()
+	return startOnPty(t, crictlCmd(t, d, args...), 31, 101, false)
+}
+
+func (p *ptyProc) output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.out.String()
 }
 
-func (p *ptyCrictl) waitOutput(t *testing.T, want string) {
+func (p *ptyProc) waitOutput(t *testing.T, want string) {
 	t.Helper()
 	waitFor(t, 20*time.Second, fmt.Sprintf("%q on the terminal", want), func() bool { return strings.Contains(p.output(), want) })
 }
 
-func (p *ptyCrictl) wait(t *testing.T) error {
+// wait returns the command's exit code.
+func (p *ptyProc) wait(t *testing.T) int {
 	t.Helper()
 	select {
-	case err := <-p.done:
-		return err
+	case code := <-p.done:
+		return code
 	case <-time.After(30 * time.Second):
-		t.Fatalf("crictl on a pty did not end; output %q", p.output())
-		return nil
+		t.Fatalf("%s on a pty did not end; output %q", p.cmd.Path, p.output())
+		return -1
 	}
 }
 
@@ -182,7 +204,7 @@ func TestStreaming(t *testing.T) {
 		if _, err := p.master.Write([]byte("typed\n")); err != nil {
 			t.Fatal(err)
 		}
-		err := p.wait(t)
+		code := p.wait(t)
 		out := p.output()
 		// The container's pty: a /dev/pts of its own, with the size the
 		// client's terminal has (sent as a resize), and input echoed.
@@ -191,7 +213,7 @@ func TestStreaming(t *testing.T) {
 				t.Errorf("tty exec output lacks %q: %q", want, out)
 			}
 		}
-		if err == nil {
+		if code == 0 {
 			t.Errorf("tty exec with exit 3: crictl succeeded")
 		}
 	})

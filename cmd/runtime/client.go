@@ -74,6 +74,17 @@ func (c *criClient) Close() { _ = c.conn.Close() }
 
 // ctx bounds one CRI call by the timeout. A timeout of 0 (exec's default)
 // leaves the call unbounded.
+// dialCall is dial for a command that makes its calls under one timeout:
+// the client, the context of its calls, and done, which ends both.
+func dialCall(parent context.Context, def time.Duration) (*criClient, context.Context, func(), error) {
+	c, err := dial(def)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := c.ctx(parent)
+	return c, ctx, func() { cancel(); c.Close() }, nil
+}
+
 func (c *criClient) ctx(parent context.Context) (context.Context, context.CancelFunc) {
 	if c.timeout <= 0 {
 		return context.WithCancel(parent)

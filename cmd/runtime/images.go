@@ -34,13 +34,11 @@ list to the images that name matches.`,
 			if err := checkOutput(output, outTable, outJSON, outYAML); err != nil {
 				return err
 			}
-			c, err := dial(10 * time.Second)
+			c, ctx, done, err := dialCall(cmd.Context(), 10 * time.Second)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := c.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			req := &runtimeapi.ListImagesRequest{}
 			if len(args) == 1 {
 				req.Filter = &runtimeapi.ImageFilter{Image: &runtimeapi.ImageSpec{Image: args[0]}}

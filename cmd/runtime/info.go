@@ -34,13 +34,11 @@ containerd its CRI plugin config and CNI config.`,
 			if err := checkOutput(output, outTable, outJSON, outYAML); err != nil {
 				return err
 			}
-			c, err := dial(10 * time.Second)
+			c, ctx, done, err := dialCall(cmd.Context(), 10 * time.Second)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := c.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			ver, err := c.rt.Version(ctx, &runtimeapi.VersionRequest{})
 			if err != nil {
 				return rpcErr(err, "runtime version")

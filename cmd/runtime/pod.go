@@ -322,13 +322,11 @@ func podLsCmd() *cobra.Command {
 			if err := checkOutput(output, outTable, outJSON, outYAML); err != nil {
 				return err
 			}
-			c, err := dial(10 * time.Second)
+			c, ctx, done, err := dialCall(cmd.Context(), 10 * time.Second)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := c.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			pods, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
 				LabelSelector: map[string]string{kubepod.LabelManaged: "true"}}})
 			if err != nil {

@@ -31,13 +31,11 @@ func psCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--name: %w", err)
 			}
-			c, err := dial(10 * time.Second)
+			c, ctx, done, err := dialCall(cmd.Context(), 10 * time.Second)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := c.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			filter := &runtimeapi.ContainerFilter{}
 			if pod != "" {
 				p, err := c.findPod(cmd.Context(), pod)
@@ -150,13 +148,11 @@ func podsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--name: %w", err)
 			}
-			c, err := dial(10 * time.Second)
+			c, ctx, done, err := dialCall(cmd.Context(), 10 * time.Second)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := c.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			filter := &runtimeapi.PodSandboxFilter{}
 			switch strings.ToLower(state) {
 			case "":
