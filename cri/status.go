@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 
-	"github.com/husk-runtime/husk/sandbox"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -27,7 +26,7 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		// what they need, and the supplemental-groups policy with
 		// ContainerStatus.user.
 		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{
-			RecursiveReadOnlyMounts: true, UserNamespaces: sandbox.UsernsSupported()}}},
+			RecursiveReadOnlyMounts: true, UserNamespaces: s.Sandboxes.UsernsSupported()}}},
 		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if req.GetVerbose() {

@@ -66,7 +66,10 @@ type Manager struct {
 
 	locks sync.Map // pod id -> *sync.Mutex serializing that pod's lifecycle
 	cdi   *cdiDevices
-	ev    eventHub // GetContainerEvents subscribers (events.go)
+	// usernsErr says why pods cannot have user namespaces here, nil when
+	// they can (probeUserns at start).
+	usernsErr error
+	ev        eventHub // GetContainerEvents subscribers (events.go)
 }
 
 // New opens the manager over its state, recovering what a previous daemon
@@ -78,6 +81,9 @@ func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
+	}
+	if m.usernsErr = probeUserns(cfg.Root); m.usernsErr != nil {
+		log.Info("pods cannot have user namespaces on this node", "reason", m.usernsErr)
 	}
 	if err := m.recover(ctx); err != nil {
 		return nil, err

@@ -87,6 +87,9 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err != nil {
 		return "", fmt.Errorf("pod %s: %w", md.GetName(), err)
 	}
+	if userns != nil && m.usernsErr != nil {
+		return "", fmt.Errorf("pod %s: user namespaces are not available on this node (%v): %w", md.GetName(), m.usernsErr, ErrFailedPrecondition)
+	}
 	p := &Pod{
 		ID: id, State: PodCreating, CreatedAt: time.Now().UTC(), Config: cfg, Handler: handler,
 		HostNetwork: hostNet, Cgroup: cgroup, OwnCgroup: own, ShimSocket: m.shimSocket(id),

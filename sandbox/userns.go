@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/husk-runtime/husk/image"
@@ -136,15 +135,39 @@ func createUserns(usernsPath string, um *usernsMapping, withNet bool, adoptNetns
 		}
 	}()
 
+	proc, release, err := startHolder(um, withNet)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := release(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	if err := unix.Mount(proc+"user", usernsPath, "none", unix.MS_BIND, ""); err != nil {
+		return &os.PathError{Op: "mount --bind " + proc + "user", Path: usernsPath, Err: err}
+	}
+	if withNet {
+		if err := adoptNetns(proc + "net"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startHolder clones a holder process into a new user namespace with
+// mapping um (and a new network namespace owned by it, withNet). It returns
+// the holder's /proc/PID/ns/ directory, valid until release, which lets the
+// holder exit and reaps it.
+func startHolder(um *usernsMapping, withNet bool) (proc string, release func() error, err error) {
 	flags := uintptr(syscall.CLONE_NEWUSER)
 	if withNet {
 		flags |= syscall.CLONE_NEWNET
 	}
 	stdin, w, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("user namespace: %w", err)
+		return "", nil, fmt.Errorf("user namespace: %w", err)
 	}
-	defer w.Close()
 	// /proc/self/exe is resolved in the child before it execs, so it is
 	// this binary, and as a magic link it is reached without searching
 	// directories the mapped root may not enter.
@@ -156,26 +179,61 @@ func createUserns(usernsPath string, um *usernsMapping, withNet bool, adoptNetns
 		GidMappingsEnableSetgroups: true,
 		Pdeathsig:                  syscall.SIGKILL,
 	}
-	if err := cmd.Start(); err != nil {
-		stdin.Close()
-		return fmt.Errorf("user namespace: start holder: %w", err)
-	}
+	err = cmd.Start()
 	stdin.Close()
-	defer func() {
+	if err != nil {
 		w.Close()
-		if werr := cmd.Wait(); werr != nil && err == nil {
-			err = fmt.Errorf("user namespace: holder: %w", werr)
-		}
-	}()
-
-	proc := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/"
-	if err := unix.Mount(proc+"user", usernsPath, "none", unix.MS_BIND, ""); err != nil {
-		return &os.PathError{Op: "mount --bind " + proc + "user", Path: usernsPath, Err: err}
+		return "", nil, fmt.Errorf("user namespace: start holder: %w", err)
 	}
-	if withNet {
-		if err := adoptNetns(proc + "net"); err != nil {
-			return err
+	release = func() error {
+		w.Close() // EOF on its stdin: the holder exits
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("user namespace: holder: %w", err)
 		}
+		return nil
+	}
+	return "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/", release, nil
+}
+
+// probeUserns checks that pods can have user namespaces on this node with
+// their layers under root: the kernel lets husk create a user namespace
+// (user.max_user_namespaces, and no LSM in the way), overlayfs takes
+// idmapped layers (Linux 5.19), and root's filesystem can be idmapped (as
+// critest checks too). The daemon runs it once at start; Status advertises
+// the result per runtime handler, and kubelet sends hostUsers: false pods
+// only where it is set.
+func probeUserns(root string) error {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return fmt.Errorf("uname: %w", err)
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
+		return fmt.Errorf("kernel release %q: %w", unix.ByteSliceToString(u.Release[:]), err)
+	}
+	if major < 5 || major == 5 && minor < 19 {
+		return fmt.Errorf("kernel %d.%d: overlayfs takes idmapped layers from 5.19", major, minor)
+	}
+	// Any mapping does: no process runs in it.
+	proc, release, err := startHolder(&usernsMapping{UID: 1 << 30, GID: 1 << 30, Size: 65536}, false)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ns, err := os.Open(proc + "user")
+	if err != nil {
+		return fmt.Errorf("user namespace: %w", err)
+	}
+	defer ns.Close()
+	tree, err := unix.OpenTree(unix.AT_FDCWD, root, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("open_tree %s: %w", root, err)
+	}
+	// The clone is detached and never attached: closing it unmounts it.
+	defer unix.Close(tree)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+		return fmt.Errorf("idmapped mount of %s: %w", root, err)
 	}
 	return nil
 }
@@ -227,21 +285,6 @@ func openForMappedRoot(root, dir string) error {
 	return nil
 }
 
-// UsernsSupported reports whether pods can have user namespaces here: the
-// kernel allows creating them (user.max_user_namespaces) and overlayfs
-// takes idmapped layers (Linux 5.19). Status advertises it per runtime
-// handler, and kubelet sends hostUsers: false pods only where it is set.
-var UsernsSupported = sync.OnceValue(func() bool {
-	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err != nil || strings.TrimSpace(string(b)) == "0" {
-		return false
-	}
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return false
-	}
-	var major, minor int
-	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
-		return false
-	}
-	return major > 5 || major == 5 && minor >= 19
-})
+// UsernsSupported reports whether pods can have user namespaces here
+// (probeUserns, run when the manager was made).
+func (m *Manager) UsernsSupported() bool { return m.usernsErr == nil }

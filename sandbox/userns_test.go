@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"errors"
+	"os"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -100,5 +102,20 @@ func TestUsernsSpecs(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no idmapped /data mount in %+v", cs.Mounts)
+	}
+}
+
+// TestProbeUserns runs the start-up probe on this machine, whose kernel
+// (5.19+) and filesystems have what pod user namespaces need, and on a
+// path that is no directory at all.
+func TestProbeUserns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a user namespace for another range")
+	}
+	if err := probeUserns(t.TempDir()); err != nil {
+		t.Fatalf("probe on this machine: %v", err)
+	}
+	if err := probeUserns("/nonexistent/husk"); err == nil || !strings.Contains(err.Error(), "/nonexistent/husk") {
+		t.Fatalf("probe of a missing root: %v", err)
 	}
 }
