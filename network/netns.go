@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/husk-runtime/husk/nspin"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -66,8 +66,8 @@ func (m *Manager) AdoptNetns(podID, nsFile string) (path string, err error) {
 			err = fmt.Errorf("network: pinning netns for pod %s: %w", podID, err)
 		}
 	}()
-	if err := unix.Mount(nsFile, path, "none", unix.MS_BIND, ""); err != nil {
-		return "", &os.PathError{Op: "mount --bind " + nsFile, Path: path, Err: err}
+	if err := nspin.Pin(nsFile, path); err != nil {
+		return "", err
 	}
 	err = ns.WithNetNSPath(path, func(ns.NetNS) error { return loUp() })
 	return path, err
@@ -83,17 +83,8 @@ func (m *Manager) netnsFile(podID string) (string, error) {
 	}
 	path := m.NetnsPath(podID)
 
-	// The bind mount needs an existing file as its target. O_EXCL: a file
-	// already there belongs to a pod with the same id (or a half-removed
-	// one); refusing keeps us from stacking a second netns on top of it
-	// or, worse, handing that pod's network to this one.
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return "", fmt.Errorf("network: creating netns file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return "", fmt.Errorf("network: creating netns file: %w", err)
+	if err := nspin.Create(path); err != nil {
+		return "", fmt.Errorf("network: netns: %w", err)
 	}
 	return path, nil
 }
@@ -140,9 +131,8 @@ func pinNewNetns(path string, inNetns func() error) (err error) {
 
 	// /proc/thread-self is this thread (not the thread group leader, which
 	// /proc/self would be): the one that was just unshared.
-	const src = "/proc/thread-self/ns/net"
-	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-		return &os.PathError{Op: "mount --bind " + src, Path: path, Err: err}
+	if err := nspin.Pin("/proc/thread-self/ns/net", path); err != nil {
+		return err
 	}
 	if err := loUp(); err != nil {
 		return err
@@ -172,23 +162,8 @@ func loUp() error {
 // namespace itself is freed by the kernel once no process and no mount
 // holds it any more.
 func RemoveNetns(path string) error {
-	// MNT_DETACH: a process that still has the file open (a CNI plugin, a
-	// port-forward) must not make removal fail; the mount is detached now
-	// and released when the last user closes it. Loop in case the path was
-	// mounted more than once (e.g. by another tool).
-	for range 16 {
-		err := unix.Unmount(path, unix.MNT_DETACH)
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-			// EINVAL: not a mount point (any more); ENOENT: no such file.
-			break
-		}
-		return fmt.Errorf("network: unmounting netns: %w", &os.PathError{Op: "umount", Path: path, Err: err})
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("network: removing netns file: %w", err)
+	if err := nspin.Unpin(path); err != nil {
+		return fmt.Errorf("network: netns: %w", err)
 	}
 	return nil
 }

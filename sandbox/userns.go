@@ -1,10 +1,8 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"os/exec"
@@ -14,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/husk-runtime/husk/image"
+	"github.com/husk-runtime/husk/nspin"
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -124,11 +123,9 @@ func init() {
 //
 // On failure nothing is left mounted.
 func createUserns(usernsPath string, um *usernsMapping, withNet bool, adoptNetns func(nsFile string) error) (err error) {
-	f, err := os.OpenFile(usernsPath, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return fmt.Errorf("user namespace: create %s: %w", usernsPath, err)
+	if err := nspin.Create(usernsPath); err != nil {
+		return fmt.Errorf("user namespace: %w", err)
 	}
-	f.Close()
 	defer func() {
 		if err != nil {
 			_ = removeUserns(usernsPath)
@@ -144,8 +141,8 @@ func createUserns(usernsPath string, um *usernsMapping, withNet bool, adoptNetns
 			err = rerr
 		}
 	}()
-	if err := unix.Mount(proc+"user", usernsPath, "none", unix.MS_BIND, ""); err != nil {
-		return &os.PathError{Op: "mount --bind " + proc + "user", Path: usernsPath, Err: err}
+	if err := nspin.Pin(proc+"user", usernsPath); err != nil {
+		return fmt.Errorf("user namespace: %w", err)
 	}
 	if withNet {
 		if err := adoptNetns(proc + "net"); err != nil {
@@ -244,17 +241,7 @@ func removeUserns(path string) error {
 	if path == "" {
 		return nil
 	}
-	for range 16 {
-		err := unix.Unmount(path, unix.MNT_DETACH)
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-			break
-		}
-		return fmt.Errorf("user namespace: %w", &os.PathError{Op: "umount", Path: path, Err: err})
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := nspin.Unpin(path); err != nil {
 		return fmt.Errorf("user namespace: %w", err)
 	}
 	return nil
