@@ -50,6 +50,37 @@ func TestCLIDebug(t *testing.T) {
 		}
 	})
 
+	t.Run("ExecStreams", func(t *testing.T) {
+		// Without -i/-t output is live: the first line arrives while the
+		// command still runs (ExecSync would print it only at the end).
+		cmd := h.command(context.Background(), "exec", "shell", "--", "sh", "-c", "echo first; sleep 60")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		line := make(chan string, 1)
+		go func() {
+			l, _ := bufio.NewReader(out).ReadString('\n')
+			line <- l
+		}()
+		select {
+		case l := <-line:
+			if l != "first\n" {
+				t.Fatalf("husk exec printed %q first", l)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("husk exec printed nothing while its command ran")
+		}
+		// --sync: ExecSync, with its timeout.
+		if out, _, code := h.run("", "exec", "--sync", "shell", "--", "echo", "synced"); code != 0 || out != "synced\n" {
+			t.Fatalf("exec --sync: exit %d, stdout %q", code, out)
+		}
+	})
+
 	t.Run("ExecTTY", func(t *testing.T) {
 		p := startPtyHusk(t, h, 31, 101, "exec", "-it", "shell", "--", "sh", "-c",
 			`tty; stty size; while read l; do [ "$l" = q ] && exit 3; stty size; done`)

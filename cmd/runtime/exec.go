@@ -16,7 +16,7 @@ import (
 )
 
 func execCmd() *cobra.Command {
-	var interactive, tty bool
+	var interactive, tty, sync bool
 	var execTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "exec [flags] CONTAINER -- COMMAND [ARG...]",
@@ -24,14 +24,15 @@ func execCmd() *cobra.Command {
 		Long: `Run a command in a running container; husk exec exits with the command's
 exit code. CONTAINER is an ID, a unique ID prefix, a name or pod/name.
 
-Without -i or -t the command runs through the CRI's ExecSync: its stdout and
-stderr are printed when it ends. With -i (keep stdin open) or -t (allocate a
-terminal) it runs through CRI Exec and the runtime's streaming server, as
-kubectl exec does: output is live, stdin is sent to the command, and with
--t on a terminal the local terminal is put in raw mode (restored on exit)
-and its size follows the local window. A terminal has one output stream,
-so with -t the command's stderr arrives on stdout.`,
+The command runs through CRI Exec and the runtime's streaming server, as
+kubectl exec and crictl exec do: its stdout and stderr are live. With -i
+stdin is sent to the command; with -t on a terminal the local terminal is
+put in raw mode (restored on exit) and its size follows the local window (a
+terminal has one output stream, so the command's stderr arrives on stdout).
+With --sync, or --exec-timeout, it runs through CRI ExecSync instead: its
+output is printed when it ends, and the runtime kills it after the timeout.`,
 		Example: `  husk exec web -- cat /etc/resolv.conf
+  husk exec web -- tail -f /var/log/app.log
   husk exec --exec-timeout 5s web-pod/client -- wget -q -O - http://127.0.0.1:8080/
   echo hello | husk exec -i web -- cat
   husk exec -it web -- sh`,
@@ -41,8 +42,9 @@ so with -t the command's stderr arrives on stdout.`,
 			if cmd.ArgsLenAtDash() != 1 {
 				return errors.New("usage: husk exec CONTAINER -- COMMAND [ARG...]")
 			}
-			if (interactive || tty) && execTimeout > 0 {
-				return errors.New("--exec-timeout applies to exec without -i/-t only")
+			sync = sync || execTimeout > 0
+			if (interactive || tty) && sync {
+				return errors.New("--sync and --exec-timeout apply to exec without -i/-t only")
 			}
 			// The call lasts as long as the command: no default deadline.
 			c, err := dial(0)
@@ -55,7 +57,7 @@ so with -t the command's stderr arrives on stdout.`,
 				return err
 			}
 			what := fmt.Sprintf("exec in container %s (%s)", ct.GetMetadata().GetName(), shortID(ct.Id))
-			if interactive || tty {
+			if !sync {
 				term := newLocalTerminal(interactive, tty)
 				ctx, cancel := c.ctx(cmd.Context())
 				resp, err := c.rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: ct.Id, Cmd: args[1:],
@@ -86,7 +88,8 @@ so with -t the command's stderr arrives on stdout.`,
 	f := cmd.Flags()
 	f.BoolVarP(&interactive, "interactive", "i", false, "keep stdin open and send it to the command")
 	f.BoolVarP(&tty, "tty", "t", false, "allocate a terminal for the command")
-	f.DurationVar(&execTimeout, "exec-timeout", 0, "kill the command after this long (whole seconds; 0: no limit; without -i/-t only)")
+	f.BoolVarP(&sync, "sync", "s", false, "run through ExecSync: output when the command ends (without -i/-t only)")
+	f.DurationVar(&execTimeout, "exec-timeout", 0, "kill the command after this long (whole seconds; implies --sync; 0: no limit)")
 	return cmd
 }
 
