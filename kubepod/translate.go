@@ -113,6 +113,10 @@ type HostPath struct {
 	// EmptyDir is one of the pod's own emptyDir volumes: created
 	// world-writable (group fsGroup), removed with the pod.
 	EmptyDir bool
+	// Memory makes the emptyDir a tmpfs (medium: Memory) of SizeLimit
+	// bytes, or of the kernel's default size (half the RAM) when 0.
+	Memory    bool
+	SizeLimit int64
 	// SubPath is a volume's subPath: created as a directory if missing.
 	SubPath bool
 }
@@ -401,14 +405,23 @@ func volumes(pod *corev1.Pod, opts Options, ws *warnings, p *Plan) (map[string]v
 		switch {
 		case v.EmptyDir != nil:
 			dir := filepath.Join(opts.VolumeDir, v.Name)
-			if v.EmptyDir.Medium == corev1.StorageMediumMemory {
-				ws.add(field+".emptyDir.medium", "Memory is not supported by husk pod run; the volume is a directory on disk")
-			}
-			if v.EmptyDir.SizeLimit != nil {
-				ws.add(field+".emptyDir.sizeLimit", "not enforced by husk pod run; ignored")
+			hp := HostPath{Field: field + ".emptyDir", Path: dir, EmptyDir: true}
+			switch v.EmptyDir.Medium {
+			case corev1.StorageMediumMemory:
+				// A tmpfs, as kubelet mounts one; its size is the limit.
+				hp.Memory = true
+				if v.EmptyDir.SizeLimit != nil {
+					hp.SizeLimit = v.EmptyDir.SizeLimit.Value()
+				}
+			case corev1.StorageMediumDefault:
+				if v.EmptyDir.SizeLimit != nil {
+					ws.add(field+".emptyDir.sizeLimit", "not enforced on disk by husk pod run (kubelet evicts the pod); ignored")
+				}
+			default:
+				ws.add(field+".emptyDir.medium", fmt.Sprintf("medium %q is not supported by husk pod run; the volume is a directory on disk", v.EmptyDir.Medium))
 			}
 			out[v.Name] = volume{hostPath: dir, emptyDir: true}
-			p.HostPaths = append(p.HostPaths, HostPath{Field: field + ".emptyDir", Path: dir, EmptyDir: true})
+			p.HostPaths = append(p.HostPaths, hp)
 		case v.HostPath != nil:
 			hp := v.HostPath.Path
 			if !filepath.IsAbs(hp) {

@@ -503,3 +503,33 @@ func TestParseResolvConf(t *testing.T) {
 		t.Error("a non-loopback server is usable")
 	}
 }
+
+// TestMemoryEmptyDir: medium Memory is a tmpfs of sizeLimit, with no
+// warning; a sizeLimit on disk is a warning.
+func TestMemoryEmptyDir(t *testing.T) {
+	p := translate(t, `
+kind: Pod
+metadata: {name: m}
+spec:
+  volumes:
+  - {name: cache, emptyDir: {medium: Memory, sizeLimit: 16Mi}}
+  - {name: disk, emptyDir: {sizeLimit: 1Gi}}
+  containers:
+  - {name: c, image: i:1, volumeMounts: [{name: cache, mountPath: /cache}, {name: disk, mountPath: /disk}]}
+`)
+	var mem, disk HostPath
+	for _, hp := range p.HostPaths {
+		switch hp.Field {
+		case "spec.volumes[0].emptyDir":
+			mem = hp
+		case "spec.volumes[1].emptyDir":
+			disk = hp
+		}
+	}
+	if !mem.Memory || mem.SizeLimit != 16<<20 || disk.Memory {
+		t.Errorf("memory emptyDir %+v, disk emptyDir %+v", mem, disk)
+	}
+	if hasWarning(p, "spec.volumes[0].emptyDir.medium") || hasWarning(p, "spec.volumes[0].emptyDir.sizeLimit") || !hasWarning(p, "spec.volumes[1].emptyDir.sizeLimit") {
+		t.Errorf("warnings %v", p.Warnings)
+	}
+}

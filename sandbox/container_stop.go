@@ -21,12 +21,29 @@ func (m *Manager) StopContainer(ctx context.Context, id string, timeout int64) e
 	if err != nil {
 		return err
 	}
-	unlock := m.podLock(c.PodID)
-	defer unlock()
-	return m.stopContainer(ctx, c, time.Duration(timeout)*time.Second)
+	mu := m.podMutex(c.PodID)
+	mu.Lock()
+	defer mu.Unlock()
+	// The grace period is waited out without the pod lock: kubelet stops
+	// a pod's containers in parallel (one call each, each with the pod's
+	// grace period); under the lock a pod of n containers that ignore
+	// SIGTERM took n grace periods to stop, and blocked every other call
+	// on the pod meanwhile.
+	return m.stopContainerWaiting(ctx, c, time.Duration(timeout)*time.Second, func(wait func()) {
+		mu.Unlock()
+		defer mu.Lock()
+		wait()
+	})
 }
 
+// stopContainer stops c under the pod lock the caller holds.
 func (m *Manager) stopContainer(ctx context.Context, c *Container, grace time.Duration) error {
+	return m.stopContainerWaiting(ctx, c, grace, func(wait func()) { wait() })
+}
+
+// stopContainerWaiting is stopContainer; waitGrace runs the wait of the
+// grace period (and may release the pod lock for it).
+func (m *Manager) stopContainerWaiting(ctx context.Context, c *Container, grace time.Duration, waitGrace func(wait func())) error {
 	m.refreshContainer(c)
 	st := m.containerState(c)
 	if st == ContainerExited || st == ContainerCreating {
@@ -47,11 +64,17 @@ func (m *Manager) stopContainer(ctx context.Context, c *Container, grace time.Du
 		if err := client.Kill(ctx, c.ID, int(sig)); err != nil {
 			return m.shimFailed(ctx, p, c, fmt.Errorf("stop container %s: signal %v: %w", c.ID, sig, err))
 		}
-		if _, done, err := client.Wait(ctx, c.ID, grace); err != nil {
+		var done bool
+		var err error
+		waitGrace(func() { _, done, err = client.Wait(ctx, c.ID, grace) })
+		if err != nil {
 			return fmt.Errorf("stop container %s: %w", c.ID, err)
 		} else if done {
 			m.refreshContainer(c)
 			return nil
+		}
+		if _, err := m.container(c.ID); errors.Is(err, ErrNotFound) {
+			return nil // removed while its grace period ran
 		}
 	}
 	if err := client.Kill(ctx, c.ID, int(unix.SIGKILL)); err != nil {

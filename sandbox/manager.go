@@ -106,10 +106,15 @@ func (m *Manager) shimSocket(podID string) string {
 func (m *Manager) shim(p *Pod) *shim.Client { return &shim.Client{Socket: p.ShimSocket} }
 
 func (m *Manager) podLock(id string) func() {
-	v, _ := m.locks.LoadOrStore(id, &sync.Mutex{})
-	mu := v.(*sync.Mutex)
+	mu := m.podMutex(id)
 	mu.Lock()
 	return mu.Unlock
+}
+
+// podMutex is the lock serializing pod id's lifecycle.
+func (m *Manager) podMutex(id string) *sync.Mutex {
+	v, _ := m.locks.LoadOrStore(id, &sync.Mutex{})
+	return v.(*sync.Mutex)
 }
 
 func newID() string {

@@ -34,7 +34,7 @@ list to the images that name matches.`,
 			if err := checkOutput(output, outTable, outJSON, outYAML); err != nil {
 				return err
 			}
-			c, ctx, done, err := dialCall(cmd.Context(), 10 * time.Second)
+			c, ctx, done, err := dialCall(cmd.Context(), 10*time.Second)
 			if err != nil {
 				return err
 			}

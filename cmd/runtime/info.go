@@ -34,7 +34,7 @@ containerd its CRI plugin config and CNI config.`,
 			if err := checkOutput(output, outTable, outJSON, outYAML); err != nil {
 				return err
 			}
-			c, ctx, done, err := dialCall(cmd.Context(), 10 * time.Second)
+			c, ctx, done, err := dialCall(cmd.Context(), 10*time.Second)
 			if err != nil {
 				return err
 			}

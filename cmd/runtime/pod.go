@@ -322,7 +322,7 @@ func podLsCmd() *cobra.Command {
 			if err := checkOutput(output, outTable, outJSON, outYAML); err != nil {
 				return err
 			}
-			c, ctx, done, err := dialCall(cmd.Context(), 10 * time.Second)
+			c, ctx, done, err := dialCall(cmd.Context(), 10*time.Second)
 			if err != nil {
 				return err
 			}

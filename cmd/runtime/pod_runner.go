@@ -14,11 +14,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/husk-runtime/husk/kubepod"
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
@@ -191,10 +194,47 @@ func (r *podRunner) removeFiles(uid string) error {
 			errs = append(errs, fmt.Errorf("remove log dir of pod %s/%s: %w", rec.Namespace, rec.Name, err))
 		}
 	}
-	if err := os.RemoveAll(r.podDir(uid)); err != nil {
+	// Memory emptyDirs are tmpfs mounts in there: unmounted first, or the
+	// removal would fail on them and leave them mounted.
+	if err := unmountUnder(r.podDir(uid)); err != nil {
+		errs = append(errs, fmt.Errorf("remove state dir of pod %s: %w", uid, err))
+	} else if err := os.RemoveAll(r.podDir(uid)); err != nil {
 		errs = append(errs, fmt.Errorf("remove state dir of pod %s: %w", uid, err))
 	}
 	return errors.Join(errs...)
+}
+
+// mountMemoryDir mounts the tmpfs of a medium: Memory emptyDir on its dir,
+// unless it is there already (a pod run again after a crash of the CLI).
+func mountMemoryDir(hp kubepod.HostPath) error {
+	if m, err := mountinfo.Mounted(hp.Path); err != nil {
+		return fmt.Errorf("check %s: %w", hp.Path, err)
+	} else if m {
+		return nil
+	}
+	opts := "mode=0777"
+	if hp.SizeLimit > 0 {
+		opts += ",size=" + strconv.FormatInt(hp.SizeLimit, 10)
+	}
+	if err := unix.Mount("tmpfs", hp.Path, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", hp.Path, err)
+	}
+	return nil
+}
+
+// unmountUnder unmounts every mount at or below dir, deepest first.
+func unmountUnder(dir string) error {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
+	for _, m := range mounts {
+		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
+		}
+	}
+	return nil
 }
 
 // start runs everything of a plan up to its app containers running. On
@@ -313,6 +353,11 @@ func prepareHostPaths(plan *kubepod.Plan) error {
 		case hp.EmptyDir:
 			if err := os.MkdirAll(hp.Path, 0o777); err != nil {
 				return fmt.Errorf("%s: create %s: %w", hp.Field, hp.Path, err)
+			}
+			if hp.Memory {
+				if err := mountMemoryDir(hp); err != nil {
+					return fmt.Errorf("%s: %w", hp.Field, err)
+				}
 			}
 			mode := os.FileMode(0o777)
 			if plan.FSGroup != nil {

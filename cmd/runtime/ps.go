@@ -31,7 +31,7 @@ func psCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--name: %w", err)
 			}
-			c, ctx, done, err := dialCall(cmd.Context(), 10 * time.Second)
+			c, ctx, done, err := dialCall(cmd.Context(), 10*time.Second)
 			if err != nil {
 				return err
 			}
@@ -148,7 +148,7 @@ func podsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--name: %w", err)
 			}
-			c, ctx, done, err := dialCall(cmd.Context(), 10 * time.Second)
+			c, ctx, done, err := dialCall(cmd.Context(), 10*time.Second)
 			if err != nil {
 				return err
 			}
