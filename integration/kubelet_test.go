@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -215,6 +216,22 @@ spec:
       periodSeconds: 1
       failureThreshold: 1
 `, ref))
+	// mapped: hostUsers: false, a pod in a user namespace of its own that
+	// kubelet allocates (husk advertises the feature in Status).
+	writeFile(t, filepath.Join(manifests, "mapped.yaml"), fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: mapped
+  namespace: husk-kubelet
+spec:
+  hostUsers: false
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: inside
+    image: %s
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "cat /proc/self/uid_map; id -u; trap 'exit 0' TERM; sleep 3600 & wait"]
+`, ref))
 	doomedManifest := filepath.Join(manifests, "doomed.yaml")
 	writeFile(t, doomedManifest, fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -308,10 +325,10 @@ spec:
 		return last
 	}
 
-	multi, doomed := "multi-"+kubeletNode, "doomed-"+kubeletNode
-	ps := waitPods(3*time.Minute, "both static pods running", func(m map[string]klPod) bool {
-		return m[multi].Status.Phase == "Running" && m[doomed].Status.Phase == "Running" &&
-			m[multi].running("main") && m[multi].running("probed") && m[doomed].running("sleeper")
+	multi, doomed, mapped := "multi-"+kubeletNode, "doomed-"+kubeletNode, "mapped-"+kubeletNode
+	ps := waitPods(3*time.Minute, "the static pods running", func(m map[string]klPod) bool {
+		return m[multi].Status.Phase == "Running" && m[doomed].Status.Phase == "Running" && m[mapped].Status.Phase == "Running" &&
+			m[multi].running("main") && m[multi].running("probed") && m[doomed].running("sleeper") && m[mapped].running("inside")
 	})
 	t.Logf("kubelet runs %s (uid %s) and %s (uid %s)", multi, ps[multi].Metadata.UID, doomed, ps[doomed].Metadata.UID)
 
@@ -331,6 +348,34 @@ spec:
 	waitFor(t, 10*time.Second, "main's log to show init's file", func() bool {
 		b, _ := os.ReadFile(mainLog)
 		return strings.Contains(string(b), "from-init") && strings.Contains(string(b), "main-up")
+	})
+
+	// The hostUsers: false pod: root inside, an unprivileged range outside,
+	// as kubelet allocated it and husk applied it.
+	mappedSandboxes := huskSandboxes(t, d, ps[mapped].Metadata.UID)
+	if len(mappedSandboxes) != 1 {
+		t.Fatalf("husk has %d sandboxes of mapped", len(mappedSandboxes))
+	}
+	mst, err := d.RT.PodSandboxStatus(ctxT(t, time.Minute), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: mappedSandboxes[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uns := mst.Status.GetLinux().GetNamespaces().GetOptions().GetUsernsOptions()
+	if uns.GetMode() != runtimeapi.NamespaceMode_POD || len(uns.GetUids()) != 1 || uns.GetUids()[0].GetHostId() == 0 {
+		t.Fatalf("user namespace of mapped as husk reports it: %v", uns)
+	}
+	mappedLog := filepath.Join(dir, "logs", "husk-kubelet_"+mapped+"_"+ps[mapped].Metadata.UID, "inside", "0.log")
+	wantMap := fmt.Sprintf(" 0 %d %d", uns.GetUids()[0].GetHostId(), uns.GetUids()[0].GetLength())
+	waitFor(t, 10*time.Second, "mapped's log to show its uid map and uid 0", func() bool {
+		b, _ := os.ReadFile(mappedLog)
+		var fields []string
+		for _, l := range strings.Split(string(b), "\n") {
+			// CRI log lines: time stream tag message
+			if f := strings.SplitN(l, " ", 4); len(f) == 4 {
+				fields = append(fields, " "+strings.Join(strings.Fields(f[3]), " "))
+			}
+		}
+		return slices.Contains(fields, wantMap) && slices.Contains(fields, " 0")
 	})
 
 	// The liveness probe fails: kubelet restarts "probed" again and again.
@@ -395,8 +440,8 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(left.Items) != 1 {
-		t.Errorf("husk has %d sandboxes after kubelet stopped, want multi's only", len(left.Items))
+	if len(left.Items) != 2 {
+		t.Errorf("husk has %d sandboxes after kubelet stopped, want multi's and mapped's", len(left.Items))
 	}
 	for _, p := range left.Items {
 		if _, err := d.RT.StopPodSandbox(rt, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
