@@ -120,6 +120,16 @@ func infraSpec(p *Pod, rootfs string, files podFiles, oomFloor int, userns *user
 	if err := applySeccomp(s, sec.GetSeccomp()); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", cfg.GetMetadata().GetName(), err)
 	}
+	// The infra gets the pod's AppArmor profile, and on an AppArmor host
+	// the default one when the pod names none, as containerd and CRI-O
+	// confine their sandbox containers.
+	aa := sec.GetApparmor()
+	if aa == nil && appArmorEnabled() {
+		aa = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+	}
+	if err := applyAppArmor(s, aa, sec.GetPrivileged()); err != nil {
+		return nil, fmt.Errorf("pod %s: %w", cfg.GetMetadata().GetName(), err)
+	}
 	return s, nil
 }
 

@@ -272,6 +272,13 @@ func TestAppArmorRuntimeDefault(t *testing.T) {
 	if s.Process.ApparmorProfile != "husk-default" || loads != 1 {
 		t.Fatalf("RuntimeDefault: profile %q, %d loads", s.Process.ApparmorProfile, loads)
 	}
+	is, err := infraSpec(p, "/r", podFiles{Shm: "/dev/shm"}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is.Process.ApparmorProfile != "husk-default" {
+		t.Fatalf("infra of a pod naming no profile on an AppArmor host: %q", is.Process.ApparmorProfile)
+	}
 	loadDefaultAppArmor = func() error { return fmt.Errorf("no apparmor_parser: %w", ErrFailedPrecondition) }
 	if _, err := containerSpec(p, c, imageConfig{}, "/r", specs.User{}, podFiles{}, nsPids{Infra: 1}, 0); !errors.Is(err, ErrFailedPrecondition) {
 		t.Fatalf("RuntimeDefault that cannot be loaded: %v", err)
