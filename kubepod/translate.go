@@ -81,8 +81,10 @@ type Container struct {
 	// does, when no runAsUser is given.
 	RunAsNonRoot bool
 	// Field is its path in the Pod, e.g. spec.initContainers[0].
-	Field  string
-	config *runtimeapi.ContainerConfig
+	Field string
+	// Liveness is the liveness probe the foreground supervisor runs.
+	Liveness *Probe
+	config   *runtimeapi.ContainerConfig
 }
 
 // Config returns the container's config for restart number attempt with
@@ -546,12 +548,26 @@ func container(pod *corev1.Pod, c *corev1.Container, field string, init bool, vo
 	if len(c.RestartPolicyRules) > 0 {
 		ws.add(field+".restartPolicyRules", "not supported by husk pod run; the pod's restartPolicy applies")
 	}
+	if c.LivenessProbe != nil {
+		switch {
+		case init && !out.Sidecar:
+			ws.add(field+".livenessProbe", "init containers have no probes; ignored")
+		case c.StartupProbe != nil:
+			ws.add(field+".livenessProbe", "the startupProbe that gates it is not run by husk pod run; ignored")
+		default:
+			lp, why := livenessProbe(c, c.LivenessProbe)
+			if lp == nil {
+				ws.add(field+".livenessProbe", why+"; ignored")
+			}
+			out.Liveness = lp
+		}
+	}
 	for _, probe := range []struct {
 		name string
 		set  bool
-	}{{"livenessProbe", c.LivenessProbe != nil}, {"readinessProbe", c.ReadinessProbe != nil}, {"startupProbe", c.StartupProbe != nil}} {
+	}{{"readinessProbe", c.ReadinessProbe != nil}, {"startupProbe", c.StartupProbe != nil}} {
 		if probe.set {
-			ws.add(field+"."+probe.name, "probes are not run by husk pod run; ignored")
+			ws.add(field+"."+probe.name, "not run by husk pod run (no Service sends traffic by readiness here); ignored")
 		}
 	}
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -303,7 +304,6 @@ func TestTranslateWarnings(t *testing.T) {
 		"spec.volumes[1].secret",
 		"spec.containers[0].volumeMounts[1]",
 		"spec.containers[0].env[2].valueFrom",
-		"spec.containers[0].livenessProbe",
 		"spec.containers[0].resources.limits[nvidia.com/gpu]",
 		"spec.dnsPolicy",
 	} {
@@ -531,5 +531,49 @@ spec:
 	}
 	if hasWarning(p, "spec.volumes[0].emptyDir.medium") || hasWarning(p, "spec.volumes[0].emptyDir.sizeLimit") || !hasWarning(p, "spec.volumes[1].emptyDir.sizeLimit") {
 		t.Errorf("warnings %v", p.Warnings)
+	}
+}
+
+// TestLivenessProbe: kubelet's defaults filled in, named ports resolved,
+// what cannot run a warning.
+func TestLivenessProbe(t *testing.T) {
+	p := translate(t, `
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: web
+    image: i:1
+    ports: [{name: http, containerPort: 8080}]
+    livenessProbe: {httpGet: {port: http, path: /healthz}, periodSeconds: 2}
+  - name: tcp
+    image: i:1
+    livenessProbe: {tcpSocket: {port: 53}, failureThreshold: 1, initialDelaySeconds: 5}
+  - name: ex
+    image: i:1
+    livenessProbe: {exec: {command: [test, -f, /ok]}}
+  - name: grpc
+    image: i:1
+    livenessProbe: {grpc: {port: 9000}}
+  - name: bad
+    image: i:1
+    livenessProbe: {httpGet: {port: nope}}
+`)
+	byName := map[string]*Probe{}
+	for _, c := range p.Containers {
+		byName[c.Name] = c.Liveness
+	}
+	if w := byName["web"]; w == nil || w.HTTPGet == nil || w.HTTPGet.Port != 8080 || w.HTTPGet.Path != "/healthz" || w.HTTPGet.Scheme != "http" ||
+		w.Period != 2*time.Second || w.Timeout != time.Second || w.FailureThreshold != 3 {
+		t.Errorf("web: %+v", w)
+	}
+	if c := byName["tcp"]; c == nil || c.TCPPort != 53 || c.FailureThreshold != 1 || c.InitialDelay != 5*time.Second || c.Period != 10*time.Second {
+		t.Errorf("tcp: %+v", c)
+	}
+	if e := byName["ex"]; e == nil || !slices.Equal(e.Exec, []string{"test", "-f", "/ok"}) {
+		t.Errorf("ex: %+v", e)
+	}
+	if byName["grpc"] != nil || !hasWarning(p, "spec.containers[3].livenessProbe") || byName["bad"] != nil || !hasWarning(p, "spec.containers[4].livenessProbe") {
+		t.Errorf("grpc %+v, bad %+v, warnings %v", byName["grpc"], byName["bad"], p.Warnings)
 	}
 }

@@ -32,8 +32,8 @@ func podCmd() *cobra.Command {
 		Short: "Run Kubernetes Pod manifests without a cluster",
 		Long: `Run Kubernetes Pod manifests on this node through the CRI, translated the
 way kubelet translates them. Fields that need a cluster (Secrets,
-ConfigMaps, service account tokens, probes...) are reported as warnings
-naming the field; the rest of the pod runs.`,
+ConfigMaps, service account tokens, readiness probes...) are reported as
+warnings naming the field; the rest of the pod runs.`,
 		Example: `  husk pod run -f web.yaml
   husk pod ls
   husk pod rm web`,
@@ -61,14 +61,16 @@ CronJob is run once). Images are pulled per imagePullPolicy, init
 containers run to completion in order (one that fails stops the pod, as
 kubelet does with restartPolicy Never), then the app containers start.
 
-In the foreground, husk pod run streams the containers' logs and restarts
-them as the pod's restartPolicy says, with kubelet's back-off. It returns
+In the foreground, husk pod run streams the containers' logs, runs their
+liveness probes (exec, httpGet, tcpSocket; a container failing one is
+stopped) and restarts them as the pod's restartPolicy says, with kubelet's
+back-off. It returns
 when every app container is done for good; Ctrl-C (or SIGTERM) stops the
 pod. Either way the pod is then removed, unless --keep.
 
 With --detach it returns once the app containers are started. A detached
 pod has no supervisor: its containers are NOT restarted when they exit,
-whatever its restartPolicy says. Stop and remove it with husk pod rm.
+whatever its restartPolicy says, and no probe runs. Stop and remove it with husk pod rm.
 
 Containers without a seccompProfile run with the runtime's default
 profile (kubelet's seccompDefault: true).`,

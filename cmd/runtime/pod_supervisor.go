@@ -38,6 +38,10 @@ type supervised struct {
 	done      bool
 	exitCode  int32
 	reason    string
+	// liveness probing of the current attempt (pod_probe.go)
+	nextProbe  time.Time
+	probeFails int32
+	killing    bool
 }
 
 type supervisor struct {
@@ -138,6 +142,7 @@ func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 			return false, err
 		}
 		if cs.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			s.probeLiveness(ctx, st, cs, ps.GetStatus().GetNetwork().GetIp())
 			continue
 		}
 		restart := st.c.Sidecar
@@ -182,6 +187,7 @@ func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 		st.prevID, st.id = st.id, id
 		st.attempt++
 		st.nextStart = time.Time{}
+		st.nextProbe, st.probeFails, st.killing = time.Time{}, 0, false
 		st.backoff = min(2*st.backoff, backoffMax)
 		s.follow(ctx, st.c.Name, id)
 	}
