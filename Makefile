@@ -60,6 +60,8 @@ run: build
 	$(BIN)/husk daemon
 
 unit: build
+	@unformatted=$$($(dir $(GO))gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt'd:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration$$)
 
