@@ -309,8 +309,11 @@ func liveCgroup(t testing.TB) (path string, full func() *cgroups.Stats) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		// The shell has become the sleep (its 4 MB string is gone, so
+		// memory holds still from here).
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/comm")
 		st, err := mgr.GetStats()
-		if err == nil && st.MemoryStats.Usage.Usage > 0 && st.CpuStats.CpuUsage.TotalUsage > 0 && st.PidsStats.Current == 1 {
+		if err == nil && string(comm) == "sleep\n" && st.MemoryStats.Usage.Usage > 0 && st.CpuStats.CpuUsage.TotalUsage > 0 && st.PidsStats.Current == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
