@@ -24,7 +24,8 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 )
 
-// serveStore is serve, also returning the store behind the service.
+// serveStore runs the service on an in-memory listener over a real store
+// and returns a client of it and the store.
 func serveStore(t *testing.T) (huskapi.ImagesClient, *image.Store) {
 	t.Helper()
 	store, err := image.Open(context.Background(), image.Config{Root: t.TempDir()})

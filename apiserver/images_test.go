@@ -4,42 +4,22 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
-	"net"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	huskapi "github.com/husk-runtime/husk/api/v1"
-	"github.com/husk-runtime/husk/image"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 )
 
-// serve runs the service on an in-memory listener over a real store.
+// serve runs the service on an in-memory listener over a real store
+// (serveStore, which also returns the store).
 func serve(t *testing.T) huskapi.ImagesClient {
 	t.Helper()
-	store, err := image.Open(context.Background(), image.Config{Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := bufconn.Listen(1 << 20)
-	g := grpc.NewServer()
-	(&Server{Images: store, Log: slog.New(slog.DiscardHandler)}).Register(g)
-	go g.Serve(l)
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return huskapi.NewImagesClient(conn)
+	c, _ := serveStore(t)
+	return c
 }
 
 func importBytes(ctx context.Context, c huskapi.ImagesClient, data []byte) (*huskapi.ImportResponse, error) {

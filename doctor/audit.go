@@ -24,15 +24,10 @@ type Audit struct {
 // none of them, and lists the live pods again: a pod made while the scan
 // ran is then known, and none of its parts is taken for a leftover.
 func RunAudit(ctx context.Context, cfg Config, h *Host, list Lister) (*Audit, error) {
-	known, err := list(ctx)
+	known, recs, err := livePods(ctx, cfg, h, list)
 	if err != nil {
 		return nil, err
 	}
-	recs, err := readRecords(cfg)
-	if err != nil {
-		return nil, err
-	}
-	addInFlight(&known, recs, h)
 	ms, err := h.mounts()
 	if err != nil {
 		return nil, err
@@ -92,17 +87,27 @@ func RunAudit(ctx context.Context, cfg Config, h *Host, list Lister) (*Audit, er
 	return a, nil
 }
 
-// addInFlight counts pods being made right now as known: the daemon lists
-// a pod only once it is ready, but its record, netns and mounts exist from
-// the first steps of RunPodSandbox.
-func addInFlight(k *Known, recs map[string]*record, h *Host) {
+// livePods lists the live pods, with the records on disk, and counts pods
+// being made right now as live too: the daemon lists a pod only once it is
+// ready, but its record, netns and mounts exist from the first steps of
+// RunPodSandbox.
+func livePods(ctx context.Context, cfg Config, h *Host, list Lister) (Known, map[string]*record, error) {
+	known, err := list(ctx)
+	if err != nil {
+		return Known{}, nil, err
+	}
+	recs, err := readRecords(cfg)
+	if err != nil {
+		return Known{}, nil, err
+	}
 	in := Known{Pods: map[string]bool{}, Containers: map[string]bool{}}
 	for id, r := range recs {
 		if r.recent(h.Now()) {
 			in.Pods[id] = true
 		}
 	}
-	k.merge(in)
+	known.merge(in)
+	return known, recs, nil
 }
 
 func sortLeftovers(ls []Leftover) {
@@ -126,15 +131,10 @@ func sortLeftovers(ls []Leftover) {
 // more first, and a leftover whose pod has become live is left alone.
 // Every step tolerates what is already gone, so Fix is idempotent.
 func Fix(ctx context.Context, cfg Config, h *Host, list Lister, ls []Leftover) ([]Action, error) {
-	known, err := list(ctx)
+	known, _, err := livePods(ctx, cfg, h, list)
 	if err != nil {
 		return nil, err
 	}
-	recs, err := readRecords(cfg)
-	if err != nil {
-		return nil, err
-	}
-	addInFlight(&known, recs, h)
 
 	ls = append([]Leftover(nil), ls...)
 	sortLeftovers(ls)

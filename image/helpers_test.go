@@ -160,3 +160,19 @@ func mustRef(t *testing.T, ref string) name.Reference {
 	}
 	return r
 }
+
+// basicAuthRegistry is a registry that answers only requests with basic
+// auth user:pass, and 401 with a registry error body to others.
+func basicAuthRegistry(t *testing.T, user, pass string) string {
+	t.Helper()
+	return newRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"who are you"}]}`, http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+}

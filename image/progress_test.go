@@ -273,18 +273,8 @@ func TestWatchPullCancelled(t *testing.T) {
 
 // A layer another pull is downloading shows as waiting for it, then done.
 func TestWatchPullWaitingForOtherPull(t *testing.T) {
-	shared, imgA, imgB := sharedLayerImages(t, 1, 256<<10)
-	sb := &slowBlobs{slow: map[string]bool{shared[0].String(): true}, gets: map[string]int{}, pause: 20 * time.Millisecond}
-	host := newRegistry(t, sb.wrap)
-	push(t, host+"/img-a:1", imgA)
-	push(t, host+"/img-b:1", imgB)
-	s := newStore(t, Config{})
-	errA := make(chan error, 1)
-	go func() {
-		_, err := s.Pull(context.Background(), host+"/img-a:1", nil)
-		errA <- err
-	}()
-	waitGets(t, sb, shared)
+	sp := startSharedPull(t, 1, 20*time.Millisecond, Config{})
+	s, host, errA := sp.s, sp.host, sp.errA
 	w, err := s.WatchPull(host + "/img-b:1")
 	if err != nil {
 		t.Fatal(err)

@@ -113,6 +113,38 @@ func waitGets(t *testing.T, sb *slowBlobs, ds []v1.Hash) {
 	}
 }
 
+// sharedPull is a pull of img-a under way on a store whose registry sends
+// the layers img-a shares with img-b slowly (pause per chunk): a pull of
+// img-b started now waits for img-a's download of them.
+type sharedPull struct {
+	s      *Store
+	host   string
+	sb     *slowBlobs
+	shared []v1.Hash
+	errA   chan error // img-a's pull result
+}
+
+// startSharedPull starts the pull of img-a (nShared shared layers of
+// 256 KiB) and returns once the registry was asked for every shared layer.
+func startSharedPull(t *testing.T, nShared int, pause time.Duration, cfg Config) *sharedPull {
+	t.Helper()
+	shared, imgA, imgB := sharedLayerImages(t, nShared, 256<<10)
+	sb := &slowBlobs{slow: map[string]bool{}, gets: map[string]int{}, pause: pause}
+	for _, d := range shared {
+		sb.slow[d.String()] = true
+	}
+	host := newRegistry(t, sb.wrap)
+	push(t, host+"/img-a:1", imgA)
+	push(t, host+"/img-b:1", imgB)
+	sp := &sharedPull{s: newStore(t, cfg), host: host, sb: sb, shared: shared, errA: make(chan error, 1)}
+	go func() {
+		_, err := sp.s.Pull(context.Background(), host+"/img-a:1", nil)
+		sp.errA <- err
+	}()
+	waitGets(t, sb, shared)
+	return sp
+}
+
 // A pull that waits for another pull's download of the layers both need
 // receives nothing itself meanwhile, for longer than the stall timeout:
 // it is not abandoned as stalled (the registry is sending all along), and
@@ -120,22 +152,9 @@ func waitGets(t *testing.T, sb *slowBlobs, ds []v1.Hash) {
 // downloads all three shared layers, so all three of its download slots
 // wait, and its own top layer is still to fetch when the wait ends.
 func TestPullWaitingForSharedLayerIsNotAStall(t *testing.T) {
-	shared, imgA, imgB := sharedLayerImages(t, parallelLayers, 256<<10)
-	sb := &slowBlobs{slow: map[string]bool{}, gets: map[string]int{}, pause: 60 * time.Millisecond}
-	for _, d := range shared {
-		sb.slow[d.String()] = true // about 1 s each
-	}
-	host := newRegistry(t, sb.wrap)
-	push(t, host+"/img-a:1", imgA)
-	push(t, host+"/img-b:1", imgB)
-	s := newStore(t, Config{StallTimeout: 300 * time.Millisecond})
-
-	errA := make(chan error, 1)
-	go func() {
-		_, err := s.Pull(context.Background(), host+"/img-a:1", nil)
-		errA <- err
-	}()
-	waitGets(t, sb, shared)
+	// about 1 s per shared layer
+	sp := startSharedPull(t, parallelLayers, 60*time.Millisecond, Config{StallTimeout: 300 * time.Millisecond})
+	s, host, sb, shared, errA := sp.s, sp.host, sp.sb, sp.shared, sp.errA
 	start := time.Now()
 	if _, err := s.Pull(context.Background(), host+"/img-b:1", nil); err != nil {
 		t.Errorf("pull waiting for the other pull's layers: %v (after %v)", err, time.Since(start))
@@ -153,19 +172,8 @@ func TestPullWaitingForSharedLayerIsNotAStall(t *testing.T) {
 // A pull waiting for another pull's download gives up as soon as its own
 // context ends (kubelet cancelled it) rather than when the download ends.
 func TestPullWaitingForSharedLayerCancels(t *testing.T) {
-	shared, imgA, imgB := sharedLayerImages(t, 1, 256<<10)
-	sb := &slowBlobs{slow: map[string]bool{shared[0].String(): true}, gets: map[string]int{}, pause: 100 * time.Millisecond}
-	host := newRegistry(t, sb.wrap)
-	push(t, host+"/img-a:1", imgA)
-	push(t, host+"/img-b:1", imgB)
-	s := newStore(t, Config{})
-
-	errA := make(chan error, 1)
-	go func() {
-		_, err := s.Pull(context.Background(), host+"/img-a:1", nil)
-		errA <- err
-	}()
-	waitGets(t, sb, shared)
+	sp := startSharedPull(t, 1, 100*time.Millisecond, Config{})
+	s, host, errA := sp.s, sp.host, sp.errA
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()

@@ -3,7 +3,6 @@ package image
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -294,16 +293,7 @@ func TestConcurrentPullsShareLayer(t *testing.T) {
 
 func TestPullBasicAuth(t *testing.T) {
 	const user, pass = "husk", "s3cret"
-	host := newRegistry(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"who are you"}]}`, http.StatusUnauthorized)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	host := basicAuthRegistry(t, user, pass)
 	img := imageOf(t, layerOf(t, []entry{{name: "x", body: "x"}}))
 	push(t, host+"/private:1", img, remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
 	s := newStore(t, Config{})

@@ -420,23 +420,7 @@ func cgroupPids(path string) []int {
 // containerdShimPids finds containerd-shim-runc-v2 processes started by the
 // containerd listening on socket (their -address argument).
 func containerdShimPids(socket string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmd), "\x00")
-		if strings.HasSuffix(args[0], "containerd-shim-runc-v2") && strings.Contains(string(cmd), "\x00"+socket+"\x00") {
-			out = append(out, pid)
-		}
-	}
-	return out
+	return pidsOf("containerd-shim-runc-v2", func(cmdline string) bool { return strings.Contains(cmdline, "\x00"+socket+"\x00") })
 }
 
 // pauseImage is husk's built-in infra rootfs (the static pause program) as

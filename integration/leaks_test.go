@@ -39,6 +39,12 @@ func unmountUnder(dir string) {
 
 // shimPids finds husk-shim processes whose command line names dir.
 func shimPids(dir string) []int {
+	return pidsOf("husk-shim", func(cmdline string) bool { return strings.Contains(cmdline, dir) })
+}
+
+// pidsOf finds the processes of the program named prog (the end of their
+// argv[0]) whose NUL-separated command line matches.
+func pidsOf(prog string, matches func(cmdline string) bool) []int {
 	ents, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range ents {
@@ -51,7 +57,7 @@ func shimPids(dir string) []int {
 			continue
 		}
 		args := strings.Split(string(cmd), "\x00")
-		if strings.HasSuffix(args[0], "husk-shim") && strings.Contains(string(cmd), dir) {
+		if strings.HasSuffix(args[0], prog) && matches(string(cmd)) {
 			out = append(out, pid)
 		}
 	}

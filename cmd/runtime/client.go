@@ -150,6 +150,15 @@ func protoJSON(m proto.Message) (json.RawMessage, error) {
 	return b, nil
 }
 
+// printProto writes the CRI message m as indented JSON or YAML.
+func printProto(w io.Writer, format string, m proto.Message) error {
+	j, err := protoJSON(m)
+	if err != nil {
+		return err
+	}
+	return printStructured(w, format, j)
+}
+
 // printStructured writes v (JSON-encodable; CRI messages go through
 // protoJSON first) as indented JSON or YAML.
 func printStructured(w io.Writer, format string, v any) error {

@@ -72,14 +72,12 @@ archive is imported or none is.`,
 				defer f.Close()
 				in = f
 			}
-			c, err := dial(archiveTimeout)
+			c, ctx, done, err := dialCall(cmd.Context(), archiveTimeout)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer done()
 			client := huskapi.NewImagesClient(c.conn)
-			ctx, cancel := c.ctx(cmd.Context())
-			defer cancel()
 			resp, err := sendArchive(ctx, client, in)
 			if err != nil {
 				return imageRPCError("import "+file, err)
@@ -153,14 +151,12 @@ pulled before husk kept them) cannot be exported: FailedPrecondition.`,
 			default:
 				return fmt.Errorf("--format %q: want oci or docker", format)
 			}
-			c, err := dial(archiveTimeout)
+			c, ctx, done, err := dialCall(cmd.Context(), archiveTimeout)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer done()
 			client := huskapi.NewImagesClient(c.conn)
-			ctx, cancel := c.ctx(cmd.Context())
-			defer cancel()
 			stream, err := client.Export(ctx, &huskapi.ExportRequest{Ref: ref, Format: f})
 			if err != nil {
 				return imageRPCError("export "+ref, err)

@@ -57,11 +57,7 @@ list to the images that name matches.`,
 				return nil
 			}
 			if output != outTable {
-				j, err := protoJSON(&runtimeapi.ListImagesResponse{Images: imgs})
-				if err != nil {
-					return err
-				}
-				return printStructured(out, output, j)
+				return printProto(out, output, &runtimeapi.ListImagesResponse{Images: imgs})
 			}
 			w := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 			if digests {

@@ -233,78 +233,59 @@ func (r *podRunner) removePod(ctx context.Context, id, uid string, grace int64) 
 }
 
 func podStopCmd() *cobra.Command {
-	var grace int64
-	cmd := &cobra.Command{
+	return podActionCmd(&cobra.Command{
 		Use:   "stop NAME|ID...",
 		Short: "Stop pods: their containers with the grace period, then the sandbox",
 		Example: `  husk pod stop web
   husk pod stop --grace-period 0 default/web 4f2a`,
-		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dial(10 * time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			r := newRunner(c)
-			var errs []error
-			for _, a := range args {
-				p, err := c.findPod(cmd.Context(), a)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				g := grace
-				if g < 0 {
-					g = gracePeriod(p.Annotations)
-				}
-				if err := r.stopPod(cmd.Context(), p.Id, g); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Println(p.Id)
-			}
-			return errors.Join(errs...)
-		},
-	}
-	cmd.Flags().Int64Var(&grace, "grace-period", -1, "seconds containers get to exit before SIGKILL (-1: the pod's terminationGracePeriodSeconds)")
-	return cmd
+	}, func(ctx context.Context, r *podRunner, p *runtimeapi.PodSandbox, grace int64) error {
+		return r.stopPod(ctx, p.Id, grace)
+	})
 }
 
 func podRmCmd() *cobra.Command {
-	var grace int64
-	cmd := &cobra.Command{
+	return podActionCmd(&cobra.Command{
 		Use:   "rm NAME|ID...",
 		Short: "Stop and remove pods, with the volumes and logs husk pod run made for them",
 		Example: `  husk pod rm web
   husk pod rm --grace-period 0 $(husk pods -q)`,
-		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dial(10 * time.Second)
+	}, func(ctx context.Context, r *podRunner, p *runtimeapi.PodSandbox, grace int64) error {
+		return r.removePod(ctx, p.Id, p.GetMetadata().GetUid(), grace)
+	})
+}
+
+// podActionCmd completes cmd into one that finds each pod its arguments
+// name and applies act to it with the grace period (--grace-period, or the
+// pod's own), printing the id of each pod done; it goes on past a pod that
+// fails and reports every failure at the end.
+func podActionCmd(cmd *cobra.Command, act func(ctx context.Context, r *podRunner, p *runtimeapi.PodSandbox, grace int64) error) *cobra.Command {
+	var grace int64
+	cmd.Args = cobra.MinimumNArgs(1)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := dial(10 * time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		r := newRunner(c)
+		var errs []error
+		for _, a := range args {
+			p, err := c.findPod(cmd.Context(), a)
 			if err != nil {
-				return err
+				errs = append(errs, err)
+				continue
 			}
-			defer c.Close()
-			r := newRunner(c)
-			var errs []error
-			for _, a := range args {
-				p, err := c.findPod(cmd.Context(), a)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				g := grace
-				if g < 0 {
-					g = gracePeriod(p.Annotations)
-				}
-				if err := r.removePod(cmd.Context(), p.Id, p.GetMetadata().GetUid(), g); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Println(p.Id)
+			g := grace
+			if g < 0 {
+				g = gracePeriod(p.Annotations)
 			}
-			return errors.Join(errs...)
-		},
+			if err := act(cmd.Context(), r, p, g); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			fmt.Println(p.Id)
+		}
+		return errors.Join(errs...)
 	}
 	cmd.Flags().Int64Var(&grace, "grace-period", -1, "seconds containers get to exit before SIGKILL (-1: the pod's terminationGracePeriodSeconds)")
 	return cmd
@@ -347,11 +328,7 @@ func podLsCmd() *cobra.Command {
 				return nil
 			}
 			if output != outTable {
-				j, err := protoJSON(pods)
-				if err != nil {
-					return err
-				}
-				return printStructured(os.Stdout, output, j)
+				return printProto(os.Stdout, output, pods)
 			}
 			running, total := map[string]int{}, map[string]map[string]bool{}
 			for _, ct := range ctrs.Containers {

@@ -91,11 +91,7 @@ func psCmd() *cobra.Command {
 				return nil
 			}
 			if output != outTable {
-				j, err := protoJSON(&runtimeapi.ListContainersResponse{Containers: items})
-				if err != nil {
-					return err
-				}
-				return printStructured(os.Stdout, output, j)
+				return printProto(os.Stdout, output, &runtimeapi.ListContainersResponse{Containers: items})
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
 			fmt.Fprintln(w, "CONTAINER\tIMAGE\tCREATED\tSTATE\tNAME\tATTEMPT\tPOD ID\tPOD")
@@ -181,11 +177,7 @@ func podsCmd() *cobra.Command {
 				return nil
 			}
 			if output != outTable {
-				j, err := protoJSON(&runtimeapi.ListPodSandboxResponse{Items: items})
-				if err != nil {
-					return err
-				}
-				return printStructured(os.Stdout, output, j)
+				return printProto(os.Stdout, output, &runtimeapi.ListPodSandboxResponse{Items: items})
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
 			fmt.Fprintln(w, "POD ID\tCREATED\tSTATE\tNAME\tNAMESPACE\tATTEMPT\tRUNTIME")
