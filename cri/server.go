@@ -7,6 +7,7 @@
 package cri
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/husk-runtime/husk/image"
@@ -36,6 +37,8 @@ type Server struct {
 	Log            *slog.Logger
 	// Config is the daemon's configuration, shown in Status verbose info.
 	Config any
+	// Cgroups is the host's cgroup layout, shown in Status verbose info.
+	Cgroups fmt.Stringer
 
 	// Streaming hands out the URLs of Exec, Attach and PortForward.
 	Streaming streaming.Server

@@ -31,11 +31,16 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 	}
 	if req.GetVerbose() {
 		// What an operator asks "why is this node NotReady?" about: the
-		// CNI network husk selected (or why none), and the configuration
-		// in effect. crictl info and husk info show these.
+		// CNI network husk selected (or why none), the configuration in
+		// effect and the host's cgroup layout. crictl info and husk info show these.
 		resp.Info = map[string]string{"cni": verboseInfo(s.Network.Info())}
 		if s.Config != nil {
 			resp.Info["config"] = configInfo(s.Config)
+		}
+		if s.Cgroups != nil {
+			// The layout every limit decision was made with: why a
+			// hugepage or cpuset limit was dropped on this node.
+			resp.Info["cgroups"] = s.Cgroups.String()
 		}
 	}
 	return resp, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/husk-runtime/husk/apiserver"
 	"github.com/husk-runtime/husk/config"
 	"github.com/husk-runtime/husk/cri"
+	"github.com/husk-runtime/husk/hostcgroup"
 	"github.com/husk-runtime/husk/image"
 	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/pause"
@@ -69,10 +70,15 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	cgroups, err := hostcgroup.Read()
+	if err != nil {
+		return err
+	}
+	log.Info("host cgroups", "layout", cgroups.String())
 	mgr, err := sandbox.New(ctx, sandbox.Config{
 		Root: cfg.Root, State: cfg.State, ShimPath: shimPath, OCIPath: ociPath,
 		SandboxImage: sandboxImage, MinOOMScoreAdj: floor, CDISpecDirs: cfg.CDISpecDirs,
-		SeccompNativeArchOnly: cfg.SeccompNativeArchOnly,
+		SeccompNativeArchOnly: cfg.SeccompNativeArchOnly, Cgroups: cgroups,
 	}, images, netMgr, log)
 	if err != nil {
 		return fmt.Errorf("recover pods: %w", err)
@@ -91,7 +97,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	srv := &cri.Server{
 		RuntimeVersion: version, CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS,
 		Sandboxes: mgr, Images: images, Network: netMgr, Log: log,
-		Streaming: stream, Config: cfg,
+		Streaming: stream, Config: cfg, Cgroups: cgroups,
 	}
 	g := grpc.NewServer(grpc.UnaryInterceptor(logErrors(log)))
 	srv.Register(g)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/husk-runtime/husk/hostcgroup"
 	"github.com/moby/sys/mountinfo"
 )
 
@@ -19,15 +20,10 @@ import (
 // cgroup_parent (sandbox.cgroupParent).
 const huskCgroupParent = "/husk"
 
-// cgroupRoots lists the mount points of the cgroup hierarchies.
+// cgroupRoots lists the mount points of the hierarchies a husk cgroup can
+// be in, as the daemon removes them (hostcgroup).
 func cgroupRoots(ms []*mountinfo.Info) []string {
-	var out []string
-	for _, m := range ms {
-		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
-			out = append(out, m.Mountpoint)
-		}
-	}
-	return out
+	return hostcgroup.FromMounts(ms, nil).Hierarchies()
 }
 
 // findCgroups finds cgroups of pods that are not live:

@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/moby/sys/mountinfo"
+	"github.com/husk-runtime/husk/hostcgroup"
 )
 
 // KernelChecks checks the kernel features husk uses: overlayfs for rootfs,
@@ -47,9 +46,18 @@ func overlayCheck(h *Host) Check {
 }
 
 // cgroupControllers are the controllers pod and container resources are
-// set with; hugetlb only matters to pods that ask for huge pages.
-var cgroupControllers = []string{"cpu", "memory", "pids", "cpuset"}
+// set with: without cpu or memory kubelet's requests and limits mean
+// nothing; without the optional ones husk drops those limits (with a
+// warning in its log) rather than failing the start.
+var (
+	cgroupControllers = []string{"cpu", "memory"}
+	cgroupOptional    = []string{"cpuset", "pids", "hugetlb"}
+)
 
+// cgroupCheck asks the same layout the daemon decides with
+// (hostcgroup), so doctor and the daemon never disagree about a
+// controller: a hybrid host whose hugetlb is on the unified mount alone
+// has no hugetlb for either.
 func cgroupCheck(h *Host) Check {
 	c := Check{Name: "kernel/cgroups"}
 	ms, err := h.mounts()
@@ -57,64 +65,19 @@ func cgroupCheck(h *Host) Check {
 		c.Status, c.Reason = Fail, err.Error()
 		return c
 	}
-	have, version := controllers(ms)
-	if version == "" {
+	l := hostcgroup.FromMounts(ms, nil)
+	if l.Unified == "" && len(l.V1) == 0 && len(l.Named) == 0 {
 		c.Status, c.Reason = Fail, "no cgroup filesystem is mounted"
 		return c
 	}
-	var missing []string
-	for _, ctl := range cgroupControllers {
-		if !have[ctl] {
-			missing = append(missing, ctl)
-		}
+	c.Status, c.Reason = OK, "cgroup "+l.String()
+	if opt := l.Missing(cgroupOptional...); len(opt) > 0 {
+		c.Status, c.Reason = Warn, c.Reason+"; no "+strings.Join(opt, " ")+" (pods get no such limits)"
 	}
-	names := make([]string, 0, len(have))
-	for n := range have {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	c.Status, c.Reason = OK, fmt.Sprintf("cgroup %s; controllers: %s", version, strings.Join(names, " "))
-	if !have["hugetlb"] {
-		c.Status, c.Reason = Warn, c.Reason+"; no hugetlb (pods asking for huge pages get no limit)"
-	}
-	if len(missing) > 0 {
+	if missing := l.Missing(cgroupControllers...); len(missing) > 0 {
 		c.Status, c.Reason = Fail, c.Reason+"; missing: "+strings.Join(missing, " ")
 	}
 	return c
-}
-
-// controllers lists the controllers available to husk: on v1 (and hybrid)
-// hosts the v1 hierarchies' mount options name them; on a pure v2 host the
-// root's cgroup.controllers does.
-func controllers(ms []*mountinfo.Info) (map[string]bool, string) {
-	have := map[string]bool{}
-	v1, v2 := false, ""
-	for _, m := range ms {
-		switch m.FSType {
-		case "cgroup":
-			v1 = true
-			for _, o := range strings.Split(m.VFSOptions, ",") {
-				if !strings.Contains(o, "=") && o != "rw" && o != "ro" && o != "xattr" && o != "noprefix" && o != "clone_children" && o != "cpuset_v2_mode" {
-					have[o] = true
-				}
-			}
-		case "cgroup2":
-			v2 = m.Mountpoint
-		}
-	}
-	switch {
-	case v1 && v2 != "":
-		return have, "v1 (hybrid, v2 at " + v2 + ")"
-	case v1:
-		return have, "v1"
-	case v2 != "":
-		b, _ := os.ReadFile(filepath.Join(v2, "cgroup.controllers"))
-		for _, f := range strings.Fields(string(b)) {
-			have[f] = true
-		}
-		return have, "v2"
-	}
-	return have, ""
 }
 
 func namespaceCheck(h *Host) Check {

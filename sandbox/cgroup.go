@@ -6,26 +6,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
-	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // removeCgroup removes a cgroup husk made, in every hierarchy: libcontainer's
 // Destroy removes only container leaves, and on a v1 host a pod's cgroup
 // sits in ten of them. Children go first: rmdir fails while any exist.
-func removeCgroup(path string) error {
+func (m *Manager) removeCgroup(path string) error {
 	if path == "" || path == "/" {
 		return nil
 	}
-	roots, err := cgroupRoots()
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for _, root := range roots {
-		dir := filepath.Join(root, path)
-		if err := rmdirTree(dir); err != nil {
+	for _, root := range m.cg.Hierarchies() {
+		if err := rmdirTree(filepath.Join(root, path)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -34,27 +28,22 @@ func removeCgroup(path string) error {
 
 // removeEmptyCgroup drops husk's shared parent cgroup once no pod uses it;
 // rmdir fails harmlessly while one does.
-func removeEmptyCgroup(path string) {
+func (m *Manager) removeEmptyCgroup(path string) {
 	if path == "/" || path == "" {
 		return
 	}
-	roots, _ := cgroupRoots()
-	for _, root := range roots {
+	for _, root := range m.cg.Hierarchies() {
 		_ = os.Remove(filepath.Join(root, path))
 	}
 }
 
-// cgroupRoots lists the mount points of every cgroup hierarchy.
-func cgroupRoots() ([]string, error) {
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	if err != nil {
-		return nil, fmt.Errorf("list cgroup mounts: %w", err)
-	}
-	roots := make([]string, 0, len(mounts))
-	for _, m := range mounts {
-		roots = append(roots, m.Mountpoint)
-	}
-	return roots, nil
+// fitResources drops, in place, the limits this host's cgroups cannot
+// apply (kubelet's hugepage limits on a node whose hugetlb no manager can
+// write, a swap limit without swap accounting, ...), warning once per
+// controller: a start that runc would fail on them is worse than a
+// container without a limit its node cannot enforce anyway.
+func (m *Manager) fitResources(r *specs.LinuxResources) {
+	m.cg.Warn(m.log, m.cg.Fit(r))
 }
 
 func rmdirTree(dir string) error {
@@ -93,24 +82,3 @@ func cgroupParent(parent, podID string) (path string, own bool, err error) {
 	}
 	return filepath.Clean(parent), false, nil
 }
-
-// hugetlbAvailable reports whether the hugetlb controller is in use on this
-// host: mounted as a v1 hierarchy, or enabled in the v2 root.
-var hugetlbAvailable = sync.OnceValue(func() bool {
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	if err != nil {
-		return false
-	}
-	for _, m := range mounts {
-		if m.FSType == "cgroup" && strings.Contains(","+m.VFSOptions+",", ",hugetlb,") {
-			return true
-		}
-		if m.FSType == "cgroup2" {
-			b, err := os.ReadFile(filepath.Join(m.Mountpoint, "cgroup.controllers"))
-			if err == nil && strings.Contains(" "+strings.TrimSpace(string(b))+" ", " hugetlb ") {
-				return true
-			}
-		}
-	}
-	return false
-})

@@ -125,6 +125,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err != nil {
 		return "", err
 	}
+	m.fitResources(spec.Linux.Resources)
 	if m.cfg.SeccompNativeArchOnly {
 		nativeArchOnly(spec)
 	}

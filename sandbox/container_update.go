@@ -25,7 +25,9 @@ func (m *Manager) UpdateContainerResources(ctx context.Context, id string, res *
 	if st := m.containerState(c); st != ContainerRunning && st != ContainerCreated {
 		return fmt.Errorf("container %s is %s: %w", c.ID, st, ErrFailedPrecondition)
 	}
-	if err := m.shim(p).Update(ctx, c.ID, resources(res)); err != nil {
+	r := resources(res)
+	m.fitResources(r)
+	if err := m.shim(p).Update(ctx, c.ID, r); err != nil {
 		return fmt.Errorf("update of container %s: %w", c.ID, err)
 	}
 	m.set(func() {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/husk-runtime/husk/hostcgroup"
 	"github.com/husk-runtime/husk/image"
 	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/shim"
@@ -50,6 +51,9 @@ type Config struct {
 	// SeccompNativeArchOnly narrows app containers' seccomp filters to the
 	// native ABI too (see nativeArchOnly): faster starts, no 32-bit programs.
 	SeccompNativeArchOnly bool
+	// Cgroups is the host's cgroup layout, read once by the daemon; nil
+	// reads it here.
+	Cgroups *hostcgroup.Layout
 }
 
 // Manager runs pods and containers.
@@ -58,6 +62,8 @@ type Manager struct {
 	images Images
 	net    Network
 	log    *slog.Logger
+	cg     *hostcgroup.Layout // what every cgroup decision asks
+	cgr    *cgroupReader      // the stats reads, over cg
 
 	mu    sync.RWMutex // guards the maps and every record field
 	pods  map[string]*Pod
@@ -75,8 +81,16 @@ type Manager struct {
 // New opens the manager over its state, recovering what a previous daemon
 // left.
 func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.Logger) (*Manager, error) {
-	m := &Manager{cfg: cfg, images: images, net: net, log: log, cdi: &cdiDevices{dirs: cfg.CDISpecDirs},
+	m := &Manager{cfg: cfg, images: images, net: net, log: log, cg: cfg.Cgroups, cdi: &cdiDevices{dirs: cfg.CDISpecDirs},
 		pods: map[string]*Pod{}, ctrs: map[string]*Container{}, names: map[string]string{}}
+	if m.cg == nil {
+		cg, err := hostcgroup.Read()
+		if err != nil {
+			return nil, err
+		}
+		m.cg = cg
+	}
+	m.cgr = newCgroupReader(m.cg)
 	for _, d := range []string{filepath.Join(cfg.Root, "pods"), filepath.Join(cfg.State, "s"), m.ociRoot()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)

@@ -74,10 +74,10 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 		return fmt.Errorf("remove pod %s: %w", p.ID, err)
 	}
 	if p.OwnCgroup {
-		if err := removeCgroup(p.Cgroup); err != nil {
+		if err := m.removeCgroup(p.Cgroup); err != nil {
 			return fmt.Errorf("remove pod %s: %w", p.ID, err)
 		}
-		removeEmptyCgroup(filepath.Dir(p.Cgroup))
+		m.removeEmptyCgroup(filepath.Dir(p.Cgroup))
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.ID, err)

@@ -119,7 +119,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	st.mark("record")
 	u.push(func() { m.set(func() { delete(m.pods, id) }) })
 	if own {
-		u.push(func() { _ = removeCgroup(cgroup) })
+		u.push(func() { _ = m.removeCgroup(cgroup) })
 	}
 
 	// Network: pin the netns now, wire it in the background.

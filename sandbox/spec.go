@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -442,14 +443,12 @@ func resources(r *runtimeapi.LinuxContainerResources) *specs.LinuxResources {
 		}
 	}
 	// kubelet sends a limit (often 0) for every page size the machine has;
-	// with no hugetlb controller to write them to, runc fails every start,
-	// so they are dropped there, as containerd and CRI-O do.
-	if hugetlbAvailable() {
-		for _, h := range r.GetHugepageLimits() {
-			out.HugepageLimits = append(out.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
-		}
+	// the Manager's fitResources drops them where the host has no hugetlb
+	// controller a v1 or v2 manager can write to.
+	for _, h := range r.GetHugepageLimits() {
+		out.HugepageLimits = append(out.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
 	}
-	out.Unified = r.GetUnified()
+	out.Unified = maps.Clone(r.GetUnified())
 	return out
 }
 

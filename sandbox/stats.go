@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/husk-runtime/husk/hostcgroup"
 	"github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 )
@@ -303,10 +304,7 @@ func (m *Manager) podStatsIf(p *Pod, keep func(PodView) bool) (*PodStats, error)
 // kept under key. A cgroup that is gone (the container just exited) gives
 // nil and no error.
 func (m *Manager) readUsage(key, path string, pids bool) (*CgroupUsage, error) {
-	r, err := hostCgroups()
-	if err != nil {
-		return nil, err
-	}
+	r := m.cgr
 	raw, err := r.read(path, pids)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -347,30 +345,27 @@ func (m *Manager) readUsage(key, path string, pids bool) (*CgroupUsage, error) {
 // saves four more files: the hierarchical limit is the effective one (the
 // smallest along the path), equal to memory.limit_in_bytes whenever the
 // container has its own limit, and total_swap is memsw usage - usage.
+//
+// A host without a pids or cpuacct hierarchy (they are optional on v1, and
+// a nested v2 node may not delegate pids) reads those figures as zero
+// rather than failing every stats call.
 type cgroupReader struct {
 	v2                bool
-	cpu, memory, pids string // v1 hierarchy roots; on v2 all the unified root
+	cpu, memory, pids string // where each controller's files are; "" where the host has none
 }
 
-var hostCgroups = sync.OnceValues(func() (*cgroupReader, error) {
-	if cgroups.IsCgroup2UnifiedMode() {
-		return &cgroupReader{v2: true, cpu: unifiedRoot, memory: unifiedRoot, pids: unifiedRoot}, nil
+func newCgroupReader(l *hostcgroup.Layout) *cgroupReader {
+	dir := func(ctl string) string {
+		d, _ := l.Dir(ctl) // "" where the host has no such controller
+		return d
 	}
-	r := &cgroupReader{}
-	for _, x := range []struct {
-		sub string
-		dst *string
-	}{{"cpuacct", &r.cpu}, {"memory", &r.memory}, {"pids", &r.pids}} {
-		mnt, err := cgroups.FindCgroupMountpoint("", x.sub)
-		if err != nil {
-			return nil, fmt.Errorf("find the cgroup v1 %s hierarchy: %w", x.sub, err)
-		}
-		*x.dst = mnt
+	if l.Mode == hostcgroup.Unified {
+		// cpu.stat's usage_usec is a core file, there with or without
+		// the cpu controller.
+		return &cgroupReader{v2: true, cpu: l.Unified, memory: dir("memory"), pids: dir("pids")}
 	}
-	return r, nil
-})
-
-const unifiedRoot = "/sys/fs/cgroup"
+	return &cgroupReader{cpu: dir("cpuacct"), memory: dir("memory"), pids: dir("pids")}
+}
 
 // The memory.stat keys the mapping uses; the rest are not kept.
 var (
@@ -390,43 +385,57 @@ func (r *cgroupReader) read(path string, pids bool) (*cgroups.Stats, error) {
 		}); err != nil {
 			return nil, err
 		}
-		if st.MemoryStats.Usage.Usage, err = readUint(dir, "memory.current"); err != nil {
-			return nil, err
-		}
-		if st.MemoryStats.Usage.Limit, err = readUint(dir, "memory.max"); err != nil {
-			return nil, err
-		}
-		if err = readKeys(dir, "memory.stat", v2Keys, keep(st.MemoryStats.Stats)); err != nil {
-			return nil, err
-		}
-		// No swap files: the kernel does not account swap (no
-		// CONFIG_MEMCG_SWAP or swapaccount=0); GetStats leaves it zero too.
-		if sw, err := readUint(dir, "memory.swap.current"); err == nil {
-			st.MemoryStats.SwapOnlyUsage.Usage = sw
-			if st.MemoryStats.SwapOnlyUsage.Limit, err = readUint(dir, "memory.swap.max"); err != nil {
+		if r.memory != "" {
+			if err := r.readMemoryV2(dir, st); err != nil {
 				return nil, err
 			}
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
 		}
 	} else {
-		if st.CpuStats.CpuUsage.TotalUsage, err = readUint(r.cpu+path, "cpuacct.usage"); err != nil {
-			return nil, err
+		if r.cpu != "" {
+			if st.CpuStats.CpuUsage.TotalUsage, err = readUint(r.cpu+path, "cpuacct.usage"); err != nil {
+				return nil, err
+			}
 		}
-		mdir := r.memory + path
-		if st.MemoryStats.Usage.Usage, err = readUint(mdir, "memory.usage_in_bytes"); err != nil {
-			return nil, err
-		}
-		if err = readKeys(mdir, "memory.stat", v1Keys, keep(st.MemoryStats.Stats)); err != nil {
-			return nil, err
+		if r.memory != "" {
+			mdir := r.memory + path
+			if st.MemoryStats.Usage.Usage, err = readUint(mdir, "memory.usage_in_bytes"); err != nil {
+				return nil, err
+			}
+			if err = readKeys(mdir, "memory.stat", v1Keys, keep(st.MemoryStats.Stats)); err != nil {
+				return nil, err
+			}
 		}
 	}
-	if pids {
+	if pids && r.pids != "" {
 		if st.PidsStats.Current, err = readUint(r.pids+path, "pids.current"); err != nil {
 			return nil, err
 		}
 	}
 	return st, nil
+}
+
+func (r *cgroupReader) readMemoryV2(dir string, st *cgroups.Stats) error {
+	var err error
+	if st.MemoryStats.Usage.Usage, err = readUint(dir, "memory.current"); err != nil {
+		return err
+	}
+	if st.MemoryStats.Usage.Limit, err = readUint(dir, "memory.max"); err != nil {
+		return err
+	}
+	if err = readKeys(dir, "memory.stat", v2Keys, keep(st.MemoryStats.Stats)); err != nil {
+		return err
+	}
+	// No swap files: the kernel does not account swap (no
+	// CONFIG_MEMCG_SWAP or swapaccount=0); GetStats leaves it zero too.
+	if sw, err := readUint(dir, "memory.swap.current"); err == nil {
+		st.MemoryStats.SwapOnlyUsage.Usage = sw
+		if st.MemoryStats.SwapOnlyUsage.Limit, err = readUint(dir, "memory.swap.max"); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 func keep(into map[string]uint64) func(string, uint64) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/husk-runtime/husk/hostcgroup"
 	"github.com/opencontainers/cgroups"
 	cgmanager "github.com/opencontainers/cgroups/manager"
 )
@@ -334,10 +335,7 @@ func liveCgroup(t testing.TB) (path string, full func() *cgroups.Stats) {
 // host's real cgroups (v1 or v2).
 func TestReaderMatchesGetStats(t *testing.T) {
 	path, full := liveCgroup(t)
-	r, err := hostCgroups()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := thisHostReader(t)
 	raw, err := r.read(path, true)
 	if err != nil {
 		t.Fatal(err)
@@ -359,10 +357,7 @@ func TestReaderMatchesGetStats(t *testing.T) {
 // CRI figures need, against the library's full GetStats.
 func BenchmarkCgroupRead(b *testing.B) {
 	path, full := liveCgroup(b)
-	r, err := hostCgroups()
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := thisHostReader(b)
 	b.Run("direct", func(b *testing.B) {
 		for b.Loop() {
 			raw, err := r.read(path, false)
@@ -377,4 +372,12 @@ func BenchmarkCgroupRead(b *testing.B) {
 			_ = usageFrom(full(), r.v2)
 		}
 	})
+}
+
+func thisHostReader(t testing.TB) *cgroupReader {
+	l, err := hostcgroup.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newCgroupReader(l)
 }
