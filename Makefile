@@ -48,7 +48,7 @@ build: deps pause/pause.bin
 # crictl and critest, pinned by the tools module (tools/go.mod). The
 # checksum database is not asked about cri-tools: the proxy refuses its
 # version list, and go.sum pins it anyway.
-CRITOOLS_VERSION := 1.36.0
+CRITOOLS_VERSION := 1.37.0
 CRITOOLS_LDFLAGS := -X sigs.k8s.io/cri-tools/pkg/version.Version=$(CRITOOLS_VERSION)
 tools:
 	cd tools && GONOSUMDB=sigs.k8s.io/cri-tools $(GO) build -ldflags '$(CRITOOLS_LDFLAGS)' -o ../$(BIN)/crictl sigs.k8s.io/cri-tools/cmd/crictl
@@ -107,10 +107,10 @@ clean:
 # Upstream kubelet for TestKubelet, built from k8s.io/kubernetes through the
 # module proxy and pinned by its own module (tools/kubelet/go.mod, which maps
 # every k8s.io staging module to its matching release).
-KUBELET_VERSION := v1.35.4
+KUBELET_VERSION := v1.37.2
 KUBELET_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBELET_VERSION) \
                    -X k8s.io/component-base/version.gitMajor=1 \
-                   -X k8s.io/component-base/version.gitMinor=35
+                   -X k8s.io/component-base/version.gitMinor=37
 .PHONY: kubelet
 kubelet:
 	cd tools/kubelet && $(GO) build -ldflags '$(KUBELET_LDFLAGS)' -o ../../$(BIN)/kubelet k8s.io/kubernetes/cmd/kubelet

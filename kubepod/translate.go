@@ -290,8 +290,8 @@ func podWarnings(pod *corev1.Pod, ws *warnings) {
 	if len(s.ResourceClaims) > 0 {
 		ws.add("spec.resourceClaims", "resource claims need a cluster; ignored")
 	}
-	if s.WorkloadRef != nil {
-		ws.add("spec.workloadRef", "workloads need a cluster; ignored")
+	if s.SchedulingGroup != nil {
+		ws.add("spec.schedulingGroup", "scheduling groups need a cluster; ignored")
 	}
 }
 
