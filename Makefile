@@ -8,10 +8,11 @@ export PATH := $(dir $(GO)):$(PATH)
 export CGO_ENABLED := 1
 
 # Debian packages the build and the tests need. containerd (which pulls
-# runc) is the comparison runtime of the CLI, bench and pull-bench tests.
+# runc) is the comparison runtime of the CLI, bench and pull-bench tests;
+# crun and runc are RuntimeClass handlers (runtimes.crun, runtimes.runc).
 APT_PKGS := gcc make musl-tools libseccomp-dev containernetworking-plugins \
             docker-registry iptables iproute2 procps util-linux ca-certificates \
-            containerd
+            containerd crun
 
 # husk-oci embeds libcontainer and is what libcontainer re-executes as the
 # container init: built static, so the libseccomp it runs with is the one it

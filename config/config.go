@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	SeccompNativeArchOnly bool     `toml:"seccomp_native_arch_only"`
 	CNI                   CNI      `toml:"cni"`
 	Registry              Registry `toml:"registry"`
+	// Runtimes are the RuntimeClass handlers beside the default one
+	// (named "", husk-oci), keyed by handler name.
+	Runtimes map[string]Runtime `toml:"runtimes"`
 
 	Streaming Streaming `toml:"streaming"`
 }
@@ -57,6 +61,26 @@ type CNI struct {
 	Bridge         string   `toml:"bridge"`
 	Subnet         string   `toml:"subnet"`
 }
+
+// Runtime is one RuntimeClass handler, [runtimes.NAME].
+type Runtime struct {
+	// Type is "husk" (husk's own husk-oci, which embeds libcontainer) or
+	// "oci" (an OCI runtime driven through its runc-compatible command
+	// line: crun, runc, youki).
+	Type string `toml:"type"`
+	// Path is the runtime's binary (type "oci"); a bare name is looked up
+	// in PATH. A handler whose binary is missing is left out with a
+	// warning, so the defaults work on nodes without crun or runc.
+	Path string `toml:"path"`
+	// Root is the runtime's state dir; "" is <state>/runtimes/<name>.
+	Root string `toml:"root"`
+}
+
+// Runtime types.
+const (
+	RuntimeHusk = "husk"
+	RuntimeOCI  = "oci"
+)
 
 // Registry configures image pulls.
 type Registry struct {
@@ -119,8 +143,40 @@ func (c Config) Validate() error {
 	if c.Registry.StallTimeoutSeconds < 0 {
 		return fmt.Errorf("config: registry.stall_timeout_seconds must not be negative, got %d", c.Registry.StallTimeoutSeconds)
 	}
+	for name, r := range c.Runtimes {
+		if err := r.validate(name); err != nil {
+			return err
+		}
+	}
 	if c.CgroupDriver != "cgroupfs" {
 		return fmt.Errorf("config: cgroup_driver %q is not supported yet (only cgroupfs)", c.CgroupDriver)
+	}
+	return nil
+}
+
+// handlerName is a RuntimeClass handler: a DNS label, as the RuntimeClass
+// API validates it.
+var handlerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+func (r Runtime) validate(name string) error {
+	key := "runtimes." + name
+	if len(name) > 63 || !handlerName.MatchString(name) {
+		return fmt.Errorf("config: [%s]: a handler name is a DNS label (lowercase letters, digits and '-', at most 63)", key)
+	}
+	switch r.Type {
+	case RuntimeHusk:
+		if r.Path != "" {
+			return fmt.Errorf("config: %s.path: a husk handler runs husk-oci (oci_path); path is for type \"oci\"", key)
+		}
+	case RuntimeOCI:
+		if r.Path == "" {
+			return fmt.Errorf("config: %s.path: an oci handler needs its runtime's binary", key)
+		}
+	default:
+		return fmt.Errorf("config: %s.type must be %q or %q, got %q", key, RuntimeHusk, RuntimeOCI, r.Type)
+	}
+	if r.Root != "" && !filepath.IsAbs(r.Root) {
+		return fmt.Errorf("config: %s.root must be an absolute path, got %q", key, r.Root)
 	}
 	return nil
 }

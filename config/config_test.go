@@ -80,3 +80,30 @@ func TestRegistryAuthFile(t *testing.T) {
 		}
 	}
 }
+
+// A file naming one handler keeps the default ones (crun, runc): TOML
+// tables merge into the defaults' map.
+func TestRuntimes(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.toml")
+	os.WriteFile(p, []byte("[runtimes.test-handler]\ntype = \"husk\"\n"), 0o644)
+	c, err := Load(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Runtimes["test-handler"].Type != RuntimeHusk || c.Runtimes["crun"].Path != "crun" || c.Runtimes["runc"].Type != RuntimeOCI {
+		t.Fatalf("runtimes = %+v", c.Runtimes)
+	}
+	for body, want := range map[string]string{
+		"[runtimes.Bad_Name]\ntype = \"husk\"\n":                          "runtimes.Bad_Name",
+		"[runtimes.x]\ntype = \"kata\"\n":                                 "runtimes.x.type",
+		"[runtimes.x]\ntype = \"oci\"\n":                                  "runtimes.x.path",
+		"[runtimes.x]\ntype = \"husk\"\npath = \"/bin/crun\"\n":           "runtimes.x.path",
+		"[runtimes.x]\ntype = \"oci\"\npath = \"crun\"\nroot = \"rel\"\n": "runtimes.x.root",
+	} {
+		os.WriteFile(p, []byte(body), 0o644)
+		if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want one naming %s", body, err, want)
+		}
+	}
+}

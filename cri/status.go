@@ -21,13 +21,12 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 			{Type: runtimeapi.RuntimeReady, Status: true},
 			netCond,
 		}},
-		// Only what husk really does: recursive read-only mounts (runc's
-		// rro, mount_setattr), pod user namespaces where the kernel has
-		// what they need, and the supplemental-groups policy with
-		// ContainerStatus.user.
-		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{
-			RecursiveReadOnlyMounts: true, UserNamespaces: s.Sandboxes.UsernsSupported()}}},
-		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
+		// Only what husk really does: per handler, recursive read-only
+		// mounts (runc's rro, mount_setattr) and pod user namespaces where
+		// the kernel has what they need; the supplemental-groups policy
+		// with ContainerStatus.user.
+		RuntimeHandlers: s.runtimeHandlers(),
+		Features:        &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if req.GetVerbose() {
 		// What an operator asks "why is this node NotReady?" about: the
@@ -44,4 +43,16 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		}
 	}
 	return resp, nil
+}
+
+// runtimeHandlers lists every configured RuntimeClass handler, the default
+// ("") first, with the features its runtime really has.
+func (s *Server) runtimeHandlers() []*runtimeapi.RuntimeHandler {
+	var out []*runtimeapi.RuntimeHandler
+	for _, name := range s.Sandboxes.HandlerNames() {
+		rro, userns := s.Sandboxes.HandlerFeatures(name)
+		out = append(out, &runtimeapi.RuntimeHandler{Name: name, Features: &runtimeapi.RuntimeHandlerFeatures{
+			RecursiveReadOnlyMounts: rro, UserNamespaces: userns}})
+	}
+	return out
 }

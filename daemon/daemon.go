@@ -79,6 +79,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Root: cfg.Root, State: cfg.State, ShimPath: shimPath, OCIPath: ociPath,
 		SandboxImage: sandboxImage, MinOOMScoreAdj: floor, CDISpecDirs: cfg.CDISpecDirs,
 		SeccompNativeArchOnly: cfg.SeccompNativeArchOnly, Cgroups: cgroups,
+		Handlers: handlers(cfg, ociPath, log),
 	}, images, netMgr, log)
 	if err != nil {
 		return fmt.Errorf("recover pods: %w", err)

@@ -122,6 +122,10 @@ subnet = %q
 [registry]
 config_path = %q
 auth_file = %q
+# husk-oci under another name, as the node e2e suite's RuntimeClass specs
+# want it; crun and runc come from the defaults.
+[runtimes.test-handler]
+type = "husk"
 `, d.Root, d.State, d.Socket, d.CDIDir, opts.SeccompNativeArchOnly, d.CNIDir, !opts.NoDefaultNetwork, d.Bridge, d.Subnet, d.CertsDir, d.AuthFile)
 	if opts.StallTimeoutSeconds > 0 {
 		cfg += fmt.Sprintf("stall_timeout_seconds = %d\n", opts.StallTimeoutSeconds)

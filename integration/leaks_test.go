@@ -111,7 +111,10 @@ func assertPodGone(t *testing.T, d *Daemon, podID string) {
 			t.Errorf("mounts left under %s: %v", dir, ms)
 		}
 	}
-	for _, p := range []string{filepath.Join(d.Root, "pods", podID), filepath.Join(d.State, "netns", podID), sock, filepath.Join(d.State, "oci", podID)} {
+	// The infra's state under each runtime's root, husk-oci's and the
+	// external handlers' (<state>/runtimes/<name>).
+	states, _ := filepath.Glob(filepath.Join(d.State, "runtimes", "*", podID))
+	for _, p := range append([]string{filepath.Join(d.Root, "pods", podID), filepath.Join(d.State, "netns", podID), sock, filepath.Join(d.State, "oci", podID)}, states...) {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s left (stat: %v)", p, err)
 		}
@@ -155,6 +158,9 @@ func assertDaemonClean(t *testing.T, d *Daemon) {
 			names = append(names, e.Name())
 		}
 		t.Errorf("libcontainer state left: %v", names)
+	}
+	if states, _ := filepath.Glob(filepath.Join(d.State, "runtimes", "*", "*")); len(states) > 0 {
+		t.Errorf("runtime handlers' container state left: %v", states)
 	}
 	if v := vethsOn(d.Bridge); len(v) > 0 {
 		t.Errorf("veths left on %s: %v", d.Bridge, v)

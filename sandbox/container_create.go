@@ -38,6 +38,15 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if v := m.viewPod(p); !v.Ready {
 		return "", fmt.Errorf("pod sandbox %s is not ready (state %s): %w", p.ID, v.State, ErrFailedPrecondition)
 	}
+	if h := m.cfg.Handlers[p.Handler]; !h.RecursiveReadOnly {
+		// kubelet asks only of handlers whose Status says they can.
+		for _, mnt := range cfg.GetMounts() {
+			if mnt.GetRecursiveReadOnly() {
+				return "", fmt.Errorf("container %q: mount %s: runtime handler %q cannot make recursive read-only mounts: %w",
+					md.GetName(), mnt.GetContainerPath(), p.Handler, ErrInvalid)
+			}
+		}
+	}
 	img, err := m.images.Resolve(cfg.GetImage().GetImage())
 	if err != nil {
 		return "", fmt.Errorf("container %q: image %q: %w", md.GetName(), cfg.GetImage().GetImage(), err)
@@ -131,6 +140,9 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	}
 	if err := m.cdi.inject(spec, cfg.GetCDIDevices()); err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
+	}
+	if h := m.cfg.Handlers[p.Handler]; h.SpecVersion != "" {
+		spec.Version = h.SpecVersion
 	}
 	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", err

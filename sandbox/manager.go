@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
@@ -54,6 +55,26 @@ type Config struct {
 	// Cgroups is the host's cgroup layout, read once by the daemon; nil
 	// reads it here.
 	Cgroups *hostcgroup.Layout
+	// Handlers are the RuntimeClass handlers pods may name, by name; ""
+	// (the default) is husk-oci with OCIPath, added when absent.
+	Handlers map[string]Handler
+}
+
+// Handler is one RuntimeClass handler: the runtime that makes its pods'
+// containers and what it can do, as Status reports it.
+type Handler struct {
+	Runtime shim.Runtime
+	// RecursiveReadOnly: the runtime takes the "rro" mount option.
+	RecursiveReadOnly bool
+	// Userns: pods of this handler may have user namespaces (husk-oci
+	// only: the idmapped rootfs and the joined namespace are built for
+	// libcontainer's handling of them, and tested with it).
+	Userns bool
+	// SpecVersion, when set, is the ociVersion written in its specs: the
+	// runtime-spec version the runtime says it implements, where that is
+	// older than husk's (crun 1.8 refuses any but 1.0.x with "unknown
+	// version specified").
+	SpecVersion string
 }
 
 // Manager runs pods and containers.
@@ -91,7 +112,17 @@ func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.
 		m.cg = cg
 	}
 	m.cgr = newCgroupReader(m.cg)
-	for _, d := range []string{filepath.Join(cfg.Root, "pods"), filepath.Join(cfg.State, "s"), m.ociRoot()} {
+	if m.cfg.Handlers == nil {
+		m.cfg.Handlers = map[string]Handler{}
+	}
+	if _, ok := m.cfg.Handlers[""]; !ok {
+		m.cfg.Handlers[""] = Handler{Runtime: shim.Runtime{Path: cfg.OCIPath, Root: m.ociRoot()}, RecursiveReadOnly: true, Userns: true}
+	}
+	dirs := []string{filepath.Join(cfg.Root, "pods"), filepath.Join(cfg.State, "s"), m.ociRoot()}
+	for _, h := range m.cfg.Handlers {
+		dirs = append(dirs, h.Runtime.Root)
+	}
+	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
@@ -110,6 +141,43 @@ func (m *Manager) ctrDir(podID, id string) string {
 	return filepath.Join(m.podDir(podID), "containers", id)
 }
 func (m *Manager) ociRoot() string { return filepath.Join(m.cfg.State, "oci") }
+
+// handler returns the RuntimeClass handler named name, InvalidArgument
+// naming it (and the ones there are) when none is configured.
+func (m *Manager) handler(name string) (Handler, error) {
+	if h, ok := m.cfg.Handlers[name]; ok {
+		return h, nil
+	}
+	return Handler{}, fmt.Errorf("runtime handler %q is not configured (handlers: %s): %w", name, strings.Join(m.HandlerNames(), ", "), ErrInvalid)
+}
+
+// HandlerNames lists the configured handlers, the default ("") first,
+// as Status reports them.
+func (m *Manager) HandlerNames() []string {
+	names := make([]string, 0, len(m.cfg.Handlers))
+	for n := range m.cfg.Handlers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// HandlerFeatures says what handler name's runtime can do.
+func (m *Manager) HandlerFeatures(name string) (rro, userns bool) {
+	h := m.cfg.Handlers[name]
+	return h.RecursiveReadOnly, h.Userns && m.usernsErr == nil
+}
+
+// podRuntime is the runtime pod p's containers are made with. A pod whose
+// handler was removed from the configuration since it was made is still
+// driven by the runtime its shim was started with; here (the daemon's own
+// fallback delete) it gets the default one.
+func (m *Manager) podRuntime(p *Pod) shim.Runtime {
+	if h, ok := m.cfg.Handlers[p.Handler]; ok {
+		return h.Runtime
+	}
+	return m.cfg.Handlers[""].Runtime
+}
 
 // shimSocket is short: a unix socket path must fit in 108 bytes, also under
 // a test's deep temp dir.

@@ -96,22 +96,23 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 // gone, through husk-oci directly so that nothing is left behind.
 func (m *Manager) deleteInShim(ctx context.Context, p *Pod, id string) error {
 	err := m.shim(p).Delete(ctx, id)
-	if err == nil || (shim.IsNotFound(err) && !m.ociStateExists(id)) {
+	if err == nil || (shim.IsNotFound(err) && !m.ociStateExists(p, id)) {
 		return nil
 	}
 	if !isConnErr(err) && !shim.IsNotFound(err) {
 		return err
 	}
 	// The shim is gone (or never knew this container): destroy it here.
-	out, runErr := exec.CommandContext(ctx, m.cfg.OCIPath, "delete", "--root", m.ociRoot(), "--id", id).CombinedOutput()
+	argv := m.podRuntime(p).DeleteArgv(id)
+	out, runErr := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
 	if runErr != nil {
-		return fmt.Errorf("husk-oci delete %s: %v: %s", id, runErr, strings.TrimSpace(string(out)))
+		return fmt.Errorf("%s delete %s: %v: %s", filepath.Base(argv[0]), id, runErr, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
-func (m *Manager) ociStateExists(id string) bool {
-	_, err := os.Stat(filepath.Join(m.ociRoot(), id))
+func (m *Manager) ociStateExists(p *Pod, id string) bool {
+	_, err := os.Stat(filepath.Join(m.podRuntime(p).Root, id))
 	return err == nil
 }
 

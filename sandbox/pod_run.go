@@ -53,8 +53,9 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 			return "", fmt.Errorf("pod %s: %v: %w", md.GetName(), err, ErrInvalid)
 		}
 	}
-	if handler != "" && handler != "husk" && handler != "runc" {
-		return "", fmt.Errorf("runtime handler %q is not configured (husk serves only the default handler): %w", handler, ErrInvalid)
+	h, err := m.handler(handler)
+	if err != nil {
+		return "", err
 	}
 	id := newID()
 	key := podKey(md)
@@ -89,6 +90,9 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	if userns != nil && m.usernsErr != nil {
 		return "", fmt.Errorf("pod %s: user namespaces are not available on this node (%v): %w", md.GetName(), m.usernsErr, ErrFailedPrecondition)
+	}
+	if userns != nil && !h.Userns {
+		return "", fmt.Errorf("pod %s: runtime handler %q does not support user namespaces: %w", md.GetName(), handler, ErrFailedPrecondition)
 	}
 	p := &Pod{
 		ID: id, State: PodCreating, CreatedAt: time.Now().UTC(), Config: cfg, Handler: handler,
@@ -179,7 +183,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	st.mark("files+shm")
 
 	client, shimPid, err := shim.Launch(ctx, shim.LaunchConfig{
-		ShimPath: m.cfg.ShimPath, OCIPath: m.cfg.OCIPath, OCIRoot: m.ociRoot(),
+		ShimPath: m.cfg.ShimPath, Runtime: h.Runtime,
 		PodID: id, Socket: p.ShimSocket, LogPath: filepath.Join(dir, "shim.log"),
 		Debug: m.log.Enabled(ctx, slog.LevelDebug),
 	})
@@ -206,6 +210,9 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		// Our own pause is a native static binary: it never makes a
 		// syscall of another ABI, so its filter need not cover one.
 		nativeArchOnly(spec)
+	}
+	if h.SpecVersion != "" {
+		spec.Version = h.SpecVersion
 	}
 	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", err

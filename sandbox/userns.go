@@ -271,7 +271,3 @@ func openForMappedRoot(root, dir string) error {
 	}
 	return nil
 }
-
-// UsernsSupported reports whether pods can have user namespaces here
-// (probeUserns, run when the manager was made).
-func (m *Manager) UsernsSupported() bool { return m.usernsErr == nil }

@@ -51,7 +51,7 @@ func (s *Server) createProcess(c *container, req *Request) (int, error) {
 	sp := readBundleSpec(req.Bundle)
 	c.cgroup = sp.Linux.CgroupsPath
 	var stdio ociIO
-	extra, finishStdio, err := s.createStdio(c, req, sp.Process.Terminal, &stdio)
+	console, finishStdio, err := s.createStdio(c, req, sp.Process.Terminal, &stdio)
 	if err != nil {
 		return 0, fmt.Errorf("create container %s: %w", c.id, err)
 	}
@@ -97,11 +97,11 @@ func (s *Server) createProcess(c *container, req *Request) (int, error) {
 	if req.Start {
 		cmd = "run"
 	}
-	pid, err := s.runOCI(append([]string{cmd, "--id", c.id, "--bundle", req.Bundle}, extra...), stdio)
+	pid, err := s.runOCI(ociCall{cmd: cmd, id: c.id, bundle: req.Bundle, console: console}, stdio)
 	if ferr := finishStdio(err == nil); err == nil && ferr != nil {
 		// The init is waiting at the exec fifo (or running): take it down.
 		_ = killPid(pid, int(unix.SIGKILL))
-		_, _ = s.runOCI([]string{"delete", "--id", c.id}, ociIO{})
+		_, _ = s.runOCI(ociCall{cmd: "delete", id: c.id}, ociIO{})
 		err = ferr
 	}
 	if err == nil && stdio.console != nil {
@@ -152,7 +152,7 @@ func (s *Server) start(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.runOCI([]string{"start", "--id", c.id}, ociIO{}); err != nil {
+	if _, err := s.runOCI(ociCall{cmd: "start", id: c.id}, ociIO{}); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", c.id, err)
 	}
 	s.mu.Lock()
@@ -181,7 +181,7 @@ func (s *Server) delete(ctx context.Context, req *Request) (*Response, error) {
 			return nil, fmt.Errorf("delete container %s: pid %d still alive 10s after SIGKILL", c.id, c.pid)
 		}
 	}
-	if _, err := s.runOCI([]string{"delete", "--id", c.id}, ociIO{}); err != nil {
+	if _, err := s.runOCI(ociCall{cmd: "delete", id: c.id}, ociIO{}); err != nil {
 		return nil, fmt.Errorf("delete container %s: %w", c.id, err)
 	}
 	s.mu.Lock()

@@ -28,7 +28,7 @@ func (s *Server) exec(ctx context.Context, req *Request) (*Response, error) {
 	if req.Process == nil || len(req.Process.Args) == 0 {
 		return nil, errorf(CodeBadRequest, "exec in %s: no command", c.id)
 	}
-	dir, err := os.MkdirTemp(s.cfg.OCIRoot, ".exec-")
+	dir, err := s.scratch(".exec-")
 	if err != nil {
 		return nil, fmt.Errorf("exec in %s: %w", c.id, err)
 	}
@@ -54,7 +54,7 @@ func (s *Server) exec(ctx context.Context, req *Request) (*Response, error) {
 	go func() { _, _ = io.Copy(&stderr, io.LimitReader(errR, maxExecOutput)); copied <- struct{}{} }()
 
 	start := time.Now()
-	pid, err := s.runOCI([]string{"exec", "--id", c.id, "--process", procFile}, ociIO{stdout: outW, stderr: errW})
+	pid, err := s.runOCI(ociCall{cmd: "exec", id: c.id, process: procFile}, ociIO{stdout: outW, stderr: errW})
 	outW.Close()
 	errW.Close()
 	if err != nil {

@@ -13,8 +13,7 @@ import (
 // LaunchConfig says how to start a pod's shim.
 type LaunchConfig struct {
 	ShimPath string
-	OCIPath  string
-	OCIRoot  string
+	Runtime  Runtime // what makes the pod's containers
 	PodID    string
 	Socket   string
 	LogPath  string // the shim's own log
@@ -35,7 +34,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, int, error) {
 		return nil, 0, fmt.Errorf("shim ready pipe: %w", err)
 	}
 	defer readyR.Close()
-	args := []string{"--id", cfg.PodID, "--socket", cfg.Socket, "--oci", cfg.OCIPath, "--oci-root", cfg.OCIRoot}
+	args := append([]string{"--id", cfg.PodID, "--socket", cfg.Socket}, cfg.Runtime.Flags()...)
 	if cfg.Debug {
 		args = append(args, "--debug")
 	}

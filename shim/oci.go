@@ -20,10 +20,14 @@ type ociIO struct {
 	console               *os.File
 }
 
-// runOCI runs husk-oci and returns the pid it reports. It starts the helper
-// itself and collects it through the reaper: exec.Cmd.Wait would race the
-// reaper's wait4(-1).
-func (s *Server) runOCI(args []string, io_ ociIO) (int, error) {
+// runOCI runs one call of the pod's runtime and returns the pid it reports
+// (create, run, exec). It starts the helper itself and collects it through
+// the reaper: exec.Cmd.Wait would race the reaper's wait4(-1).
+func (s *Server) runOCI(call ociCall, io_ ociIO) (int, error) {
+	start := time.Now()
+	defer func() {
+		s.log.Debug("oci runtime", "cmd", call.cmd, "cli", s.cfg.Runtime.CLI, "took", time.Since(start))
+	}()
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", os.DevNull, err)
@@ -35,6 +39,16 @@ func (s *Server) runOCI(args []string, io_ ociIO) (int, error) {
 		}
 		return f
 	}
+	if s.cfg.Runtime.CLI {
+		return s.runCLI(call, []*os.File{orNull(io_.stdin), orNull(io_.stdout), orNull(io_.stderr)}, io_.console)
+	}
+	return s.runHuskOCI(call, []*os.File{orNull(io_.stdin), orNull(io_.stdout), orNull(io_.stderr)}, io_.console)
+}
+
+// runHuskOCI runs husk-oci: the process's stdio on fds 0, 3 and 4 and the
+// console socket on 5, its own result on stdout and error on stderr.
+func (s *Server) runHuskOCI(call ociCall, stdio []*os.File, console *os.File) (int, error) {
+	rt := s.cfg.Runtime
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return 0, fmt.Errorf("pipe for husk-oci stdout: %w", err)
@@ -46,21 +60,18 @@ func (s *Server) runOCI(args []string, io_ ociIO) (int, error) {
 		return 0, fmt.Errorf("pipe for husk-oci stderr: %w", err)
 	}
 	defer errR.Close()
-	argv := append([]string{s.cfg.OCIPath, args[0], "--root", s.cfg.OCIRoot}, args[1:]...)
-	start := time.Now()
-	defer func() { s.log.Debug("husk-oci", "cmd", args[0], "took", time.Since(start)) }()
-	files := []*os.File{orNull(io_.stdin), outW, errW, orNull(io_.stdout), orNull(io_.stderr)}
-	if io_.console != nil {
-		files = append(files, io_.console)
+	files := []*os.File{stdio[0], outW, errW, stdio[1], stdio[2]}
+	if console != nil {
+		files = append(files, console)
 	}
-	p, err := os.StartProcess(s.cfg.OCIPath, argv, &os.ProcAttr{
+	p, err := os.StartProcess(rt.Path, rt.huskOCIArgv(call), &os.ProcAttr{
 		Files: files,
 		Env:   []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
 	})
 	outW.Close()
 	errW.Close()
 	if err != nil {
-		return 0, fmt.Errorf("start %s: %w", s.cfg.OCIPath, err)
+		return 0, fmt.Errorf("start %s: %w", rt.Path, err)
 	}
 	pid := p.Pid
 	// Release drops Go's pidfd; the reaper collects the status.
@@ -75,7 +86,7 @@ func (s *Server) runOCI(args []string, io_ ociIO) (int, error) {
 	if code, _ := exitCode(ws); code != 0 {
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
-			msg = fmt.Sprintf("husk-oci %s exited with status %d", args[0], code)
+			msg = fmt.Sprintf("husk-oci %s exited with status %d", call.cmd, code)
 		}
 		return 0, fmt.Errorf("%s", msg)
 	}
@@ -84,7 +95,7 @@ func (s *Server) runOCI(args []string, io_ ociIO) (int, error) {
 	}
 	if out := bytes.TrimSpace(stdout.Bytes()); len(out) > 0 {
 		if err := json.Unmarshal(out, &res); err != nil {
-			return 0, fmt.Errorf("husk-oci %s: bad result %q: %w", args[0], out, err)
+			return 0, fmt.Errorf("husk-oci %s: bad result %q: %w", call.cmd, out, err)
 		}
 	}
 	return res.Pid, nil

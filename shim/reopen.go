@@ -35,7 +35,7 @@ func (s *Server) update(req *Request) (*Response, error) {
 	if req.Resources == nil {
 		return nil, errorf(CodeBadRequest, "update of %s: no resources", c.id)
 	}
-	dir, err := os.MkdirTemp(s.cfg.OCIRoot, ".update-")
+	dir, err := s.scratch(".update-")
 	if err != nil {
 		return nil, fmt.Errorf("update of %s: %w", c.id, err)
 	}
@@ -44,7 +44,7 @@ func (s *Server) update(req *Request) (*Response, error) {
 	if err := atomicfile.WriteJSON(file, req.Resources); err != nil {
 		return nil, fmt.Errorf("update of %s: %w", c.id, err)
 	}
-	if _, err := s.runOCI([]string{"update", "--id", c.id, "--resources", file}, ociIO{}); err != nil {
+	if _, err := s.runOCI(ociCall{cmd: "update", id: c.id, resources: file}, ociIO{}); err != nil {
 		return nil, fmt.Errorf("update of %s: %w", c.id, err)
 	}
 	return &Response{}, nil

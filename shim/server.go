@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 )
@@ -17,9 +18,8 @@ import (
 // ServerConfig is what husk-shim is started with.
 type ServerConfig struct {
 	PodID   string
-	Socket  string // where to listen
-	OCIPath string // husk-oci
-	OCIRoot string // libcontainer state root
+	Socket  string  // where to listen
+	Runtime Runtime // what makes the pod's containers
 }
 
 // Server is the per-pod supervisor.
@@ -267,3 +267,13 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 
 // ensureDir makes sure the exit file's directory is there.
 func ensureDir(path string) error { return os.MkdirAll(path, 0o700) }
+
+// scratch makes a private temporary dir for one call's files (a process
+// or resources JSON). husk-oci's root is husk's own; an external runtime's
+// root must hold nothing but its containers (its list would trip on them).
+func (s *Server) scratch(prefix string) (string, error) {
+	if s.cfg.Runtime.CLI {
+		return os.MkdirTemp("", "husk-"+strings.TrimPrefix(prefix, "."))
+	}
+	return os.MkdirTemp(s.cfg.Runtime.Root, prefix)
+}

@@ -82,7 +82,7 @@ func (s *Server) execStream(conn *net.UnixConn, r io.Reader, req *Request) error
 	if req.Process == nil || len(req.Process.Args) == 0 {
 		return errorf(CodeBadRequest, "exec in %s: no command", c.id)
 	}
-	dir, err := os.MkdirTemp(s.cfg.OCIRoot, ".exec-")
+	dir, err := s.scratch(".exec-")
 	if err != nil {
 		return fmt.Errorf("exec in %s: %w", c.id, err)
 	}
@@ -91,7 +91,7 @@ func (s *Server) execStream(conn *net.UnixConn, r io.Reader, req *Request) error
 	if err := atomicfile.WriteJSON(procFile, req.Process); err != nil {
 		return fmt.Errorf("exec in %s: %w", c.id, err)
 	}
-	args := []string{"exec", "--id", c.id, "--process", procFile}
+	call := ociCall{cmd: "exec", id: c.id, process: procFile}
 
 	// child: the ends husk-oci hands to the process; ours: the ends the
 	// daemon gets. Both are closed here once they have been passed on.
@@ -115,7 +115,7 @@ func (s *Server) execStream(conn *net.UnixConn, r io.Reader, req *Request) error
 		console = parent
 		child = append(child, sock)
 		stdio.console = sock
-		args = append(args, "--console")
+		call.console = true
 	} else {
 		pipe := func(name string, childReads bool) (*os.File, error) {
 			pr, pw, err := os.Pipe()
@@ -143,7 +143,7 @@ func (s *Server) execStream(conn *net.UnixConn, r io.Reader, req *Request) error
 			return fail(err)
 		}
 	}
-	pid, err := s.runOCI(args, stdio)
+	pid, err := s.runOCI(call, stdio)
 	closeAll(child)
 	child = nil
 	if err != nil {
@@ -409,17 +409,17 @@ func (p ptyReader) Read(b []byte) (int, error) {
 
 // createStdio prepares a new container's stdin and terminal for Attach: a
 // pipe whose write end the shim holds (CRI stdin), or the console socket
-// a tty container's pty master arrives on. finish completes the setup once
-// husk-oci has run; its error fails the create.
-func (s *Server) createStdio(c *container, req *Request, terminal bool, stdio *ociIO) (args []string, finish func(ok bool) error, err error) {
+// a tty container's pty master arrives on (console is then true). finish
+// completes the setup once the runtime has run; its error fails the create.
+func (s *Server) createStdio(c *container, req *Request, terminal bool, stdio *ociIO) (console bool, finish func(ok bool) error, err error) {
 	if terminal {
 		parent, sock, err := consoleSocket()
 		if err != nil {
-			return nil, nil, err
+			return false, nil, err
 		}
 		stdio.console = sock
 		stdio.stdin, stdio.stdout, stdio.stderr = nil, nil, nil
-		return []string{"--console"}, func(ok bool) error {
+		return true, func(ok bool) error {
 			sock.Close()
 			defer parent.Close()
 			if !ok {
@@ -436,14 +436,14 @@ func (s *Server) createStdio(c *container, req *Request, terminal bool, stdio *o
 		}, nil
 	}
 	if !req.Stdin {
-		return nil, func(bool) error { return nil }, nil
+		return false, func(bool) error { return nil }, nil
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return nil, nil, fmt.Errorf("stdin pipe: %w", err)
+		return false, nil, fmt.Errorf("stdin pipe: %w", err)
 	}
 	stdio.stdin = pr
-	return nil, func(ok bool) error {
+	return false, func(ok bool) error {
 		pr.Close()
 		if !ok {
 			pw.Close()

@@ -28,11 +28,12 @@ func run() error {
 	var cfg shim.ServerConfig
 	flag.StringVar(&cfg.PodID, "id", "", "pod id")
 	flag.StringVar(&cfg.Socket, "socket", "", "socket to listen on")
-	flag.StringVar(&cfg.OCIPath, "oci", "", "path of husk-oci")
-	flag.StringVar(&cfg.OCIRoot, "oci-root", "", "libcontainer state root")
+	flag.StringVar(&cfg.Runtime.Path, "oci", "", "path of husk-oci, or of an OCI runtime (with --oci-cli)")
+	flag.StringVar(&cfg.Runtime.Root, "oci-root", "", "the runtime's state root")
+	flag.BoolVar(&cfg.Runtime.CLI, "oci-cli", false, "--oci is an OCI runtime with runc's command line (runc, crun), not husk-oci")
 	debugLog := flag.Bool("debug", false, "log at debug level")
 	flag.Parse()
-	if cfg.PodID == "" || cfg.Socket == "" || cfg.OCIPath == "" || cfg.OCIRoot == "" {
+	if cfg.PodID == "" || cfg.Socket == "" || cfg.Runtime.Path == "" || cfg.Runtime.Root == "" {
 		return fmt.Errorf("--id, --socket, --oci and --oci-root are required")
 	}
 	// The shim lives as long as its pod and is paid for once per pod: keep
