@@ -248,11 +248,10 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 		if err != nil {
 			return nil, err
 		}
+		// Image volumes (KEP-4639) are read-only (kubelet asks so) and
+		// executable: critest v1.37 runs a binary from one, as containerd
+		// 2.x and CRI-O allow (husk mounted them noexec before).
 		bm := bindProp(m.GetHostPath(), m.GetContainerPath(), m.GetReadonly(), prop)
-		if m.GetImage().GetImage() != "" {
-			// Image volumes are data: read-only and not executable (KEP-4639).
-			bm.Options = append(bm.Options, "noexec")
-		}
 		if m.GetRecursiveReadOnly() {
 			// CRI: recursive read-only needs readonly and private
 			// propagation, or submounts could still be written.

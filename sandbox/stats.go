@@ -352,6 +352,7 @@ func (m *Manager) readUsage(key, path string, pids bool) (*CgroupUsage, error) {
 type cgroupReader struct {
 	v2                bool
 	cpu, memory, pids string // where each controller's files are; "" where the host has none
+	cpuCtl            string // the cpu controller's (v1: apart from cpuacct on some hosts), for readDetail
 }
 
 func newCgroupReader(l *hostcgroup.Layout) *cgroupReader {
@@ -362,9 +363,9 @@ func newCgroupReader(l *hostcgroup.Layout) *cgroupReader {
 	if l.Mode == hostcgroup.Unified {
 		// cpu.stat's usage_usec is a core file, there with or without
 		// the cpu controller.
-		return &cgroupReader{v2: true, cpu: l.Unified, memory: dir("memory"), pids: dir("pids")}
+		return &cgroupReader{v2: true, cpu: l.Unified, cpuCtl: l.Unified, memory: dir("memory"), pids: dir("pids")}
 	}
-	return &cgroupReader{cpu: dir("cpuacct"), memory: dir("memory"), pids: dir("pids")}
+	return &cgroupReader{cpu: dir("cpuacct"), cpuCtl: dir("cpu"), memory: dir("memory"), pids: dir("pids")}
 }
 
 // The memory.stat keys the mapping uses; the rest are not kept.

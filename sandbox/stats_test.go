@@ -381,3 +381,51 @@ func thisHostReader(t testing.TB) *cgroupReader {
 	}
 	return newCgroupReader(l)
 }
+
+// The metrics' detail reads on fake v1 (cpu and cpuacct apart) and v2
+// trees: each figure from the file its doc names.
+func TestCgroupDetail(t *testing.T) {
+	root := t.TempDir()
+	path := "/husk/pod/ctr"
+	r := &cgroupReader{cpu: filepath.Join(root, "cpuacct"), cpuCtl: filepath.Join(root, "cpu"),
+		memory: filepath.Join(root, "memory"), pids: filepath.Join(root, "pids")}
+	writeFiles(t, filepath.Join(r.cpu, path), map[string]string{"cpuacct.stat": "user 250\nsystem 50\n"})
+	writeFiles(t, filepath.Join(r.cpuCtl, path), map[string]string{"cpu.stat": "nr_periods 10\nnr_throttled 4\nthrottled_time 3000000000\n",
+		"cpu.cfs_period_us": "100000\n", "cpu.shares": "1024\n"})
+	writeFiles(t, filepath.Join(r.memory, path), map[string]string{
+		"memory.stat":                "pgfault 7\npgmajfault 1\ntotal_cache 4096\ntotal_mapped_file 8192\ntotal_pgfault 9\ntotal_pgmajfault 2\n",
+		"memory.kmem.usage_in_bytes": "12288\n", "memory.max_usage_in_bytes": "65536\n", "memory.failcnt": "3\n",
+		"memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n", "memory.memsw.limit_in_bytes": "67108864\n",
+		"tasks": "1\n2\n3\n", "cgroup.procs": "",
+	})
+	writeFiles(t, filepath.Join(r.pids, path), map[string]string{"pids.max": "max\n"})
+	d, err := r.readDetail(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := CgroupDetail{CPUUserNanos: 2.5e9, CPUSystemNanos: 0.5e9, CFSPeriods: 10, CFSThrottledPeriods: 4, CFSThrottledNanos: 3e9,
+		CPUPeriod: 100000, CPUShares: 1024, MemCache: 4096, MemMappedFile: 8192, MemKernel: 12288, MemMaxUsage: 65536, MemFailcnt: 3,
+		MemPgfault: 7, MemPgmajfault: 1, MemTotalPgfault: 9, MemTotalPgmajfault: 2, MemSwapLimit: 64 << 20, OOMKills: 1, Threads: 3}
+	if *d != want {
+		t.Fatalf("v1 detail\n got %+v\nwant %+v", *d, want)
+	}
+
+	root = t.TempDir()
+	r = &cgroupReader{v2: true, cpu: root, cpuCtl: root, memory: root, pids: root}
+	writeFiles(t, filepath.Join(root, path), map[string]string{
+		"cpu.stat": "usage_usec 9\nuser_usec 2000000\nsystem_usec 1000000\nnr_periods 5\nnr_throttled 2\nthrottled_usec 1500000\n",
+		"cpu.max":  "20000 100000\n", "cpu.weight": "100\n",
+		"memory.stat": "anon 1\nfile 4096\nfile_mapped 8192\nkernel 12288\npgfault 7\npgmajfault 1\n",
+		"memory.peak": "65536\n", "memory.events": "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n", "memory.swap.max": "max\n",
+		"pids.max": "100\n", "cgroup.threads": "4\n5\n", "cgroup.procs": "",
+	})
+	if d, err = r.readDetail(path); err != nil {
+		t.Fatal(err)
+	}
+	want = CgroupDetail{CPUUserNanos: 2e9, CPUSystemNanos: 1e9, CFSPeriods: 5, CFSThrottledPeriods: 2, CFSThrottledNanos: 1.5e9,
+		CPUPeriod: 100000, CPUShares: 2 + 99*262142/9999, MemCache: 4096, MemMappedFile: 8192, MemKernel: 12288, MemMaxUsage: 65536,
+		MemFailcnt: 3, MemPgfault: 7, MemPgmajfault: 1, MemTotalPgfault: 7, MemTotalPgmajfault: 1, OOMKills: 1, Threads: 2, ThreadsMax: 100}
+	if *d != want {
+		t.Fatalf("v2 detail\n got %+v\nwant %+v", *d, want)
+	}
+}
