@@ -35,6 +35,14 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	unlock, err := lockDirs(cfg.Root, cfg.State)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if socketInUse(cfg.Socket) {
+		return fmt.Errorf("socket %s is served by another process (a husk daemon on another root?); refusing to take it over", cfg.Socket)
+	}
 	shimPath, ociPath, err := helperPaths(cfg)
 	if err != nil {
 		return err

@@ -159,12 +159,12 @@ func run() error {
 	if summary == "" {
 		return fmt.Errorf("critest did not run to the end: %v (logs: %s)", runErr, keepLogs(dir))
 	}
-	if runErr != nil {
-		kept := keepLogs(dir)
-		fmt.Println("logs of the failed run:", kept)
-		if *strict {
-			return fmt.Errorf("critest: %d specs failed (logs: %s)", failed, kept)
-		}
+	// The logs are kept either way: with --ginkgo.v they say why each
+	// skipped spec was skipped.
+	kept := keepLogs(dir)
+	fmt.Println("logs:", kept)
+	if runErr != nil && *strict {
+		return fmt.Errorf("critest: %d specs failed (logs: %s)", failed, kept)
 	}
 	return nil
 }
