@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/husk-runtime/husk/sandbox"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -43,7 +44,7 @@ func containerStatus(c sandbox.ContainerView) *runtimeapi.ContainerStatus {
 		ImageId:     c.ImageID,
 		Labels:      cfg.GetLabels(),
 		Annotations: cfg.GetAnnotations(),
-		Mounts:      cfg.GetMounts(),
+		Mounts:      statusMounts(cfg.GetMounts(), c.VolumeImageIDs),
 		LogPath:     c.LogPath,
 		Reason:      c.Reason,
 	}
@@ -80,4 +81,25 @@ func containerState(s string) runtimeapi.ContainerState {
 		return runtimeapi.ContainerState_CONTAINER_EXITED
 	}
 	return runtimeapi.ContainerState_CONTAINER_UNKNOWN
+}
+
+// statusMounts are the container's mounts as kubelet sent them, with each
+// image volume's resolved image id as its image_ref (KEP-5365: kubelet
+// reports it as the volume's ImageVolumeStatus.imageRef).
+func statusMounts(mounts []*runtimeapi.Mount, ids map[string]string) []*runtimeapi.Mount {
+	if len(ids) == 0 {
+		return mounts
+	}
+	out := make([]*runtimeapi.Mount, len(mounts))
+	for i, m := range mounts {
+		id, ok := ids[m.GetContainerPath()]
+		if !ok || m.GetImage() == nil {
+			out[i] = m
+			continue
+		}
+		mm := proto.Clone(m).(*runtimeapi.Mount)
+		mm.Image.ImageRef = id
+		out[i] = mm
+	}
+	return out
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/integration/testenv"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -31,17 +33,28 @@ func TestImageVolume(t *testing.T) {
 	}
 	d := StartDaemon(t)
 	pull(t, d, ref)
-	pull(t, d, volRef)
+	volID := pull(t, d, volRef)
 	ctx := ctxT(t, time.Minute)
 	pod := podConfig("imagevol")
 	podID := runPod(t, d, pod)
 
 	cc := ctrConfig("reader", ref, "sleep", "3600")
 	cc.Mounts = []*runtimeapi.Mount{
-		{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: volRef}},
-		{ContainerPath: "/sub", Image: &runtimeapi.ImageSpec{Image: volRef}, ImageSubPath: "data"},
+		{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: volRef}, Readonly: true},
+		{ContainerPath: "/sub", Image: &runtimeapi.ImageSpec{Image: volRef}, ImageSubPath: "data", Readonly: true},
 	}
 	c := runContainer(t, d, podID, pod, cc)
+	// ContainerStatus names the image each volume resolved to
+	// (ImageSpec.image_ref, KEP-5365), the id PullImage returned.
+	st, err := d.RT.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Status.Mounts {
+		if m.GetImage().GetImageRef() != volID {
+			t.Errorf("mount %s: image_ref %q, want %q", m.ContainerPath, m.GetImage().GetImageRef(), volID)
+		}
+	}
 	if got := strings.TrimSpace(execOut(t, d, c, "cat", "/vol/data/hello.txt")); got != "from-the-image" {
 		t.Errorf("/vol/data/hello.txt: %q", got)
 	}
@@ -53,9 +66,15 @@ func TestImageVolume(t *testing.T) {
 		t.Errorf("write into an image volume: %v exit %d, want it refused", err, ex.GetExitCode())
 	}
 	bad := ctrConfig("bad", ref, "true")
-	bad.Mounts = []*runtimeapi.Mount{{ContainerPath: "/v", Image: &runtimeapi.ImageSpec{Image: shared.registry.Addr + "/test/not-pulled:1"}}}
+	bad.Mounts = []*runtimeapi.Mount{{ContainerPath: "/v", Image: &runtimeapi.ImageSpec{Image: shared.registry.Addr + "/test/not-pulled:1"}, Readonly: true}}
 	if _, err := d.RT.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: bad, SandboxConfig: pod}); err == nil {
 		t.Error("image volume of an image not present accepted")
+	}
+	// An image volume is read-only: a writable one is refused up front.
+	rw := ctrConfig("rw", ref, "true")
+	rw.Mounts = []*runtimeapi.Mount{{ContainerPath: "/v", Image: &runtimeapi.ImageSpec{Image: volRef}}}
+	if _, err := d.RT.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: rw, SandboxConfig: pod}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "image volume /v: readonly must be true") {
+		t.Errorf("writable image volume: want InvalidArgument naming it, got %v", err)
 	}
 	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatal(err)

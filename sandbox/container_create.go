@@ -38,6 +38,14 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if v := m.viewPod(p); !v.Ready {
 		return "", fmt.Errorf("pod sandbox %s is not ready (state %s): %w", p.ID, v.State, ErrFailedPrecondition)
 	}
+	for _, mnt := range cfg.GetMounts() {
+		// CRI: an image volume is read-only; kubelet always asks so (the
+		// image volume plugin mounts read-only), and critest v1.37 checks
+		// the runtime refuses otherwise.
+		if mnt.GetImage().GetImage() != "" && !mnt.GetReadonly() {
+			return "", fmt.Errorf("container %q: image volume %s: readonly must be true: %w", md.GetName(), mnt.GetContainerPath(), ErrInvalid)
+		}
+	}
 	if h := m.cfg.Handlers[p.Handler]; !h.RecursiveReadOnly {
 		// kubelet asks only of handlers whose Status says they can.
 		for _, mnt := range cfg.GetMounts() {
@@ -109,11 +117,11 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	u.push(func() { _ = image.Unmount(dir) })
 	m.set(func() { c.Mounted = true })
 	u.push(func() { _ = unmountImageVolumes(dir) })
-	specCfg, volLayers, err := m.mountImageVolumes(cfg, dir, p.idmap())
+	specCfg, volLayers, volIDs, err := m.mountImageVolumes(cfg, dir, p.idmap())
 	if err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
 	}
-	m.set(func() { c.Layers = append(slices.Clone(img.Layers), volLayers...) })
+	m.set(func() { c.Layers, c.VolumeImageIDs = append(slices.Clone(img.Layers), volLayers...), volIDs })
 	st.mark("record+rootfs")
 
 	user, err := resolveUser(rootfs, cfg.GetLinux().GetSecurityContext(), img.Config.User)

@@ -74,6 +74,9 @@ type Container struct {
 	// Layers are the layer dirs the rootfs and image volumes use: the
 	// image store keeps them while the record exists (Manager.UsedLayers).
 	Layers []string `json:"layers,omitempty"`
+	// VolumeImageIDs maps each image volume's container path to the id of
+	// the image it mounts (its ImageSpec.image_ref in ContainerStatus).
+	VolumeImageIDs map[string]string `json:"volume_image_ids,omitempty"`
 	// User is who the process runs as, resolved at create (ContainerStatus
 	// reports it; kubelet checks it against runAsNonRoot and the policy).
 	User specs.User `json:"user"`
