@@ -32,8 +32,11 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err != nil {
 		return "", err
 	}
-	unlock := m.podLock(p.ID)
+	unlock, live := m.lockLive(p)
 	defer unlock()
+	if !live {
+		return "", fmt.Errorf("pod sandbox %s was removed: %w", p.ID, ErrNotFound)
+	}
 	m.refreshInfra(p)
 	if v := m.viewPod(p); !v.Ready {
 		return "", fmt.Errorf("pod sandbox %s is not ready (state %s): %w", p.ID, v.State, ErrFailedPrecondition)

@@ -26,7 +26,7 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	}
 	res, err := m.shim(p).Exec(ctx, c.ID, proc, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("exec %q in %s: %w", cmd, c.ID, err)
+		return nil, fmt.Errorf("exec %q in %s: %w", cmd, c.ID, shimRefusal(err))
 	}
 	if res.TimedOut {
 		return nil, fmt.Errorf("command %q in container %s timed out after %s: %w", cmd, c.ID, timeout, ErrDeadlineExceeded)

@@ -19,8 +19,11 @@ func (m *Manager) RemoveContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	unlock := m.podLock(p.ID)
+	unlock, live := m.lockLive(p)
 	defer unlock()
+	if !live || !m.containerLive(c) {
+		return nil // removed meanwhile, with its pod or on its own
+	}
 	return m.removeContainer(ctx, p, c)
 }
 

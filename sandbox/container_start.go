@@ -12,8 +12,11 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	unlock := m.podLock(p.ID)
+	unlock, live := m.lockLive(p)
 	defer unlock()
+	if !live || !m.containerLive(c) {
+		return fmt.Errorf("container %s was removed: %w", c.ID, ErrNotFound)
+	}
 	m.refreshContainer(c)
 	if st := m.containerState(c); st != ContainerCreated {
 		return fmt.Errorf("container %s is %s, only a created container can start: %w", c.ID, st, ErrFailedPrecondition)

@@ -48,7 +48,7 @@ func (m *Manager) ExecStream(ctx context.Context, id string, cmd []string, tty, 
 	}
 	s, err := m.shim(p).ExecStream(ctx, c.ID, proc, stdin)
 	if err != nil {
-		return nil, fmt.Errorf("exec %q in %s: %w", cmd, c.ID, shimStreamErr(err))
+		return nil, fmt.Errorf("exec %q in %s: %w", cmd, c.ID, shimRefusal(err))
 	}
 	return s, nil
 }
@@ -61,7 +61,7 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin, stdout, stderr b
 	}
 	s, err := m.shim(p).Attach(ctx, c.ID, stdin, stdout, stderr)
 	if err != nil {
-		return nil, fmt.Errorf("attach to %s: %w", c.ID, shimStreamErr(err))
+		return nil, fmt.Errorf("attach to %s: %w", c.ID, shimRefusal(err))
 	}
 	return s, nil
 }
@@ -99,10 +99,11 @@ func (m *Manager) PodForPortForward(podID string) (string, error) {
 	return p.ID, nil
 }
 
-// shimStreamErr classifies a shim's refusal: a shim from before streaming
-// does not know the method, and a container it does not hold or that has
-// stopped is a precondition the caller can act on.
-func shimStreamErr(err error) error {
+// shimRefusal classifies a shim's refusal (of an exec, attach, stream or
+// update): a shim from before streaming does not know the method, and a
+// container it does not hold or that has stopped, also one that stopped
+// while the call ran, is a precondition the caller can act on.
+func shimRefusal(err error) error {
 	var se *shim.Error
 	if !errors.As(err, &se) {
 		return err

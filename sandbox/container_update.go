@@ -19,8 +19,11 @@ func (m *Manager) UpdateContainerResources(ctx context.Context, id string, res *
 	if err != nil {
 		return err
 	}
-	unlock := m.podLock(p.ID)
+	unlock, live := m.lockLive(p)
 	defer unlock()
+	if !live || !m.containerLive(c) {
+		return fmt.Errorf("container %s was removed: %w", c.ID, ErrNotFound)
+	}
 	m.refreshContainer(c)
 	if st := m.containerState(c); st != ContainerRunning && st != ContainerCreated {
 		return fmt.Errorf("container %s is %s: %w", c.ID, st, ErrFailedPrecondition)
@@ -28,7 +31,7 @@ func (m *Manager) UpdateContainerResources(ctx context.Context, id string, res *
 	r := resources(res)
 	m.fitResources(r)
 	if err := m.shim(p).Update(ctx, c.ID, r); err != nil {
-		return fmt.Errorf("update of container %s: %w", c.ID, err)
+		return fmt.Errorf("update of container %s: %w", c.ID, shimRefusal(err))
 	}
 	m.set(func() {
 		cfg := proto.Clone(c.Config).(*runtimeapi.ContainerConfig)

@@ -193,6 +193,28 @@ func (m *Manager) podLock(id string) func() {
 	return mu.Unlock
 }
 
+// lockLive takes pod p's lock and reports whether p is still the pod of its
+// id. A call looks p up, then may wait for the lock while a
+// RemovePodSandbox holds it; it then finds p gone and must not act on it:
+// a StopPodSandbox that lost that race once wrote the record of a pod
+// whose dir Remove had just deleted. Each call that changes a pod or its
+// containers looks again under the lock.
+func (m *Manager) lockLive(p *Pod) (unlock func(), live bool) {
+	unlock = m.podLock(p.ID)
+	m.mu.RLock()
+	live = m.pods[p.ID] == p
+	m.mu.RUnlock()
+	return unlock, live
+}
+
+// containerLive reports whether c is still the container of its id; the
+// caller holds its pod's lock.
+func (m *Manager) containerLive(c *Container) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.ctrs[c.ID] == c
+}
+
 // podMutex is the lock serializing pod id's lifecycle.
 func (m *Manager) podMutex(id string) *sync.Mutex {
 	v, _ := m.locks.LoadOrStore(id, &sync.Mutex{})

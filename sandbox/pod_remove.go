@@ -25,8 +25,11 @@ func (m *Manager) RemovePodSandbox(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	unlock := m.podLock(p.ID)
+	unlock, live := m.lockLive(p)
 	defer unlock()
+	if !live {
+		return nil // another RemovePodSandbox did it meanwhile
+	}
 	if p.State != PodNotReady {
 		if err := m.stopPod(ctx, p); err != nil {
 			return err

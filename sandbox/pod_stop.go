@@ -25,8 +25,11 @@ func (m *Manager) StopPodSandbox(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	unlock := m.podLock(p.ID)
+	unlock, live := m.lockLive(p)
 	defer unlock()
+	if !live {
+		return nil // removed meanwhile: stopped, as CRI has it
+	}
 	return m.stopPod(ctx, p)
 }
 

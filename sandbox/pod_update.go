@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -19,9 +18,9 @@ func (m *Manager) UpdatePodSandboxResources(ctx context.Context, id string, over
 	if err != nil {
 		return err
 	}
-	unlock := m.podLock(p.ID)
+	unlock, live := m.lockLive(p)
 	defer unlock()
-	if _, err := m.pod(p.ID); errors.Is(err, ErrNotFound) {
+	if !live {
 		return fmt.Errorf("pod sandbox %s was removed: %w", id, ErrNotFound)
 	}
 	m.set(func() {

@@ -58,7 +58,7 @@ func (s *Server) exec(ctx context.Context, req *Request) (*Response, error) {
 	outW.Close()
 	errW.Close()
 	if err != nil {
-		return nil, fmt.Errorf("exec in %s: %w", c.id, err)
+		return nil, s.stoppedUnder(c, "exec", err)
 	}
 	exited := s.reaper.wait(pid)
 
@@ -97,4 +97,20 @@ func (s *Server) exec(ctx context.Context, req *Request) (*Response, error) {
 	}
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
 	return &Response{ExecResult: res}, nil
+}
+
+// stoppedUnder names a call (exec, update) that failed because the
+// container stopped under it: the runtime then fails deep inside
+// ("namespace path: lstat /proc/<pid>/ns/ipc: no such file or directory",
+// "set cgroup: container not running"), where the caller only needs to
+// hear that the container is no longer running (a StopContainer or
+// RemovePodSandbox won the race). The init's exit reaches the reaper
+// within milliseconds of the failure, hence the short wait.
+func (s *Server) stoppedUnder(c *container, what string, err error) error {
+	select {
+	case <-c.exited:
+		return errorf(CodeBadRequest, "container %s exited while the %s ran (%v)", c.id, what, err)
+	case <-time.After(200 * time.Millisecond):
+		return fmt.Errorf("%s in %s: %w", what, c.id, err)
+	}
 }

@@ -45,7 +45,7 @@ func (s *Server) update(req *Request) (*Response, error) {
 		return nil, fmt.Errorf("update of %s: %w", c.id, err)
 	}
 	if _, err := s.runOCI(ociCall{cmd: "update", id: c.id, resources: file}, ociIO{}); err != nil {
-		return nil, fmt.Errorf("update of %s: %w", c.id, err)
+		return nil, s.stoppedUnder(c, "update", err)
 	}
 	return &Response{}, nil
 }

@@ -147,7 +147,7 @@ func (s *Server) execStream(conn *net.UnixConn, r io.Reader, req *Request) error
 	closeAll(child)
 	child = nil
 	if err != nil {
-		return fail(err)
+		return fail(s.stoppedUnder(c, "exec", err))
 	}
 	exited := s.reaper.wait(pid)
 	if console != nil {
