@@ -60,7 +60,9 @@ tools:
 run: build
 	$(BIN)/husk daemon
 
-unit: build
+# kubelet first: its module (tools/kubelet) pins the k8s.io/kubernetes
+# source the node e2e image tests build agnhost from, offline.
+unit: build kubelet
 	@unformatted=$$($(dir $(GO))gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "not gofmt'd:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
@@ -115,6 +117,17 @@ KUBELET_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBELET_VERSION
 .PHONY: kubelet
 kubelet:
 	cd tools/kubelet && $(GO) build -ldflags '$(KUBELET_LDFLAGS)' -o ../../$(BIN)/kubelet k8s.io/kubernetes/cmd/kubelet
+
+# The Kubernetes node e2e suite (test/e2e_node) from the same pin as
+# kubelet, and its [NodeConformance] specs against an isolated husk with
+# every image served locally (integration/nodee2e; skips with reasons in
+# integration/nodee2e/skips.txt). Heavy: not part of `make test`.
+.PHONY: node-e2e-bin node-e2e
+node-e2e-bin: kubelet
+	cd tools/kubelet && $(GO) test -c -o ../../$(BIN)/e2e_node.test k8s.io/kubernetes/test/e2e_node
+
+node-e2e: build node-e2e-bin
+	$(GO) run ./integration/nodee2e --bin $(BIN)
 
 # husk's own gRPC API (api/v1). The generated .pb.go files are committed, so
 # building and testing need no protoc; run this after changing a .proto.

@@ -133,29 +133,11 @@ func CritestImages(base v1.Image, cacheDir string) (map[string]Artifact, error) 
 	add(oci, base, e2e+"busybox:1.36.1-1")
 
 	// nginx and the host-network nginx on port 12003.
-	nginx := func(port string) v1.Image {
-		img := must(WithFiles(base, map[string]File{
-			"/docker-entrypoint.sh":            {Content: []byte(nginxEntrypoint), Mode: 0o755},
-			"/etc/nginx/master.sh":             {Content: []byte(nginxMaster), Mode: 0o644},
-			"/usr/sbin/nginx":                  {Link: "/bin/busybox"},
-			"/usr/share/nginx/html/index.html": {Content: []byte(nginxIndex), Mode: 0o644},
-		}))
-		if err != nil {
-			return nil
-		}
-		return must(WithConfig(img, func(c *v1.Config) {
-			c.Entrypoint = []string{"/docker-entrypoint.sh"}
-			c.Cmd = nil
-			c.Env = append(c.Env, "NGINX_PORT="+port)
-			c.ExposedPorts = map[string]struct{}{port + "/tcp": {}}
-			c.StopSignal = "SIGQUIT"
-		}))
-	}
-	ng := nginx("80")
+	ng := must(nginxStandIn(base, "80"))
 	add(dockerList, ng, e2e+"nginx:1.14-2")
 	add(docker, ng, e2e+"nginx:1.14-4")
 	add(ociIndex, ng, e2e+"nginx:1.15-4")
-	add(docker, nginx("12003"), "gcr.io/k8s-staging-cri-tools/hostnet-nginx-amd64:latest")
+	add(docker, must(nginxStandIn(base, "12003")), "gcr.io/k8s-staging-cri-tools/hostnet-nginx-amd64:latest")
 
 	// httpd.
 	httpd := must(WithFiles(base, map[string]File{
@@ -246,6 +228,27 @@ func CritestImages(base v1.Image, cacheDir string) (map[string]Artifact, error) 
 	return out, nil
 }
 
+// nginxStandIn returns base plus the nginx stand-in (see nginxEntrypoint)
+// listening on port.
+func nginxStandIn(base v1.Image, port string) (v1.Image, error) {
+	img, err := WithFiles(base, map[string]File{
+		"/docker-entrypoint.sh":            {Content: []byte(nginxEntrypoint), Mode: 0o755},
+		"/etc/nginx/master.sh":             {Content: []byte(nginxMaster), Mode: 0o644},
+		"/usr/sbin/nginx":                  {Link: "/bin/busybox"},
+		"/usr/share/nginx/html/index.html": {Content: []byte(nginxIndex), Mode: 0o644},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return WithConfig(img, func(c *v1.Config) {
+		c.Entrypoint = []string{"/docker-entrypoint.sh"}
+		c.Cmd = nil
+		c.Env = append(c.Env, "NGINX_PORT="+port)
+		c.ExposedPorts = map[string]struct{}{port + "/tcp": {}}
+		c.StopSignal = "SIGQUIT"
+	})
+}
+
 // MirrorPath returns where an upstream reference lives in the mirror: its
 // path and tag without the host ("registry.k8s.io/pause:3.9" -> "pause:3.9",
 // "docker.io/library/busybox:1.36" -> "library/busybox:1.36").
@@ -265,6 +268,13 @@ func PushCritestImages(ctx context.Context, registryAddr string, base v1.Image, 
 	if err != nil {
 		return err
 	}
+	return pushMirrored(ctx, registryAddr, imgs)
+}
+
+// pushMirrored pushes each artifact of imgs (keyed by upstream reference)
+// under its mirror path to the registry at registryAddr. Upstream
+// references that share a mirror path must carry the same artifact.
+func pushMirrored(ctx context.Context, registryAddr string, imgs map[string]Artifact) error {
 	refs := make([]string, 0, len(imgs))
 	for r := range imgs {
 		refs = append(refs, r)
@@ -312,33 +322,38 @@ func WriteMirrorHosts(certsDir, registryAddr string, upstreamHosts []string) err
 }
 
 // nonewprivsBinary returns a static linux/GOARCH program that prints
-// "Effective uid: N", compiled with the Go toolchain that runs the caller
-// (cached in cacheDir by source, Go version and architecture).
+// "Effective uid: N" (see goProgram).
 func nonewprivsBinary(cacheDir string) ([]byte, error) {
-	sum := sha256.Sum256([]byte(nonewprivsSource + runtime.Version() + runtime.GOARCH))
-	cached := filepath.Join(cacheDir, "nonewprivs-"+hex.EncodeToString(sum[:8]))
+	return goProgram(cacheDir, "nonewprivs", nonewprivsSource)
+}
+
+// goProgram returns source, a self-contained main package that needs only
+// the standard library, compiled into a static linux/GOARCH program with the
+// Go toolchain that runs the caller, cached in cacheDir as name-HASH (HASH
+// of the source, Go version and architecture) so each program is built once.
+func goProgram(cacheDir, name, source string) ([]byte, error) {
+	sum := sha256.Sum256([]byte(source + runtime.Version() + runtime.GOARCH))
+	cached := filepath.Join(cacheDir, name+"-"+hex.EncodeToString(sum[:8]))
 	if b, err := os.ReadFile(cached); err == nil {
 		return b, nil
 	}
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return nil, err
 	}
-	src, err := os.MkdirTemp("", "testenv-nnp-")
+	src, err := os.MkdirTemp("", "testenv-"+name+"-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(src)
-	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module nonewprivs\n\ngo 1.21\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module "+name+"\n\ngo 1.21\n"), 0o644); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(nonewprivsSource), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(source), 0o644); err != nil {
 		return nil, err
 	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		if goBin, err = exec.LookPath("go"); err != nil {
-			return nil, fmt.Errorf("building nonewprivs needs the go command: %w", err)
-		}
+	goBin, err := goCommand()
+	if err != nil {
+		return nil, fmt.Errorf("building %s: %w", name, err)
 	}
 	tmpOut := cached + ".tmp"
 	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", tmpOut, ".")
@@ -346,10 +361,24 @@ func nonewprivsBinary(cacheDir string) ([]byte, error) {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH,
 		"GOTOOLCHAIN=local", "GOFLAGS=-mod=mod", "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build nonewprivs: %v: %s", err, out)
+		return nil, fmt.Errorf("go build %s: %w: %s", name, err, out)
 	}
 	if err := os.Rename(tmpOut, cached); err != nil {
 		return nil, err
 	}
 	return os.ReadFile(cached)
+}
+
+// goCommand returns the go command of the toolchain that runs the caller,
+// else the one on PATH.
+func goCommand() (string, error) {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err == nil {
+		return goBin, nil
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("the go command is needed: %w", err)
+	}
+	return goBin, nil
 }

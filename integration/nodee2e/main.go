@@ -1,0 +1,408 @@
+// Command node-e2e runs the Kubernetes node conformance suite
+// (k8s.io/kubernetes/test/e2e_node, built by `make node-e2e-bin` from the
+// kubelet's pin) against an isolated husk: a registry on 127.0.0.1 serves
+// stand-ins of every image the suite pulls (built by testenv), husk's
+// registry mirrors point every upstream name there, and the suite starts
+// its own etcd and kube-apiserver in its process and kubelet as a plain
+// process (this machine has no systemd-run). It prints the summary, the
+// failures, and a closing line `node-e2e: N passed, N failed, N skipped`,
+// and puts back what the suite changes on the host.
+//
+//	go run ./integration/nodee2e --bin bin [--focus RE] [-- extra e2e_node.test flags]
+package main
+
+import (
+	"bufio"
+	"context"
+	_ "embed"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/husk-runtime/husk/integration/testenv"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+//go:embed skips.txt
+var skipsFile string
+
+// The peers' default node e2e jobs skip these (containerd's and CRI-O's
+// `NodeConformance` jobs); skips.txt adds what this host cannot do.
+const defaultSkip = `\[Flaky\]|\[Slow\]|\[Serial\]`
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "node-e2e:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	bin := flag.String("bin", "bin", "directory holding husk, husk-shim, husk-oci, kubelet and e2e_node.test")
+	focus := flag.String("focus", `\[NodeConformance\]`, "ginkgo focus")
+	strict := flag.Bool("strict", false, "exit non-zero when a spec fails")
+	timeout := flag.Duration("timeout", 80*time.Minute, "the whole run's limit")
+	flag.Parse()
+	binDir, err := filepath.Abs(*bin)
+	if err != nil {
+		return err
+	}
+	for _, b := range []string{"husk", "husk-shim", "husk-oci", "kubelet", "e2e_node.test"} {
+		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
+			return fmt.Errorf("%s missing in %s (make node-e2e-bin builds the suite and kubelet): %w", b, binDir, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "husk-nodee2e-")
+	if err != nil {
+		return err
+	}
+	// Pods with a user namespace walk down to their rootfs as the mapped
+	// root: the dirs above the daemon's root must let others through.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	host := saveHost()
+	defer host.restore()
+
+	// Ctrl-C or a SIGTERM ends the suite the way ginkgo ends on SIGINT
+	// (its cleanup stops kubelet, etcd and the apiserver), then the host is
+	// put back as usual.
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(sigCtx, *timeout)
+	defer cancel()
+
+	reg, err := testenv.StartRegistryProcess(filepath.Join(dir, "registry"))
+	if err != nil {
+		return err
+	}
+	defer reg.Stop()
+	fmt.Println("registry on", reg.Addr, "- building and pushing the node e2e images")
+	base, err := testenv.BuildBusybox(testenv.DefaultCacheDir())
+	if err != nil {
+		return err
+	}
+	if err := testenv.PushNodeE2EImages(ctx, reg.Addr, base, testenv.DefaultCacheDir()); err != nil {
+		return err
+	}
+	certs := filepath.Join(dir, "certs.d")
+	// 127.0.0.2:5000 has nothing listening: pulling through it proves the
+	// mirror configuration is in force before the suite starts.
+	guard := "127.0.0.2:5000"
+	if err := testenv.WriteMirrorHosts(certs, reg.Addr, append(testenv.NodeE2EUpstreamHosts, guard)); err != nil {
+		return err
+	}
+	// Hosts whose pulls the suite expects to fail: a mirror where nothing
+	// listens, so the failure is local and nothing reaches for the internet.
+	if err := testenv.WriteMirrorHosts(certs, "127.0.0.1:1", testenv.NodeE2EDeadHosts); err != nil {
+		return err
+	}
+
+	d, err := startDaemon(dir, binDir, certs)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	if _, err := d.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: guard + "/e2e-test-images/busybox:1.37.0-2"}}); err != nil {
+		return fmt.Errorf("guard pull through the mirror failed, so the mirrors are not in force: %w", err)
+	}
+
+	// Pods with dnsPolicy Default get kubelet's resolvConf, the host's
+	// unless set: a spec that runs `ping google.com` would send a DNS query
+	// off the machine. A loopback nameserver where nothing listens keeps
+	// every lookup here (and failing at once).
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"), 0o644); err != nil {
+		return err
+	}
+	kubeletCfg := filepath.Join(dir, "kubelet-base.yaml")
+	if err := os.WriteFile(kubeletCfg, []byte(kubeletBase+fmt.Sprintf("resolvConf: %q\n", resolv)), 0o644); err != nil {
+		return err
+	}
+	report := filepath.Join(dir, "report")
+	if err := os.MkdirAll(report, 0o755); err != nil {
+		return err
+	}
+	skip := defaultSkip
+	for _, l := range strings.Split(skipsFile, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			skip += "|" + l
+		}
+	}
+	args := []string{
+		"--container-runtime-endpoint", "unix://" + d.socket,
+		"--container-runtime-process-name", "husk",
+		"--container-runtime-pid-file", d.pidFile,
+		"--kubelet-config-file", kubeletCfg,
+		"--prepull-images=false",
+		"--report-dir", report,
+		"--node-name", "husk-e2e-node",
+		"--ginkgo.no-color",
+		"--ginkgo.focus", *focus,
+		"--ginkgo.skip", skip,
+		"--ginkgo.timeout", timeout.String(),
+	}
+	args = append(args, flag.Args()...)
+	// The suite runs the kubelet found beside it (bin/kubelet).
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "e2e_node.test"), args...)
+	// The suite writes its kubeconfig and kubelet config into its working
+	// directory.
+	cmd.Dir = dir
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 3 * time.Minute
+	path, err := pathWithoutSystemdRun(dir)
+	if err != nil {
+		return err
+	}
+	cmd.Env = append(os.Environ(), "KUBE_TEST_REPO_LIST=", "PATH="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	logPath := filepath.Join(dir, "e2e_node.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	fmt.Println("running e2e_node.test, focus", *focus)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	var failures []string
+	summary := ""
+	sc := bufio.NewScanner(io.TeeReader(out, logf))
+	sc.Buffer(nil, 4<<20)
+	failRe := regexp.MustCompile(`^\s*\[FAIL\] (.*)$`)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := failRe.FindStringSubmatch(line); m != nil {
+			failures = append(failures, m[1])
+		}
+		if strings.Contains(line, "Passed |") && strings.Contains(line, "Failed |") {
+			summary = strings.TrimSpace(line)
+		}
+		if strings.HasPrefix(line, "Ran ") {
+			fmt.Println(line)
+		}
+	}
+	runErr := cmd.Wait()
+	took := time.Since(start).Round(time.Second)
+
+	d.removePods()
+	fmt.Println("node-e2e summary:", summary, "in", took)
+	passed, failed, skipped := counts(summary)
+	for _, f := range failures {
+		fmt.Println("FAILED:", f)
+	}
+	// The closing line.
+	fmt.Printf("node-e2e: %d passed, %d failed, %d skipped\n", passed, failed, skipped)
+	if summary == "" {
+		return fmt.Errorf("e2e_node.test did not run to the end: %v (logs: %s)", runErr, keepLogs(dir))
+	}
+	kept := keepLogs(dir)
+	fmt.Println("logs:", kept)
+	if runErr != nil && *strict {
+		return fmt.Errorf("%d specs failed (logs: %s)", failed, kept)
+	}
+	return nil
+}
+
+// kubeletBase is the suite's base kubelet configuration
+// (test/e2e_node/jenkins/default-kubelet-config.yaml) for this host: cgroup
+// v1 needs failCgroupV1 false since kubelet 1.35, and these machines have
+// swap off but no guarantee of it.
+const kubeletBase = `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+cgroupRoot: /
+failCgroupV1: false
+failSwapOn: false
+podCIDR: "10.100.0.0/24"
+volumeStatsAggPeriod: 10s
+fileCheckFrequency: 10s
+evictionPressureTransitionPeriod: 30s
+evictionHard:
+  memory.available: 250Mi
+  nodefs.available: 10%
+  nodefs.inodesFree: 5%
+evictionMinimumReclaim:
+  nodefs.available: 5%
+  nodefs.inodesFree: 5%
+serializeImagePulls: false
+`
+
+// pathWithoutSystemdRun is a PATH in which systemd-run cannot be found. The
+// suite starts kubelet through systemd-run whenever it is in PATH, and
+// Debian installs it with the systemd package even where systemd is not
+// PID 1 (as on these machines), where it can only fail ("System has not
+// been booted with systemd"). /usr/bin (and /bin, its link) is replaced by
+// a dir of links to each of its programs but that one.
+func pathWithoutSystemdRun(dir string) (string, error) {
+	shadow := filepath.Join(dir, "usr-bin")
+	if err := os.MkdirAll(shadow, 0o755); err != nil {
+		return "", err
+	}
+	ents, err := os.ReadDir("/usr/bin")
+	if err != nil {
+		return "", err
+	}
+	for _, e := range ents {
+		if e.Name() == "systemd-run" {
+			continue
+		}
+		if err := os.Symlink(filepath.Join("/usr/bin", e.Name()), filepath.Join(shadow, e.Name())); err != nil {
+			return "", err
+		}
+	}
+	var keep []string
+	for _, p := range filepath.SplitList(os.Getenv("PATH")) {
+		if p != "/usr/bin" && p != "/bin" {
+			keep = append(keep, p)
+		}
+	}
+	return strings.Join(append(keep, shadow), string(os.PathListSeparator)), nil
+}
+
+// keepLogs copies the run's logs out of its temp dir before that is removed.
+func keepLogs(dir string) string {
+	var kept []string
+	for _, name := range []string{"e2e_node.log", "daemon.log", "report/kubelet.log"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		dst := filepath.Join(os.TempDir(), "husk-nodee2e-"+filepath.Base(name))
+		if os.WriteFile(dst, data, 0o644) == nil {
+			kept = append(kept, dst)
+		}
+	}
+	return strings.Join(kept, ", ")
+}
+
+// counts reads ginkgo's "SUCCESS! -- N Passed | N Failed | N Pending | N
+// Skipped" line.
+func counts(summary string) (passed, failed, skipped int) {
+	for _, part := range strings.Split(summary, "|") {
+		var n int
+		var word string
+		if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(part, "FAIL! -- "), "SUCCESS! -- ")), "%d %s", &n, &word); err != nil {
+			continue
+		}
+		switch word {
+		case "Passed":
+			passed = n
+		case "Failed":
+			failed = n
+		case "Skipped":
+			skipped = n
+		}
+	}
+	return
+}
+
+type daemon struct {
+	cmd             *exec.Cmd
+	dir             string
+	socket, pidFile string
+	bridge          string
+	conn            *grpc.ClientConn
+	rt              runtimeapi.RuntimeServiceClient
+	img             runtimeapi.ImageServiceClient
+}
+
+func startDaemon(dir, binDir, certs string) (*daemon, error) {
+	d := &daemon{dir: dir, socket: filepath.Join(dir, "husk.sock"), pidFile: filepath.Join(dir, "husk.pid"), bridge: "husknode0"}
+	cfgPath := filepath.Join(dir, "config.toml")
+	// The suite's RuntimeClass specs name test-handler; kubelet gives the
+	// pod CIDR (10.100.0.0/24) through UpdateRuntimeConfig.
+	cfg := fmt.Sprintf(`root = %q
+state = %q
+socket = %q
+[cni]
+conf_dir = %q
+default_network = true
+bridge = %q
+subnet = "10.100.0.0/24"
+[registry]
+config_path = %q
+auth_file = ""
+[runtimes.test-handler]
+type = "husk"
+`, filepath.Join(dir, "root"), filepath.Join(dir, "run"), d.socket, filepath.Join(dir, "cni"), d.bridge, certs)
+	if err := os.MkdirAll(filepath.Join(dir, "cni"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
+	if err != nil {
+		return nil, err
+	}
+	d.cmd = exec.Command(filepath.Join(binDir, "husk"), "daemon", "--config", cfgPath)
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	// The suite reads the runtime's pid (its process and memory checks).
+	if err := os.WriteFile(d.pidFile, fmt.Appendf(nil, "%d\n", d.cmd.Process.Pid), 0o644); err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("unix://"+d.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	d.conn, d.rt, d.img = conn, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := d.rt.Version(ctx, &runtimeapi.VersionRequest{})
+		cancel()
+		if err == nil {
+			return d, nil
+		}
+		if time.Now().After(deadline) {
+			d.stop()
+			return nil, fmt.Errorf("husk daemon not serving: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// removePods removes what failing specs or the suite's end left.
+func (d *daemon) removePods() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if pods, err := d.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+		for _, p := range pods.Items {
+			if _, err := d.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+				fmt.Fprintln(os.Stderr, "cleanup: remove pod", p.Id, err)
+			}
+		}
+	}
+}
+
+func (d *daemon) stop() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	_ = d.cmd.Wait()
+	d.cmd = nil
+	d.conn.Close()
+	_ = exec.Command("ip", "link", "del", d.bridge).Run()
+}
