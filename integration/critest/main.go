@@ -20,12 +20,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/husk-runtime/husk/integration/testenv"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -83,12 +80,15 @@ func run() error {
 		return err
 	}
 
-	d, err := startDaemon(dir, binDir, certs)
+	if err := os.MkdirAll(filepath.Join(dir, "cni"), 0o755); err != nil {
+		return err
+	}
+	d, err := testenv.StartHusk(binDir, dir, filepath.Join(dir, "husk.sock"), "huskcritest0", daemonConfig(dir, certs))
 	if err != nil {
 		return err
 	}
-	defer d.stop()
-	if _, err := d.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: guard + "/e2e-test-images/busybox:1.29-2"}}); err != nil {
+	defer d.Stop()
+	if _, err := d.Img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: guard + "/e2e-test-images/busybox:1.29-2"}}); err != nil {
 		return fmt.Errorf("guard pull through the mirror failed, so the mirrors are not in force: %w", err)
 	}
 
@@ -99,7 +99,7 @@ func run() error {
 		}
 	}
 	args := []string{
-		"--runtime-endpoint", "unix://" + d.socket, "--image-endpoint", "unix://" + d.socket,
+		"--runtime-endpoint", "unix://" + d.Socket, "--image-endpoint", "unix://" + d.Socket,
 		"--ginkgo.no-color", "--ginkgo.skip", strings.Join(skips, "|"),
 	}
 	args = append(args, flag.Args()...)
@@ -147,7 +147,7 @@ func run() error {
 
 	cleanup(d, shmBefore)
 	fmt.Println("critest summary:", summary)
-	passed, failed, skipped := counts(summary)
+	passed, failed, skipped := testenv.GinkgoCounts(summary)
 	for _, f := range failures {
 		fmt.Println("FAILED:", f)
 	}
@@ -157,11 +157,11 @@ func run() error {
 	// The closing line CI reads.
 	fmt.Printf("critest: %d passed, %d failed, %d skipped\n", passed, failed, skipped)
 	if summary == "" {
-		return fmt.Errorf("critest did not run to the end: %v (logs: %s)", runErr, keepLogs(dir))
+		return fmt.Errorf("critest did not run to the end: %v (logs: %s)", runErr, testenv.KeepLogs(dir, "husk-", "critest.log", "daemon.log"))
 	}
 	// The logs are kept either way: with --ginkgo.v they say why each
 	// skipped spec was skipped.
-	kept := keepLogs(dir)
+	kept := testenv.KeepLogs(dir, "husk-", "critest.log", "daemon.log")
 	fmt.Println("logs:", kept)
 	if runErr != nil && *strict {
 		return fmt.Errorf("critest: %d specs failed (logs: %s)", failed, kept)
@@ -169,53 +169,9 @@ func run() error {
 	return nil
 }
 
-// keepLogs copies the run's logs out of its temp dir before that is removed.
-func keepLogs(dir string) string {
-	var kept []string
-	for _, name := range []string{"critest.log", "daemon.log"} {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			continue
-		}
-		dst := filepath.Join(os.TempDir(), "husk-"+name)
-		if os.WriteFile(dst, data, 0o644) == nil {
-			kept = append(kept, dst)
-		}
-	}
-	return strings.Join(kept, ", ")
-}
-
-func counts(summary string) (passed, failed, skipped int) {
-	for _, part := range strings.Split(summary, "|") {
-		var n int
-		var word string
-		if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(part, "FAIL! -- "), "SUCCESS! -- ")), "%d %s", &n, &word); err != nil {
-			continue
-		}
-		switch word {
-		case "Passed":
-			passed = n
-		case "Failed":
-			failed = n
-		case "Skipped":
-			skipped = n
-		}
-	}
-	return
-}
-
-type daemon struct {
-	cmd    *exec.Cmd
-	socket string
-	conn   *grpc.ClientConn
-	rt     runtimeapi.RuntimeServiceClient
-	img    runtimeapi.ImageServiceClient
-}
-
-func startDaemon(dir, binDir, certs string) (*daemon, error) {
-	d := &daemon{socket: filepath.Join(dir, "husk.sock")}
-	cfgPath := filepath.Join(dir, "config.toml")
-	cfg := fmt.Sprintf(`root = %q
+// daemonConfig is the isolated husk's configuration.
+func daemonConfig(dir, certs string) string {
+	return fmt.Sprintf(`root = %q
 state = %q
 socket = %q
 [cni]
@@ -225,66 +181,13 @@ bridge = "huskcritest0"
 subnet = "10.198.0.0/16"
 [registry]
 config_path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "run"), d.socket, filepath.Join(dir, "cni"), certs)
-	if err := os.MkdirAll(filepath.Join(dir, "cni"), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
-	if err != nil {
-		return nil, err
-	}
-	d.cmd = exec.Command(filepath.Join(binDir, "husk"), "daemon", "--config", cfgPath)
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	if err := d.cmd.Start(); err != nil {
-		return nil, err
-	}
-	conn, err := grpc.NewClient("unix://"+d.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, err
-	}
-	d.conn, d.rt, d.img = conn, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := d.rt.Version(ctx, &runtimeapi.VersionRequest{})
-		cancel()
-		if err == nil {
-			return d, nil
-		}
-		if time.Now().After(deadline) {
-			d.stop()
-			return nil, fmt.Errorf("husk daemon not serving: %w", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (d *daemon) stop() {
-	if d.cmd == nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	_ = d.cmd.Wait()
-	d.cmd = nil
-	d.conn.Close()
-	_ = exec.Command("ip", "link", "del", "huskcritest0").Run()
+`, filepath.Join(dir, "root"), filepath.Join(dir, "run"), filepath.Join(dir, "husk.sock"), filepath.Join(dir, "cni"), certs)
 }
 
 // cleanup removes the pods failing specs leave and the host shared-memory
 // segments the HostIpc specs create with ipcmk and never delete.
-func cleanup(d *daemon, shmBefore map[string]bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if pods, err := d.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
-		for _, p := range pods.Items {
-			if _, err := d.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
-				fmt.Fprintln(os.Stderr, "cleanup: remove pod", p.Id, err)
-			}
-		}
-	}
+func cleanup(d *testenv.Husk, shmBefore map[string]bool) {
+	d.RemovePods()
 	for id := range shmIDs() {
 		if !shmBefore[id] {
 			if err := exec.Command("ipcrm", "-m", id).Run(); err != nil && !errors.Is(err, exec.ErrNotFound) {

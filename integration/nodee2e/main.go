@@ -28,8 +28,6 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/integration/testenv"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -109,12 +107,20 @@ func run() error {
 		return err
 	}
 
-	d, err := startDaemon(dir, binDir, certs)
+	if err := os.MkdirAll(filepath.Join(dir, "cni"), 0o755); err != nil {
+		return err
+	}
+	d, err := testenv.StartHusk(binDir, dir, filepath.Join(dir, "husk.sock"), "husknode0", daemonConfig(dir, certs))
 	if err != nil {
 		return err
 	}
-	defer d.stop()
-	if _, err := d.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: guard + "/e2e-test-images/busybox:1.37.0-2"}}); err != nil {
+	defer d.Stop()
+	// The suite reads the runtime's pid (its process and memory checks).
+	pidFile := filepath.Join(dir, "husk.pid")
+	if err := os.WriteFile(pidFile, fmt.Appendf(nil, "%d\n", d.Pid()), 0o644); err != nil {
+		return err
+	}
+	if _, err := d.Img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: guard + "/e2e-test-images/busybox:1.37.0-2"}}); err != nil {
 		return fmt.Errorf("guard pull through the mirror failed, so the mirrors are not in force: %w", err)
 	}
 
@@ -141,9 +147,9 @@ func run() error {
 		}
 	}
 	args := []string{
-		"--container-runtime-endpoint", "unix://" + d.socket,
+		"--container-runtime-endpoint", "unix://" + d.Socket,
 		"--container-runtime-process-name", "husk",
-		"--container-runtime-pid-file", d.pidFile,
+		"--container-runtime-pid-file", pidFile,
 		"--kubelet-config-file", kubeletCfg,
 		"--prepull-images=false",
 		"--report-dir", report,
@@ -202,18 +208,18 @@ func run() error {
 	runErr := cmd.Wait()
 	took := time.Since(start).Round(time.Second)
 
-	d.removePods()
+	d.RemovePods()
 	fmt.Println("node-e2e summary:", summary, "in", took)
-	passed, failed, skipped := counts(summary)
+	passed, failed, skipped := testenv.GinkgoCounts(summary)
 	for _, f := range failures {
 		fmt.Println("FAILED:", f)
 	}
 	// The closing line.
 	fmt.Printf("node-e2e: %d passed, %d failed, %d skipped\n", passed, failed, skipped)
 	if summary == "" {
-		return fmt.Errorf("e2e_node.test did not run to the end: %v (logs: %s)", runErr, keepLogs(dir))
+		return fmt.Errorf("e2e_node.test did not run to the end: %v (logs: %s)", runErr, testenv.KeepLogs(dir, "husk-nodee2e-", "e2e_node.log", "daemon.log", "report/kubelet.log"))
 	}
-	kept := keepLogs(dir)
+	kept := testenv.KeepLogs(dir, "husk-nodee2e-", "e2e_node.log", "daemon.log", "report/kubelet.log")
 	fmt.Println("logs:", kept)
 	if runErr != nil && *strict {
 		return fmt.Errorf("%d specs failed (logs: %s)", failed, kept)
@@ -277,132 +283,22 @@ func pathWithoutSystemdRun(dir string) (string, error) {
 	return strings.Join(append(keep, shadow), string(os.PathListSeparator)), nil
 }
 
-// keepLogs copies the run's logs out of its temp dir before that is removed.
-func keepLogs(dir string) string {
-	var kept []string
-	for _, name := range []string{"e2e_node.log", "daemon.log", "report/kubelet.log"} {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			continue
-		}
-		dst := filepath.Join(os.TempDir(), "husk-nodee2e-"+filepath.Base(name))
-		if os.WriteFile(dst, data, 0o644) == nil {
-			kept = append(kept, dst)
-		}
-	}
-	return strings.Join(kept, ", ")
-}
-
-// counts reads ginkgo's "SUCCESS! -- N Passed | N Failed | N Pending | N
-// Skipped" line.
-func counts(summary string) (passed, failed, skipped int) {
-	for _, part := range strings.Split(summary, "|") {
-		var n int
-		var word string
-		if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(part, "FAIL! -- "), "SUCCESS! -- ")), "%d %s", &n, &word); err != nil {
-			continue
-		}
-		switch word {
-		case "Passed":
-			passed = n
-		case "Failed":
-			failed = n
-		case "Skipped":
-			skipped = n
-		}
-	}
-	return
-}
-
-type daemon struct {
-	cmd             *exec.Cmd
-	dir             string
-	socket, pidFile string
-	bridge          string
-	conn            *grpc.ClientConn
-	rt              runtimeapi.RuntimeServiceClient
-	img             runtimeapi.ImageServiceClient
-}
-
-func startDaemon(dir, binDir, certs string) (*daemon, error) {
-	d := &daemon{dir: dir, socket: filepath.Join(dir, "husk.sock"), pidFile: filepath.Join(dir, "husk.pid"), bridge: "husknode0"}
-	cfgPath := filepath.Join(dir, "config.toml")
-	// The suite's RuntimeClass specs name test-handler; kubelet gives the
-	// pod CIDR (10.100.0.0/24) through UpdateRuntimeConfig.
-	cfg := fmt.Sprintf(`root = %q
+// daemonConfig is the isolated husk's configuration. The suite's
+// RuntimeClass specs name test-handler; kubelet's pod CIDR (kubeletBase) is
+// the default network's subnet.
+func daemonConfig(dir, certs string) string {
+	return fmt.Sprintf(`root = %q
 state = %q
 socket = %q
 [cni]
 conf_dir = %q
 default_network = true
-bridge = %q
+bridge = "husknode0"
 subnet = "10.100.0.0/24"
 [registry]
 config_path = %q
 auth_file = ""
 [runtimes.test-handler]
 type = "husk"
-`, filepath.Join(dir, "root"), filepath.Join(dir, "run"), d.socket, filepath.Join(dir, "cni"), d.bridge, certs)
-	if err := os.MkdirAll(filepath.Join(dir, "cni"), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
-	if err != nil {
-		return nil, err
-	}
-	d.cmd = exec.Command(filepath.Join(binDir, "husk"), "daemon", "--config", cfgPath)
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	if err := d.cmd.Start(); err != nil {
-		return nil, err
-	}
-	// The suite reads the runtime's pid (its process and memory checks).
-	if err := os.WriteFile(d.pidFile, fmt.Appendf(nil, "%d\n", d.cmd.Process.Pid), 0o644); err != nil {
-		return nil, err
-	}
-	conn, err := grpc.NewClient("unix://"+d.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, err
-	}
-	d.conn, d.rt, d.img = conn, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := d.rt.Version(ctx, &runtimeapi.VersionRequest{})
-		cancel()
-		if err == nil {
-			return d, nil
-		}
-		if time.Now().After(deadline) {
-			d.stop()
-			return nil, fmt.Errorf("husk daemon not serving: %w", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// removePods removes what failing specs or the suite's end left.
-func (d *daemon) removePods() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if pods, err := d.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
-		for _, p := range pods.Items {
-			if _, err := d.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
-				fmt.Fprintln(os.Stderr, "cleanup: remove pod", p.Id, err)
-			}
-		}
-	}
-}
-
-func (d *daemon) stop() {
-	if d.cmd == nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	_ = d.cmd.Wait()
-	d.cmd = nil
-	d.conn.Close()
-	_ = exec.Command("ip", "link", "del", d.bridge).Run()
+`, filepath.Join(dir, "root"), filepath.Join(dir, "run"), filepath.Join(dir, "husk.sock"), filepath.Join(dir, "cni"), certs)
 }

@@ -134,6 +134,12 @@ func sharedLibs(file string) ([]string, error) {
 // addELF adds the host ELF file's libraries and dynamic loader to b, copying
 // the real files (symlinks resolved) to the paths the loader looks them up at.
 func addELF(b *layerBuilder, file string) error {
+	return addLibs(b, file, func(p string) bool { _, ok := b.entries[p]; return ok })
+}
+
+// addLibs is addELF but for the libraries have says the image already
+// holds (by cleaned path).
+func addLibs(b *layerBuilder, file string, have func(path string) bool) error {
 	libs, err := sharedLibs(file)
 	if err != nil {
 		return err
@@ -146,7 +152,7 @@ func addELF(b *layerBuilder, file string) error {
 		libs = append(libs, interp)
 	}
 	for _, l := range libs {
-		if _, ok := b.entries[clean(l)]; ok {
+		if have(clean(l)) {
 			continue
 		}
 		real, err := filepath.EvalSymlinks(l)

@@ -458,32 +458,7 @@ func addHostProgram(b *layerBuilder, host, dst string, have map[string]byte) err
 		return err
 	}
 	b.File(dst, 0o755, data)
-	libs, err := sharedLibs(host)
-	if err != nil {
-		return err
-	}
-	interp, err := interpreter(host)
-	if err != nil {
-		return err
-	}
-	if interp != "" {
-		libs = append(libs, interp)
-	}
-	for _, l := range libs {
-		if _, ok := have[clean(l)]; ok {
-			continue
-		}
-		real, err := filepath.EvalSymlinks(l)
-		if err != nil {
-			return err
-		}
-		lib, err := os.ReadFile(real)
-		if err != nil {
-			return err
-		}
-		b.File(l, 0o755, lib)
-	}
-	return nil
+	return addLibs(b, host, func(p string) bool { _, ok := have[p]; return ok })
 }
 
 // pauseImage is upstream's layout: only /pause (static), USER 65535:65535.
