@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/husk-runtime/husk/atomicfile"
 	"github.com/husk-runtime/husk/image"
 	"google.golang.org/protobuf/proto"
@@ -88,7 +89,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 
 	c := &Container{
 		ID: id, PodID: p.ID, State: ContainerCreating, CreatedAt: time.Now().UTC(), Config: cfg,
-		ImageRef: cfg.GetImage().GetImage(), ImageID: img.ID, RepoRef: repoRef(img), ImageName: imageName(img),
+		ImageRef: cfg.GetImage().GetImage(), ImageID: img.ID, RepoRef: repoRef(img, cfg.GetImage()), ImageName: imageName(img, cfg.GetImage()),
 	}
 	if lp := cfg.GetLogPath(); lp != "" {
 		if dir := p.Config.GetLogDirectory(); dir != "" {
@@ -198,14 +199,18 @@ func (m *Manager) targetPid(podID, id string) int {
 	return t.Pid
 }
 
-func repoRef(img image.Image) string {
-	if len(img.RepoDigests) > 0 {
-		return img.RepoDigests[0]
+// imageName is the tag ContainerStatus reports: the one the pod asked for
+// (kubelet sends the image id as image and the pod's image as
+// user_specified_image) where the image has it, else its first tag. An image
+// known under several names (pulled through a mirror under its own name and
+// upstream's, or tagged twice) reported whichever came first, and kubelet
+// and its node e2e specs compare the status with the pod's image.
+func imageName(img image.Image, spec *runtimeapi.ImageSpec) string {
+	for _, want := range []string{spec.GetUserSpecifiedImage(), spec.GetImage()} {
+		if n := normalizedTag(want); n != "" && slices.Contains(img.RepoTags, n) {
+			return n
+		}
 	}
-	return img.ID
-}
-
-func imageName(img image.Image) string {
 	if len(img.RepoTags) > 0 {
 		return img.RepoTags[0]
 	}
@@ -213,4 +218,42 @@ func imageName(img image.Image) string {
 		return img.RepoDigests[0]
 	}
 	return img.ID
+}
+
+// repoRef is the repo digest ContainerStatus reports as image_ref: the one
+// in the repository of the name the pod asked for, else the first.
+func repoRef(img image.Image, spec *runtimeapi.ImageSpec) string {
+	if repo := normalizedRepo(imageName(img, spec)); repo != "" {
+		for _, d := range img.RepoDigests {
+			if normalizedRepo(d) == repo {
+				return d
+			}
+		}
+	}
+	if len(img.RepoDigests) > 0 {
+		return img.RepoDigests[0]
+	}
+	return img.ID
+}
+
+// normalizedTag is ref as the store names its tags ("busybox" ->
+// "docker.io/library/busybox:latest"); "" for a digest, an id or junk.
+func normalizedTag(ref string) string {
+	n, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return ""
+	}
+	if _, ok := n.(reference.Digested); ok {
+		return ""
+	}
+	return reference.TagNameOnly(n).String()
+}
+
+// normalizedRepo is the repository of a tag or digest reference.
+func normalizedRepo(ref string) string {
+	n, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return ""
+	}
+	return n.Name()
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/husk-runtime/husk/image"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -317,5 +318,31 @@ func TestNativeArchOnly(t *testing.T) {
 	}
 	if len(s.Linux.Seccomp.Syscalls) == 0 {
 		t.Fatal("narrowing the architectures dropped the rules")
+	}
+}
+
+// ContainerStatus names the image as the pod did when the image has that
+// name, whichever name it was pulled under first (a mirror guard's, say).
+func TestImageNameFollowsThePod(t *testing.T) {
+	const d1 = "sha256:a508e67d9aeb57ca85d2572d0224a1ea81493499234ef12b8c3a83e666ffa1ea"
+	img := image.Image{ID: "sha256:abc",
+		RepoTags:    []string{"127.0.0.2:5000/e2e-test-images/busybox:1.37.0-2", "registry.k8s.io/e2e-test-images/busybox:1.37.0-2", "docker.io/library/busybox:latest"},
+		RepoDigests: []string{"127.0.0.2:5000/e2e-test-images/busybox@" + d1, "registry.k8s.io/e2e-test-images/busybox@" + d1, "docker.io/library/busybox@" + d1}}
+	for _, tc := range []struct {
+		spec       *runtimeapi.ImageSpec
+		name, repo string
+	}{
+		{&runtimeapi.ImageSpec{Image: "sha256:abc", UserSpecifiedImage: "registry.k8s.io/e2e-test-images/busybox:1.37.0-2"},
+			"registry.k8s.io/e2e-test-images/busybox:1.37.0-2", "registry.k8s.io/e2e-test-images/busybox@" + d1},
+		{&runtimeapi.ImageSpec{Image: "busybox"}, "docker.io/library/busybox:latest", "docker.io/library/busybox@" + d1},
+		{&runtimeapi.ImageSpec{Image: "sha256:abc"}, "127.0.0.2:5000/e2e-test-images/busybox:1.37.0-2", "127.0.0.2:5000/e2e-test-images/busybox@" + d1},
+		{&runtimeapi.ImageSpec{Image: "sha256:abc", UserSpecifiedImage: "other:1"}, "127.0.0.2:5000/e2e-test-images/busybox:1.37.0-2", "127.0.0.2:5000/e2e-test-images/busybox@" + d1},
+	} {
+		if got := imageName(img, tc.spec); got != tc.name {
+			t.Errorf("imageName(%v) = %q, want %q", tc.spec, got, tc.name)
+		}
+		if got := repoRef(img, tc.spec); got != tc.repo {
+			t.Errorf("repoRef(%v) = %q, want %q", tc.spec, got, tc.repo)
+		}
 	}
 }
