@@ -76,15 +76,29 @@ func (h *hostState) restore() {
 	}
 	for _, dir := range topCgroups() {
 		if !h.cgroups[dir] {
+			// kubelet moves the host's own processes into its
+			// systemCgroups (/system) and the runtime's into
+			// --runtime-cgroups: back to the hierarchy's root with them
+			// before the cgroup goes (the pods' are gone by now).
+			moveProcsToRoot(dir)
 			removeCgroupTree(dir)
 		}
 	}
+	// kubelet's chains (KUBE-FIREWALL, jumped to from INPUT and OUTPUT):
+	// the jumps go first, or the chain cannot be deleted.
 	for c := range iptablesChains() {
-		if !h.chains[c] {
-			table, chain, _ := strings.Cut(c, "/")
-			_ = exec.Command("iptables", "-t", table, "-F", chain).Run()
-			_ = exec.Command("iptables", "-t", table, "-X", chain).Run()
+		if h.chains[c] {
+			continue
 		}
+		table, chain, _ := strings.Cut(c, "/")
+		b, _ := exec.Command("iptables-save", "-t", table).Output()
+		for _, l := range strings.Split(string(b), "\n") {
+			if rule, ok := strings.CutPrefix(l, "-A "); ok && strings.HasSuffix(l, " -j "+chain) {
+				_ = exec.Command("iptables", append([]string{"-t", table, "-D"}, strings.Fields(rule)...)...).Run()
+			}
+		}
+		_ = exec.Command("iptables", "-t", table, "-F", chain).Run()
+		_ = exec.Command("iptables", "-t", table, "-X", chain).Run()
 	}
 }
 
@@ -104,6 +118,24 @@ func topCgroups() []string {
 		}
 	}
 	return out
+}
+
+// moveProcsToRoot moves every process of the cgroup tree at dir into the
+// root cgroup of its hierarchy (dir's parent).
+func moveProcsToRoot(dir string) {
+	root := filepath.Dir(dir)
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		for _, pid := range strings.Fields(string(b)) {
+			if err := os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(pid), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "move pid", pid, "out of", filepath.Dir(p), err)
+			}
+		}
+		return nil
+	})
 }
 
 // removeCgroupTree removes a cgroup and its children, deepest first (the

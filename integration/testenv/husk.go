@@ -105,10 +105,14 @@ func (h *Husk) Stop() {
 // GinkgoCounts reads ginkgo's closing "SUCCESS! -- N Passed | N Failed | N
 // Pending | N Skipped" line.
 func GinkgoCounts(summary string) (passed, failed, skipped int) {
+	// An interrupted run says "FAIL! - Interrupted by User -- 24 Passed | ...".
+	if i := strings.LastIndex(summary, "-- "); i >= 0 {
+		summary = summary[i+len("-- "):]
+	}
 	for _, part := range strings.Split(summary, "|") {
 		var n int
 		var word string
-		if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(part, "FAIL! -- "), "SUCCESS! -- ")), "%d %s", &n, &word); err != nil {
+		if _, err := fmt.Sscanf(strings.TrimSpace(part), "%d %s", &n, &word); err != nil {
 			continue
 		}
 		switch word {

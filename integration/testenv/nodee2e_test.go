@@ -671,3 +671,17 @@ func TestPushNodeE2EImages(t *testing.T) {
 		t.Error("pulled busybox lacks /bin/nmeter")
 	}
 }
+
+func TestGinkgoCounts(t *testing.T) {
+	for line, want := range map[string][3]int{
+		"SUCCESS! -- 112 Passed | 0 Failed | 0 Pending | 30 Skipped":                     {112, 0, 30},
+		"FAIL! -- 109 Passed | 3 Failed | 0 Pending | 30 Skipped":                        {109, 3, 30},
+		"FAIL! - Interrupted by User -- 24 Passed | 2 Failed | 0 Pending | 1250 Skipped": {24, 2, 1250},
+		"": {0, 0, 0},
+	} {
+		p, f, s := GinkgoCounts(line)
+		if [3]int{p, f, s} != want {
+			t.Errorf("GinkgoCounts(%q) = %d, %d, %d, want %v", line, p, f, s, want)
+		}
+	}
+}
