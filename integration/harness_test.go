@@ -122,14 +122,14 @@ subnet = %q
 [registry]
 config_path = %q
 auth_file = %q
-# husk-oci under another name, as the node e2e suite's RuntimeClass specs
-# want it; crun and runc come from the defaults.
-[runtimes.test-handler]
-type = "husk"
 `, d.Root, d.State, d.Socket, d.CDIDir, opts.SeccompNativeArchOnly, d.CNIDir, !opts.NoDefaultNetwork, d.Bridge, d.Subnet, d.CertsDir, d.AuthFile)
 	if opts.StallTimeoutSeconds > 0 {
 		cfg += fmt.Sprintf("stall_timeout_seconds = %d\n", opts.StallTimeoutSeconds)
 	}
+	// Last: a table ends the [registry] keys above. husk-oci under another
+	// name, as the node e2e suite's RuntimeClass specs want it; crun and
+	// runc come from the defaults.
+	cfg += "[runtimes.test-handler]\ntype = \"husk\"\n"
 	if err := os.WriteFile(d.ConfigPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
