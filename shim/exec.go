@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/husk-runtime/husk/atomicfile"
@@ -104,13 +105,32 @@ func (s *Server) exec(ctx context.Context, req *Request) (*Response, error) {
 // ("namespace path: lstat /proc/<pid>/ns/ipc: no such file or directory",
 // "set cgroup: container not running"), where the caller only needs to
 // hear that the container is no longer running (a StopContainer or
-// RemovePodSandbox won the race). The init's exit reaches the reaper
-// within milliseconds of the failure, hence the short wait.
+// RemovePodSandbox won the race). An init that still runs failed the call
+// for another reason (a missing binary), said at once; one that is a
+// zombie or gone reaches the reaper within milliseconds, hence the short
+// wait for its exit.
 func (s *Server) stoppedUnder(c *container, what string, err error) error {
+	s.mu.Lock()
+	pid := c.pid
+	s.mu.Unlock()
+	if initRuns(pid) {
+		return fmt.Errorf("%s in %s: %w", what, c.id, err)
+	}
 	select {
 	case <-c.exited:
 		return errorf(CodeBadRequest, "container %s exited while the %s ran (%v)", c.id, what, err)
 	case <-time.After(200 * time.Millisecond):
 		return fmt.Errorf("%s in %s: %w", what, c.id, err)
 	}
+}
+
+// initRuns says whether pid is a live process: not gone, not a zombie
+// (/proc/<pid>/stat's state field, after the parenthesised command name).
+func initRuns(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
 }

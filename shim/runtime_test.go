@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"os"
 	"reflect"
 	"testing"
 )
@@ -67,5 +68,14 @@ func TestCLIError(t *testing.T) {
 		if got := cliError([]byte(log)); got != want {
 			t.Errorf("cliError(%q) = %q, want %q", log, got, want)
 		}
+	}
+}
+
+func TestInitRuns(t *testing.T) {
+	if !initRuns(os.Getpid()) {
+		t.Error("this process reads as not running")
+	}
+	if initRuns(1 << 30) {
+		t.Error("a pid that does not exist reads as running")
 	}
 }
