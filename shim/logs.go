@@ -80,10 +80,13 @@ func copyLog(w *logWriter, stream string, r io.Reader) {
 		case errors.Is(err, bufio.ErrBufferFull):
 			w.record(stream, true, line)
 		default:
-			// EOF (or a read error): a last line without its newline is
-			// still a full record, as in containerd.
+			// EOF (or a read error): a last line without its newline is a
+			// partial record, as containerd writes it. kubelet ends every
+			// F record with a newline when it reads the log back, so an F
+			// here would turn `echo -n DONE` into a termination message of
+			// "DONE\n" (the node e2e FallbackToLogsOnError spec).
 			if len(line) > 0 {
-				w.record(stream, false, line)
+				w.record(stream, true, line)
 			}
 			return
 		}

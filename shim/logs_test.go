@@ -41,7 +41,7 @@ func TestCopyLogCRIFormat(t *testing.T) {
 		{"stdout", "F", ""},
 		{"stdout", "P", long[:maxLogLine]},
 		{"stdout", "F", long[maxLogLine:]},
-		{"stdout", "F", "last-without-newline"},
+		{"stdout", "P", "last-without-newline"},
 		{"stderr", "F", "err"},
 	}
 	if len(got) != len(want) {
