@@ -335,6 +335,14 @@ func PushNodeE2EImages(ctx context.Context, registryAddr string, base v1.Image, 
 // Debian's busybox lacks. The /bin entries are symbolic links: a hard link
 // cannot reach a file of a lower layer, and busybox picks the applet from
 // the name it is run as, which a link keeps.
+//
+// /bin/sh is the host's bash. The ConfigMap and Secret env specs run
+// `sh -c env` and look for `data-1=value-1`: Debian 12's busybox 1.35 ash
+// (and dash) drop environment entries whose names are not shell identifiers
+// before running a command, while the ash of upstream's busybox 1.37 image
+// passes them on (the specs pass on containerd with it). bash passes them on
+// too, also when run as sh, and runs every other script these specs give sh
+// (TestNodeE2EBusybox).
 func nodeE2EBusybox(base v1.Image, tools []byte) (v1.Image, error) {
 	files, err := imageFiles(base)
 	if err != nil {
@@ -356,7 +364,11 @@ func nodeE2EBusybox(base v1.Image, tools []byte) (v1.Image, error) {
 		}
 	}
 	b.File("bin/nmeter", 0o755, tools)
-	return addLayer(base, b, "testenv: every program under /bin as in busybox's image; nmeter")
+	if err := addHostProgram(b, "/bin/bash", "bin/bash", files); err != nil {
+		return nil, err
+	}
+	b.Symlink("bin/sh", "bash")
+	return addLayer(base, b, "testenv: every program under /bin as in busybox's image; nmeter; bash as sh")
 }
 
 // imageFiles returns the paths (no leading slash) of img's flattened file
@@ -397,15 +409,11 @@ group-defined-in-image:x:50000:user-defined-in-image
 // agnhostImage lays agnhost out as its Dockerfile does: /agnhost (the
 // entrypoint, CMD pause), /agnhost-2 linking to it, the porter TLS pair at
 // /localhost.crt and /localhost.key, /uploads, the image's users, and the
-// tools the specs run in it that Debian's busybox lacks: bash (the host's,
-// with its libraries) and curl and nc (the Go tools; Debian's busybox nc has
-// no -u). Left out: coredns, iperf, socat, dig and the fake registry's
-// content, which only specs outside this selection use.
+// tools the specs run in it that Debian's busybox lacks: curl and nc (the Go
+// tools; Debian's busybox nc has no -u); bash comes with nodeE2EBusybox.
+// Left out: coredns, iperf, socat, dig and the fake registry's content,
+// which only specs outside this selection use.
 func agnhostImage(busybox v1.Image, agnhost, tools, crt, key []byte) (v1.Image, error) {
-	files, err := imageFiles(busybox)
-	if err != nil {
-		return nil, err
-	}
 	b := newLayerBuilder()
 	b.File("agnhost", 0o755, agnhost)
 	b.Symlink("agnhost-2", "agnhost")
@@ -418,10 +426,7 @@ func agnhostImage(busybox v1.Image, agnhost, tools, crt, key []byte) (v1.Image, 
 	b.File("etc/group", 0o644, []byte(agnhostEtcGroup))
 	b.File("usr/bin/curl", 0o755, tools)
 	b.Hardlink("usr/bin/nc", "usr/bin/curl") // nodeE2EBusybox's /bin/nc links here
-	if err := addHostProgram(b, "/bin/bash", "bin/bash", files); err != nil {
-		return nil, err
-	}
-	img, err := addLayer(busybox, b, "testenv: agnhost, its TLS pair and users; bash, curl, nc")
+	img, err := addLayer(busybox, b, "testenv: agnhost, its TLS pair and users; curl, nc")
 	if err != nil {
 		return nil, err
 	}

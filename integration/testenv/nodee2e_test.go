@@ -265,7 +265,7 @@ func TestNodeE2EImagesTable(t *testing.T) {
 		"Agnhost":  {"agnhost", "agnhost-2", "localhost.crt", "localhost.key", "uploads", "bin/bash", "usr/bin/curl", "usr/bin/nc", "bin/nmeter"},
 		"Kitten":   {"kitten.jpg", "data.json"},
 		"Nautilus": {"nautilus.jpg", "data.json"},
-		"BusyBox":  {"bin/nmeter", "bin/sysctl", "bin/top", "bin/pidof", "bin/sleep"},
+		"BusyBox":  {"bin/nmeter", "bin/sysctl", "bin/top", "bin/pidof", "bin/sleep", "bin/bash", "bin/sh"},
 	} {
 		f := files(id)
 		for _, p := range paths {
@@ -518,11 +518,12 @@ func TestNodeE2EBusybox(t *testing.T) {
 		stat -c %a /tmp; hexdump -C /etc/group | head -n 1 | cut -c1-8; test $(id -u) -eq 0 && echo id=ok
 		netstat -ln >/dev/null && echo netstat=ok; df | head -n 1 >/dev/null && echo df=ok
 		[[ "${HOSTNAME:-x}" == "${HOSTNAME:-x}" ]] && echo dbl=ok
-		sleep 0.1s && sleep 0.000001 && echo sleep=ok`)
+		sleep 0.1s && sleep 0.000001 && echo sleep=ok
+		env 'data-1=value-1' sh -c env | grep -x data-1=value-1`)
 	if strings.Contains(out, "missing") {
 		t.Errorf("applets missing from /bin:\n%s", out)
 	}
-	for _, want := range []string{"kernel.shm_rmid_forced = ", "top=ok", "pidof=ok", "caught", "1777\n", "00000000", "id=ok", "netstat=ok", "df=ok", "dbl=ok", "sleep=ok"} {
+	for _, want := range []string{"kernel.shm_rmid_forced = ", "top=ok", "pidof=ok", "caught", "1777\n", "00000000", "id=ok", "netstat=ok", "df=ok", "dbl=ok", "sleep=ok", "\ndata-1=value-1\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
