@@ -8,14 +8,18 @@ import (
 
 // The metrics husk serves through ListPodSandboxMetrics, for kubelet's
 // /metrics/cadvisor when it takes pod and container stats from the CRI
-// (PodAndContainerStatsFromCRI). Names, help and label keys are
-// cAdvisor's, as CRI-O serves them (internal/lib/stats/descriptors.go):
-// every metric carries id, name and image, in that order, then its own
-// keys. kubelet adds namespace, pod and container itself. critest v1.37
-// checks that each of cAdvisor's names is described and has values.
+// (PodAndContainerStatsFromCRI). Names and help are cAdvisor's; the label
+// keys are CRI-O's (internal/lib/statsserver/metrics.go): every metric
+// carries id, image, namespace, pod and container, in that order, then its
+// own keys. kubelet's CRI collector (pkg/kubelet/metrics/collectors/
+// cri_metrics.go) exports the labels as given and adds none, so the
+// Kubernetes names must come from here for a series to be found by pod, as
+// cAdvisor's own labels let one. critest v1.37 checks that each of
+// cAdvisor's names is described and has values.
 //
-// Per container (ContainerMetrics; id = container id, name = container
-// name, image = image name), from its cgroup (sandbox.CgroupUsage and
+// Per container (ContainerMetrics; id = container id, image = image name,
+// namespace and pod = the pod's metadata, container = container name), from
+// its cgroup (sandbox.CgroupUsage and
 // sandbox.CgroupDetail say which files):
 //
 //	container_cpu_{usage,user,system}_seconds_total    counter  (usage: cpu="total")
@@ -33,8 +37,8 @@ import (
 //	                                                   described, no values: husk does not read
 //	                                                   blkio (critest counts them optional)
 //
-// Per pod (PodSandboxMetrics.metrics; id = pod id, name = "POD",
-// image = "", as CRI-O labels the sandbox):
+// Per pod (PodSandboxMetrics.metrics; id = pod id, image = "",
+// container = "POD", as cAdvisor and CRI-O label the sandbox):
 //
 //	container_network_{receive,transmit}_{bytes,packets,errors,packets_dropped}_total
 //	                                    counter  interface=<name>  /proc/<infra pid>/net/dev, all but lo
@@ -91,7 +95,7 @@ const (
 	mProcesses    = "container_processes"
 )
 
-var baseLabelKeys = []string{"id", "name", "image"}
+var baseLabelKeys = []string{"id", "image", "namespace", "pod", "container"}
 
 func withKeys(extra ...string) []string {
 	return append(append([]string(nil), baseLabelKeys...), extra...)

@@ -31,7 +31,8 @@ func (s *Server) listPodSandboxMetrics(ctx context.Context) []*runtimeapi.PodSan
 
 func podMetrics(st sandbox.PodStats, ms sandbox.MetricsStats, now time.Time) *runtimeapi.PodSandboxMetrics {
 	pm := &runtimeapi.PodSandboxMetrics{PodSandboxId: st.Pod.ID}
-	base := []string{st.Pod.ID, "POD", ""}
+	md := st.Pod.Config.GetMetadata()
+	base := []string{st.Pod.ID, "", md.GetNamespace(), md.GetName(), "POD"}
 	add := func(name string, t runtimeapi.MetricType, v uint64, extra ...string) {
 		pm.Metrics = append(pm.Metrics, metric(name, t, v, 0, base, extra...))
 	}
@@ -55,15 +56,15 @@ func podMetrics(st sandbox.PodStats, ms sandbox.MetricsStats, now time.Time) *ru
 		add(mProcesses, runtimeapi.MetricType_GAUGE, u.Pids)
 	}
 	for _, c := range st.Containers {
-		pm.ContainerMetrics = append(pm.ContainerMetrics, containerMetrics(c, ms.Details[c.Container.ID], ms.Fs, now))
+		pm.ContainerMetrics = append(pm.ContainerMetrics, containerMetrics(md, c, ms.Details[c.Container.ID], ms.Fs, now))
 	}
 	return pm
 }
 
-func containerMetrics(st sandbox.ContainerStats, d *sandbox.CgroupDetail, fsu *sandbox.FsUsage, now time.Time) *runtimeapi.ContainerMetrics {
+func containerMetrics(pod *runtimeapi.PodSandboxMetadata, st sandbox.ContainerStats, d *sandbox.CgroupDetail, fsu *sandbox.FsUsage, now time.Time) *runtimeapi.ContainerMetrics {
 	c := st.Container
 	cm := &runtimeapi.ContainerMetrics{ContainerId: c.ID}
-	base := []string{c.ID, c.Config.GetMetadata().GetName(), c.ImageName}
+	base := []string{c.ID, c.ImageName, pod.GetNamespace(), pod.GetName(), c.Config.GetMetadata().GetName()}
 	add := func(name string, t runtimeapi.MetricType, v uint64, ts int64, extra ...string) {
 		cm.Metrics = append(cm.Metrics, metric(name, t, v, ts, base, extra...))
 	}

@@ -220,7 +220,11 @@ func TestStats(t *testing.T) {
 		if !ok || n != len(m.LabelValues) {
 			t.Fatalf("metric %s: %d label values, descriptor %v/%d", m.Name, len(m.LabelValues), ok, n)
 		}
-		seen[m.Name+"/"+strings.Join(m.LabelValues[1:], ",")] = true
+		// id, image, namespace, pod, container, then the metric's own.
+		if m.LabelValues[2] != pod.Metadata.Namespace || m.LabelValues[3] != pod.Metadata.Name {
+			t.Fatalf("metric %s labels %q: not the pod's namespace and name", m.Name, m.LabelValues)
+		}
+		seen[m.Name+"/"+strings.Join(append([]string{m.LabelValues[4], m.LabelValues[1]}, m.LabelValues[5:]...), ",")] = true
 	}
 	for _, m := range mr.PodMetrics[0].Metrics {
 		check(m)
