@@ -125,6 +125,7 @@ kubelet:
 .PHONY: node-e2e-bin node-e2e
 node-e2e-bin: kubelet
 	cd tools/kubelet && $(GO) test -c -o ../../$(BIN)/e2e_node.test k8s.io/kubernetes/test/e2e_node
+	cd tools/kubelet && $(GO) build -o ../../$(BIN)/ginkgo github.com/onsi/ginkgo/v2/ginkgo
 
 node-e2e: build node-e2e-bin
 	$(GO) run ./integration/nodee2e --bin $(BIN)

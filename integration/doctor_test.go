@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/husk-runtime/husk/integration/testenv"
 	"github.com/moby/sys/mountinfo"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -304,7 +305,7 @@ func TestDoctor(t *testing.T) {
 	if v := vethsOn(d.Bridge); len(v) != 1 {
 		t.Errorf("veths on %s after --fix: %v, want the live pod's one", d.Bridge, v)
 	}
-	if dirs := cgroupDirs("/husk/" + live); len(dirs) == 0 {
+	if dirs := testenv.CgroupDirs("/husk/" + live); len(dirs) == 0 {
 		t.Error("live pod's cgroups gone after --fix")
 	}
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/husk-runtime/husk/integration/testenv"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -76,7 +77,7 @@ func TestInfraAndShimDeath(t *testing.T) {
 		}
 		assertPodGone(t, d, id)
 	}
-	if dirs := cgroupDirs("/husk/" + shimID); len(dirs) > 0 {
+	if dirs := testenv.CgroupDirs("/husk/" + shimID); len(dirs) > 0 {
 		t.Errorf("orphaned processes' cgroups left: %v", dirs)
 	}
 	assertDaemonClean(t, d)

@@ -13,12 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/husk-runtime/husk/integration/testenv"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -233,7 +233,7 @@ func (d *Daemon) cleanup() {
 	d.Stop()
 	// Last resort for what even that could not remove.
 	killShims(d.State)
-	unmountUnder(d.Dir)
+	testenv.UnmountUnder(d.Dir)
 	removePodCgroups(d.Root)
 	_ = exec.Command("ip", "link", "del", d.Bridge).Run()
 	if t.Failed() {
@@ -249,13 +249,7 @@ func (d *Daemon) serving() bool {
 	return err == nil
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(s string, n int) string { return testenv.Tail(s, n) }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)

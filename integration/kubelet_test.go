@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/husk-runtime/husk/integration/testenv"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -58,9 +59,9 @@ func TestKubelet(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_ = unix.Unmount(filepath.Join(dir, "root"), 0) // kubelet's own, see below
-		if ms := mountsUnder(dir); len(ms) > 0 {
+		if ms := testenv.MountsUnder(dir); len(ms) > 0 {
 			t.Errorf("mounts left under kubelet's dir: %v", ms)
-			unmountUnder(dir)
+			testenv.UnmountUnder(dir)
 		}
 		_ = os.RemoveAll(dir)
 	})
@@ -129,8 +130,8 @@ func TestKubelet(t *testing.T) {
 			}
 			cancel()
 		}
-		removeCgroupTree(cgRoot)
-		if dirs := cgroupDirs(cgRoot); len(dirs) > 0 {
+		testenv.RemoveCgroupTree(cgRoot)
+		if dirs := testenv.CgroupDirs(cgRoot); len(dirs) > 0 {
 			t.Errorf("cgroupRoot left: %v", dirs)
 		}
 	})
@@ -502,11 +503,11 @@ spec:
 			return nil
 		})
 	}
-	removeCgroupTree(cgRoot)
-	if dirs := cgroupDirs(cgRoot); len(dirs) > 0 {
+	testenv.RemoveCgroupTree(cgRoot)
+	if dirs := testenv.CgroupDirs(cgRoot); len(dirs) > 0 {
 		t.Errorf("cgroupRoot could not be removed: %v", dirs)
 	}
-	if ms := mountsUnder(dir); len(ms) > 0 {
+	if ms := testenv.MountsUnder(dir); len(ms) > 0 {
 		t.Errorf("mounts left under kubelet's dir: %v", ms)
 	}
 }
@@ -612,7 +613,7 @@ func cgroupMountpoints(t *testing.T) []string {
 // hierarchy.
 func findCgroups(root, name string) []string {
 	var out []string
-	for _, dir := range cgroupDirs(root) {
+	for _, dir := range testenv.CgroupDirs(root) {
 		_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 			if err == nil && info.IsDir() && info.Name() == name {
 				out = append(out, p)

@@ -4,83 +4,24 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/moby/sys/mountinfo"
-	"golang.org/x/sys/unix"
+	"github.com/husk-runtime/husk/integration/testenv"
 )
-
-// mountsUnder lists mount points below dir.
-func mountsUnder(dir string) []string {
-	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return []string{"mountinfo: " + err.Error()}
-	}
-	var out []string
-	for _, m := range ms {
-		out = append(out, m.Mountpoint)
-	}
-	return out
-}
-
-// unmountUnder detaches every mount below dir, deepest first.
-func unmountUnder(dir string) {
-	ms := mountsUnder(dir)
-	sort.Slice(ms, func(i, j int) bool { return len(ms[i]) > len(ms[j]) })
-	for _, m := range ms {
-		_ = unix.Unmount(m, unix.MNT_DETACH)
-	}
-}
 
 // shimPids finds husk-shim processes whose command line names dir.
 func shimPids(dir string) []int {
-	return pidsOf("husk-shim", func(cmdline string) bool { return strings.Contains(cmdline, dir) })
-}
-
-// pidsOf finds the processes of the program named prog (the end of their
-// argv[0]) whose NUL-separated command line matches.
-func pidsOf(prog string, matches func(cmdline string) bool) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmd), "\x00")
-		if strings.HasSuffix(args[0], prog) && matches(string(cmd)) {
-			out = append(out, pid)
-		}
-	}
-	return out
+	return testenv.PidsOf("husk-shim", func(cmdline string) bool { return strings.Contains(cmdline, dir) })
 }
 
 func killShims(dir string) {
 	for _, pid := range shimPids(dir) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-}
-
-// cgroupDirs lists where a cgroup path exists, in any hierarchy.
-func cgroupDirs(path string) []string {
-	ms, _ := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	var out []string
-	for _, m := range ms {
-		p := filepath.Join(m.Mountpoint, path)
-		if _, err := os.Stat(p); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // vethsOn lists the interfaces enslaved to a bridge.
@@ -107,7 +48,7 @@ func assertPodGone(t *testing.T, d *Daemon, podID string) {
 		t.Errorf("shim of pod %s still runs: %v", podID, pids)
 	}
 	for _, dir := range []string{filepath.Join(d.Root, "pods", podID), filepath.Join(d.State, "netns", podID)} {
-		if ms := mountsUnder(dir); len(ms) > 0 {
+		if ms := testenv.MountsUnder(dir); len(ms) > 0 {
 			t.Errorf("mounts left under %s: %v", dir, ms)
 		}
 	}
@@ -119,7 +60,7 @@ func assertPodGone(t *testing.T, d *Daemon, podID string) {
 			t.Errorf("%s left (stat: %v)", p, err)
 		}
 	}
-	if dirs := cgroupDirs("/husk/" + podID); len(dirs) > 0 {
+	if dirs := testenv.CgroupDirs("/husk/" + podID); len(dirs) > 0 {
 		t.Errorf("cgroups left: %v", dirs)
 	}
 	out, err := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
@@ -149,7 +90,7 @@ func assertDaemonClean(t *testing.T, d *Daemon) {
 	if pids := shimPids(d.State); len(pids) > 0 {
 		t.Errorf("shim processes left: %v", pids)
 	}
-	if ms := mountsUnder(d.Dir); len(ms) > 0 {
+	if ms := testenv.MountsUnder(d.Dir); len(ms) > 0 {
 		t.Errorf("mounts left under %s: %v", d.Dir, ms)
 	}
 	if oci, _ := os.ReadDir(filepath.Join(d.State, "oci")); len(oci) > 0 {
@@ -178,7 +119,7 @@ func assertDaemonClean(t *testing.T, d *Daemon) {
 func removePodCgroups(root string) {
 	ents, _ := os.ReadDir(filepath.Join(root, "pods"))
 	for _, e := range ents {
-		for _, dir := range cgroupDirs("/husk/" + e.Name()) {
+		for _, dir := range testenv.CgroupDirs("/husk/" + e.Name()) {
 			_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 				if err == nil && info.Name() == "cgroup.procs" {
 					data, _ := os.ReadFile(p)
@@ -192,22 +133,6 @@ func removePodCgroups(root string) {
 			})
 		}
 		time.Sleep(100 * time.Millisecond)
-		removeCgroupTree("/husk/" + e.Name())
-	}
-}
-
-// removeCgroupTree removes a cgroup and its children in every hierarchy.
-func removeCgroupTree(path string) {
-	for _, dir := range cgroupDirs(path) {
-		var dirs []string
-		_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-			if err == nil && info.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		for i := len(dirs) - 1; i >= 0; i-- {
-			_ = os.Remove(dirs[i])
-		}
+		testenv.RemoveCgroupTree("/husk/" + e.Name())
 	}
 }

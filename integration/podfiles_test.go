@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/husk-runtime/husk/integration/testenv"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -34,7 +35,7 @@ func TestPodFilesAndNamespaces(t *testing.T) {
 	ctx := ctxT(t, 2*time.Minute)
 
 	parent := fmt.Sprintf("/husk-it-parent-%d", os.Getpid())
-	t.Cleanup(func() { removeCgroupTree(parent) })
+	t.Cleanup(func() { testenv.RemoveCgroupTree(parent) })
 	pod := podConfig("files")
 	pod.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"ns.svc.cluster.local"}, Options: []string{"ndots:5"}}
 	pod.Linux.CgroupParent = parent
@@ -110,7 +111,7 @@ func TestPodFilesAndNamespaces(t *testing.T) {
 		assertPodGone(t, d, id)
 	}
 	assertDaemonClean(t, d)
-	if dirs := cgroupDirs(parent + "/" + podID); len(dirs) > 0 {
+	if dirs := testenv.CgroupDirs(parent + "/" + podID); len(dirs) > 0 {
 		t.Errorf("pod cgroups left under kubelet's parent: %v", dirs)
 	}
 }

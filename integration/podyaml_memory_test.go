@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/husk-runtime/husk/integration/testenv"
 )
 
 // TestPodYAMLMemoryEmptyDir: an emptyDir with medium Memory is a tmpfs of
@@ -56,11 +58,11 @@ spec:
 		o, _, c := h.run("", "exec", "memvol/reader", "--", "cat", "/cache/f")
 		return c == 0 && o == "in-memory\n"
 	})
-	if ms := mountsUnder(h.stateDir); len(ms) != 1 {
+	if ms := testenv.MountsUnder(h.stateDir); len(ms) != 1 {
 		t.Errorf("mounts under the CLI's state dir: %v, want the one tmpfs", ms)
 	}
 	h.ok("pod", "rm", "memvol")
-	if ms := mountsUnder(h.stateDir); len(ms) > 0 {
+	if ms := testenv.MountsUnder(h.stateDir); len(ms) > 0 {
 		t.Errorf("mounts left under the CLI's state dir: %v", ms)
 	}
 	assertDaemonClean(t, d)

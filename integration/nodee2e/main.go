@@ -6,9 +6,11 @@
 // its own etcd and kube-apiserver in its process and kubelet as a plain
 // process (this machine has no systemd-run). It prints the summary, the
 // failures, and a closing line `node-e2e: N passed, N failed, N skipped`,
-// and puts back what the suite changes on the host.
+// and puts back what the suite changes on the host. --runtime containerd
+// runs the same suite, images and mirrors against Debian's containerd
+// (testenv.Containerd), for comparison.
 //
-//	go run ./integration/nodee2e --bin bin [--focus RE] [-- extra e2e_node.test flags]
+//	go run ./integration/nodee2e --bin bin [--runtime husk|containerd] [--focus RE] [--procs N] [-- extra e2e_node.test flags]
 package main
 
 import (
@@ -23,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,12 +53,14 @@ func run() error {
 	focus := flag.String("focus", `\[NodeConformance\]`, "ginkgo focus")
 	strict := flag.Bool("strict", false, "exit non-zero when a spec fails")
 	timeout := flag.Duration("timeout", 80*time.Minute, "the whole run's limit")
+	runtimeName := flag.String("runtime", "husk", "the runtime under test: husk, or containerd (Debian's, for comparison)")
+	procs := flag.Int("procs", 4, "ginkgo processes sharing the one kubelet (1: run e2e_node.test itself)")
 	flag.Parse()
 	binDir, err := filepath.Abs(*bin)
 	if err != nil {
 		return err
 	}
-	for _, b := range []string{"husk", "husk-shim", "husk-oci", "kubelet", "e2e_node.test"} {
+	for _, b := range []string{"husk", "husk-shim", "husk-oci", "kubelet", "e2e_node.test", "ginkgo"} {
 		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
 			return fmt.Errorf("%s missing in %s (make node-e2e-bin builds the suite and kubelet): %w", b, binDir, err)
 		}
@@ -107,20 +112,25 @@ func run() error {
 		return err
 	}
 
-	if err := os.MkdirAll(filepath.Join(dir, "cni"), 0o755); err != nil {
-		return err
+	var rt *runtimeUnderTest
+	switch *runtimeName {
+	case "husk":
+		rt, err = startHusk(binDir, dir, certs)
+	case "containerd":
+		rt, err = startContainerd(reg.Addr, guard)
+	default:
+		err = fmt.Errorf("--runtime %q: husk or containerd", *runtimeName)
 	}
-	d, err := testenv.StartHusk(binDir, dir, filepath.Join(dir, "husk.sock"), "husknode0", daemonConfig(dir, certs))
 	if err != nil {
 		return err
 	}
-	defer d.Stop()
+	defer rt.stop()
 	// The suite reads the runtime's pid (its process and memory checks).
-	pidFile := filepath.Join(dir, "husk.pid")
-	if err := os.WriteFile(pidFile, fmt.Appendf(nil, "%d\n", d.Pid()), 0o644); err != nil {
+	pidFile := filepath.Join(dir, "runtime.pid")
+	if err := os.WriteFile(pidFile, fmt.Appendf(nil, "%d\n", rt.pid), 0o644); err != nil {
 		return err
 	}
-	if _, err := d.Img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: guard + "/e2e-test-images/busybox:1.37.0-2"}}); err != nil {
+	if _, err := rt.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: guard + "/e2e-test-images/busybox:1.37.0-2"}}); err != nil {
 		return fmt.Errorf("guard pull through the mirror failed, so the mirrors are not in force: %w", err)
 	}
 
@@ -146,28 +156,45 @@ func run() error {
 			skip += "|" + l
 		}
 	}
+	ginkgoArgs := []string{
+		"--no-color",
+		"--focus", *focus,
+		"--skip", skip,
+		"--timeout", timeout.String(),
+		"--json-report", filepath.Join(report, "report.json"),
+	}
 	args := []string{
-		"--container-runtime-endpoint", "unix://" + d.Socket,
-		"--container-runtime-process-name", "husk",
+		"--container-runtime-endpoint", rt.endpoint,
+		"--container-runtime-process-name", rt.process,
 		"--container-runtime-pid-file", pidFile,
 		"--kubelet-config-file", kubeletCfg,
 		"--prepull-images=false",
-		// kubelet's cAdvisor has no handler for husk's containers, so
-		// kubelet takes pod and container stats, /metrics/cadvisor
-		// included, from the CRI. The suite passes the gates to kubelet
-		// and its ContainerMetrics spec skips itself under this one;
-		// TestKubelet checks those series instead.
-		"--feature-gates", "PodAndContainerStatsFromCRI=true",
 		"--report-dir", report,
 		"--node-name", "husk-e2e-node",
-		"--ginkgo.no-color",
-		"--ginkgo.focus", *focus,
-		"--ginkgo.skip", skip,
-		"--ginkgo.timeout", timeout.String(),
+	}
+	if rt.featureGates != "" {
+		// The suite passes them to kubelet too.
+		args = append(args, "--feature-gates", rt.featureGates)
 	}
 	args = append(args, flag.Args()...)
-	// The suite runs the kubelet found beside it (bin/kubelet).
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "e2e_node.test"), args...)
+	// The suite runs the kubelet found beside it (bin/kubelet). With more
+	// than one process, ginkgo's CLI (built from the suite's ginkgo pin)
+	// runs them; the first starts etcd, the apiserver and kubelet for all,
+	// as upstream's node e2e jobs run it (--nodes=8).
+	var cmd *exec.Cmd
+	if *procs > 1 {
+		cli := append([]string{"--procs", strconv.Itoa(*procs)}, ginkgoArgs...)
+		cli = append(append(cli, filepath.Join(binDir, "e2e_node.test"), "--"), args...)
+		cmd = exec.CommandContext(ctx, filepath.Join(binDir, "ginkgo"), cli...)
+	} else {
+		for _, a := range ginkgoArgs {
+			if strings.HasPrefix(a, "--") {
+				a = "--ginkgo." + a[2:]
+			}
+			args = append(args, a)
+		}
+		cmd = exec.CommandContext(ctx, filepath.Join(binDir, "e2e_node.test"), args...)
+	}
 	// The suite writes its kubeconfig and kubelet config into its working
 	// directory.
 	cmd.Dir = dir
@@ -189,7 +216,7 @@ func run() error {
 		return err
 	}
 	defer logf.Close()
-	fmt.Println("running e2e_node.test, focus", *focus)
+	fmt.Println("running e2e_node.test in", *procs, "processes, focus", *focus)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return err
@@ -214,7 +241,7 @@ func run() error {
 	runErr := cmd.Wait()
 	took := time.Since(start).Round(time.Second)
 
-	d.RemovePods()
+	rt.removePods()
 	fmt.Println("node-e2e summary:", summary, "in", took)
 	passed, failed, skipped := testenv.GinkgoCounts(summary)
 	for _, f := range failures {
@@ -223,9 +250,9 @@ func run() error {
 	// The closing line.
 	fmt.Printf("node-e2e: %d passed, %d failed, %d skipped\n", passed, failed, skipped)
 	if summary == "" {
-		return fmt.Errorf("e2e_node.test did not run to the end: %v (logs: %s)", runErr, testenv.KeepLogs(dir, "husk-nodee2e-", "e2e_node.log", "daemon.log", "report/kubelet.log"))
+		return fmt.Errorf("e2e_node.test did not run to the end: %v (logs: %s)", runErr, rt.keepLogs(dir))
 	}
-	kept := testenv.KeepLogs(dir, "husk-nodee2e-", "e2e_node.log", "daemon.log", "report/kubelet.log")
+	kept := rt.keepLogs(dir)
 	fmt.Println("logs:", kept)
 	if runErr != nil && *strict {
 		return fmt.Errorf("%d specs failed (logs: %s)", failed, kept)
@@ -287,6 +314,92 @@ func pathWithoutSystemdRun(dir string) (string, error) {
 		}
 	}
 	return strings.Join(append(keep, shadow), string(os.PathListSeparator)), nil
+}
+
+// runtimeUnderTest is the CRI runtime the suite runs against.
+type runtimeUnderTest struct {
+	name     string
+	endpoint string
+	process  string // its program name, for the suite's process checks
+	pid      int
+	img      runtimeapi.ImageServiceClient
+	// featureGates are kubelet's (and the suite's) for this runtime.
+	featureGates string
+	logs         func(dir string) map[string][]byte
+	removePods   func()
+	stop         func()
+}
+
+// keepLogs copies the run's logs to /tmp as husk-nodee2e-* or
+// containerd-nodee2e-*.
+func (rt *runtimeUnderTest) keepLogs(dir string) string {
+	prefix := rt.name + "-nodee2e-"
+	kept := testenv.KeepLogs(dir, prefix, "e2e_node.log", "report/kubelet.log", "report/report.json")
+	for name, data := range rt.logs(dir) {
+		dst := filepath.Join(os.TempDir(), prefix+name)
+		if os.WriteFile(dst, data, 0o644) == nil {
+			kept += ", " + dst
+		}
+	}
+	return kept
+}
+
+func startHusk(binDir, dir, certs string) (*runtimeUnderTest, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "cni"), 0o755); err != nil {
+		return nil, err
+	}
+	d, err := testenv.StartHusk(binDir, dir, filepath.Join(dir, "husk.sock"), "husknode0", daemonConfig(dir, certs))
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeUnderTest{
+		name: "husk", endpoint: "unix://" + d.Socket, process: "husk", pid: d.Pid(), img: d.Img,
+		// kubelet's cAdvisor has no handler for husk's containers, so
+		// kubelet takes pod and container stats, /metrics/cadvisor
+		// included, from the CRI. The suite's ContainerMetrics spec
+		// skips itself under this gate; TestKubelet checks those series.
+		featureGates: "PodAndContainerStatsFromCRI=true",
+		logs: func(dir string) map[string][]byte {
+			b, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
+			return map[string][]byte{"daemon.log": b}
+		},
+		removePods: d.RemovePods,
+		stop:       d.Stop,
+	}, nil
+}
+
+// startContainerd starts Debian's containerd as the integration tests
+// start it (testenv.Containerd), on the same registry, mirrors, subnet and
+// CNI plugins as husk gets, with the suite's test-handler runtime.
+func startContainerd(registry, guard string) (*runtimeUnderTest, error) {
+	c, err := testenv.StartContainerd(testenv.ContainerdOptions{
+		SandboxImage: "registry.k8s.io/pause:3.10.2",
+		Registry:     registry,
+		MirrorHosts:  append(testenv.NodeE2EUpstreamHosts, guard),
+		Subnet:       "10.100.0.0/24",
+		Handlers:     []string{"test-handler"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	// containerd reads certs.d at each pull.
+	if err := testenv.WriteMirrorHosts(c.CertsDir, "127.0.0.1:1", testenv.NodeE2EDeadHosts); err != nil {
+		c.Cleanup()
+		return nil, err
+	}
+	return &runtimeUnderTest{
+		name: "containerd", endpoint: c.Endpoint(), process: "containerd", pid: c.Pid(), img: c.Img,
+		logs: func(string) map[string][]byte {
+			return map[string][]byte{"containerd.log": []byte(c.Log())}
+		},
+		// Cleanup (at stop) removes the pods.
+		removePods: func() {},
+		stop: func() {
+			for _, err := range c.Cleanup() {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		},
+	}, nil
 }
 
 // daemonConfig is the isolated husk's configuration. The suite's

@@ -1,0 +1,414 @@
+package testenv
+
+// containerd as the comparison runtime: the same CRI requests, the same
+// registry, the same CNI plugins, so that tests, benchmarks and the suite
+// runners can drive husk and containerd side by side. Each Containerd is
+// isolated like a husk daemon of the tests: its own root, state, socket,
+// config, certs.d, CNI config, bridge, subnet and cgroup, and Cleanup
+// leaves nothing of it.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// ContainerdBinary is Debian's containerd (package containerd, 1.6 on
+// Debian 12); it finds containerd-shim-runc-v2 and runc in PATH.
+var ContainerdBinary = "/usr/bin/containerd"
+
+// ContainerdNamespace is the containerd namespace the CRI plugin uses.
+const ContainerdNamespace = "k8s.io"
+
+// ErrNoContainerd says containerd is not installed: callers skip.
+var ErrNoContainerd = errors.New("containerd is not installed (apt-get install containerd, see the Makefile's deps)")
+
+// Containerd is one isolated containerd with its CRI plugin.
+type Containerd struct {
+	Dir, Root, State, Socket string
+	ConfigPath, CertsDir     string
+	CNIDir, Bridge, Subnet   string
+	// Cgroup is the cgroup (in every hierarchy) the daemon runs in; the
+	// shims it starts inherit it, so the cgroup finds them all.
+	Cgroup   string
+	LogPath  string
+	RT       runtimeapi.RuntimeServiceClient
+	Img      runtimeapi.ImageServiceClient
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when cmd has exited
+	waitErr  error
+	conn     *grpc.ClientConn
+	hadRunCD bool // /run/containerd existed before: never remove it then
+}
+
+// ContainerdOptions configure an isolated containerd.
+type ContainerdOptions struct {
+	// SandboxImage is the infra image (a reference the mirrors serve).
+	SandboxImage string
+	// Registry is the local registry's address; it and every host of
+	// MirrorHosts are served by it, with no fallback upstream.
+	Registry    string
+	MirrorHosts []string
+	// Subnet is the pod network's /24 (on a bridge of its own).
+	Subnet string
+	// Handlers are runc runtime handlers beside the default "runc" (the
+	// node e2e suite's RuntimeClass specs name test-handler).
+	Handlers []string
+	// LogLevel is containerd's log level ("info" unless set); at "debug" it
+	// logs each layer it applies ("diff applied", with the time it took).
+	LogLevel string
+}
+
+// Endpoint is the CRI endpoint, as kubelet and the husk CLI take it.
+func (c *Containerd) Endpoint() string { return "unix://" + c.Socket }
+
+// Pid is the daemon's process id.
+func (c *Containerd) Pid() int { return c.cmd.Process.Pid }
+
+// StartContainerd starts an isolated containerd and returns once its CRI
+// serves with the network ready. On error nothing of it is left.
+func StartContainerd(opts ContainerdOptions) (*Containerd, error) {
+	if _, err := os.Stat(ContainerdBinary); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoContainerd, err)
+	}
+	for _, b := range []string{"containerd-shim-runc-v2", "runc"} {
+		if _, err := exec.LookPath(b); err != nil {
+			return nil, fmt.Errorf("containerd is installed but %s is not in PATH: %w", b, err)
+		}
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	suffix := hex.EncodeToString(b)
+	// Short paths: socket paths must fit in 108 bytes.
+	dir, err := os.MkdirTemp("", "hctd-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Containerd{
+		Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "run"),
+		Socket: filepath.Join(dir, "c.sock"), ConfigPath: filepath.Join(dir, "config.toml"),
+		CertsDir: filepath.Join(dir, "certs.d"), CNIDir: filepath.Join(dir, "cni"),
+		Bridge: "hctd" + suffix, Subnet: opts.Subnet,
+		Cgroup: "/husk-it-ctrd-" + suffix, LogPath: filepath.Join(dir, "containerd.log"),
+	}
+	_, err = os.Stat("/run/containerd")
+	c.hadRunCD = err == nil
+	if err := c.setUp(opts); err != nil {
+		c.Cleanup()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Containerd) setUp(opts ContainerdOptions) error {
+	for _, p := range []string{c.Root, c.State, c.CertsDir, c.CNIDir} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return err
+		}
+	}
+	// The registry's own address (containerd 1.6 would try HTTPS for it)
+	// and the upstream hosts: all to the local registry.
+	if err := WriteMirrorHosts(c.CertsDir, opts.Registry, append([]string{opts.Registry}, opts.MirrorHosts...)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(c.CNIDir, "10-"+c.Bridge+".conflist"), c.cniConfig(), 0o644); err != nil {
+		return err
+	}
+	level := opts.LogLevel
+	if level == "" {
+		level = "info"
+	}
+	if err := os.WriteFile(c.ConfigPath, []byte(c.config(opts.SandboxImage, level, opts.Handlers)), 0o644); err != nil {
+		return err
+	}
+	return c.start()
+}
+
+// config renders containerd's configuration (version 2, containerd 1.6).
+func (c *Containerd) config(sandboxImage, level string, handlers []string) string {
+	var runtimes strings.Builder
+	for _, h := range append([]string{"runc"}, handlers...) {
+		fmt.Fprintf(&runtimes, `    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.%[1]s]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.%[1]s.options]
+        SystemdCgroup = false
+        # runc's state under this instance's state dir, not /run/containerd/runc.
+        Root = %[2]q
+`, h, filepath.Join(c.State, "runc"))
+	}
+	return fmt.Sprintf(`version = 2
+root = %[1]q
+state = %[2]q
+# The opt plugin would create /opt/containerd; nothing here uses it.
+disabled_plugins = ["io.containerd.internal.v1.opt"]
+
+[grpc]
+  address = %[3]q
+
+[debug]
+  level = %[4]q
+
+[cgroup]
+  path = %[5]q
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %[6]q
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  # The host forbids lowering oom_score_adj below the daemon's own (as
+  # husk detects and clamps): containerd must clamp too.
+  restrict_oom_score_adj = true
+  # Network namespaces under the state dir, not the host's /var/run/netns.
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+%[7]s  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = %[8]q
+    conf_dir = %[9]q
+    max_conf_num = 1
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %[10]q
+`, c.Root, c.State, c.Socket, level, c.Cgroup, sandboxImage, runtimes.String(),
+		cniBinDir(c.Dir), c.CNIDir, c.CertsDir)
+}
+
+// cniBinDir returns the CNI plugin dir for containerd. containerd 1.6
+// takes one bin_dir, husk two (/usr/lib/cni, where Debian installs them,
+// and /opt/cni/bin): a dir under dir with links to the plugins of both,
+// the first found winning as in husk, gives containerd the same plugins.
+func cniBinDir(dir string) string {
+	bin := filepath.Join(dir, "cni-bin")
+	_ = os.MkdirAll(bin, 0o755)
+	for _, src := range []string{"/usr/lib/cni", "/opt/cni/bin"} {
+		ents, _ := os.ReadDir(src)
+		for _, e := range ents {
+			_ = os.Symlink(filepath.Join(src, e.Name()), filepath.Join(bin, e.Name())) // exists: an earlier dir wins
+		}
+	}
+	return bin
+}
+
+// cniConfig is the same network husk's harness gets (network/defaultnet.go:
+// bridge, host-local, portmap) on this instance's bridge and subnet.
+// containerd adds loopback itself.
+func (c *Containerd) cniConfig() []byte {
+	type obj = map[string]any
+	b, _ := json.MarshalIndent(obj{
+		"cniVersion": "1.0.0",
+		"name":       c.Bridge,
+		"plugins": []any{
+			obj{
+				"type": "bridge", "bridge": c.Bridge, "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"ipam": obj{
+					"type":    "host-local",
+					"ranges":  []any{[]any{obj{"subnet": c.Subnet}}},
+					"routes":  []any{obj{"dst": "0.0.0.0/0"}},
+					"dataDir": filepath.Join(c.Dir, "ipam"),
+				},
+			},
+			obj{"type": "portmap", "capabilities": obj{"portMappings": true}},
+		},
+	}, "", "  ")
+	return b
+}
+
+// Start starts containerd (again, after Stop) on its configuration and
+// waits until its CRI serves.
+func (c *Containerd) Start() error { return c.start() }
+
+func (c *Containerd) start() error {
+	logf, err := os.OpenFile(c.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	c.cmd = exec.Command(ContainerdBinary, "--config", c.ConfigPath)
+	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	// Its own process group, so a Ctrl-C of `go test` reaches the test's
+	// cleanup rather than containerd first.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.cmd.Start(); err != nil {
+		c.cmd = nil
+		return fmt.Errorf("start containerd: %w", err)
+	}
+	c.done = make(chan struct{})
+	go func() { c.waitErr = c.cmd.Wait(); close(c.done) }()
+	conn, err := grpc.NewClient(c.Endpoint(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	c.conn = conn
+	c.RT = runtimeapi.NewRuntimeServiceClient(conn)
+	c.Img = runtimeapi.NewImageServiceClient(conn)
+	// Serving means the CRI plugin loaded (a bad config leaves the socket
+	// up with the CRI unimplemented) and its CNI config is loaded (until
+	// then RunPodSandbox fails).
+	deadline := time.Now().Add(60 * time.Second)
+	var lastErr error
+	for {
+		select {
+		case <-c.done:
+			return fmt.Errorf("containerd exited: %v; log:\n%s", c.waitErr, Tail(c.Log(), 60))
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := c.RT.Status(ctx, &runtimeapi.StatusRequest{})
+		cancel()
+		lastErr = err
+		if err == nil {
+			lastErr = errors.New("NetworkReady is false")
+			for _, cond := range st.GetStatus().GetConditions() {
+				if cond.Type == runtimeapi.NetworkReady && cond.Status {
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("containerd CRI not ready on %s within 60s: %v; log:\n%s", c.Socket, lastErr, Tail(c.Log(), 60))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop stops containerd: SIGTERM, then SIGKILL after 10 s. Its containers
+// and shims keep running.
+func (c *Containerd) Stop() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
+	if c.cmd == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+	c.cmd = nil
+}
+
+// Running says whether containerd is up and answering.
+func (c *Containerd) Running() bool {
+	if c.cmd == nil || c.RT == nil {
+		return false
+	}
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.RT.Version(ctx, &runtimeapi.VersionRequest{})
+	return err == nil
+}
+
+// Cleanup removes every pod through the CRI (CNI DEL, mounts, shims),
+// stops containerd, then undoes by force whatever that left: shims of this
+// instance, container processes and cgroups, mounts, shim sockets, the
+// bridge and the temp dir. It returns what failed through the CRI.
+func (c *Containerd) Cleanup() []error {
+	var errs []error
+	if c.Running() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if resp, err := c.RT.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+			for _, p := range resp.Items {
+				if _, err := c.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+					errs = append(errs, fmt.Errorf("containerd cleanup: stop pod %s: %w", p.Id, err))
+				}
+				if _, err := c.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+					errs = append(errs, fmt.Errorf("containerd cleanup: remove pod %s: %w", p.Id, err))
+				}
+			}
+		} else {
+			errs = append(errs, fmt.Errorf("containerd cleanup: list pods: %w", err))
+		}
+		cancel()
+	}
+	c.Stop()
+	// What containerd knew of, from its state dir: the tasks (one dir per
+	// container, the sandbox's included) and their shims' sockets.
+	tasks, _ := filepath.Glob(filepath.Join(c.State, "io.containerd.runtime.v2.task", ContainerdNamespace, "*"))
+	var sockets []string
+	for _, task := range tasks {
+		if a, err := os.ReadFile(filepath.Join(task, "address")); err == nil {
+			sockets = append(sockets, strings.TrimPrefix(strings.TrimSpace(string(a)), "unix://"))
+		}
+	}
+	// Shims run in containerd's cgroup, which they inherit; one that left
+	// it is still named by its -address (this instance's socket).
+	for _, pid := range append(CgroupPids(c.Cgroup), c.shimPids()...) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// Containers outlive a killed shim: they are in cgroups named by their
+	// ids (containerd's default path, /k8s.io/<id>, without a cgroup parent).
+	for _, task := range tasks {
+		cg := "/" + ContainerdNamespace + "/" + filepath.Base(task)
+		for _, pid := range CgroupPids(cg) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if len(tasks) > 0 {
+		time.Sleep(100 * time.Millisecond)
+		for _, task := range tasks {
+			RemoveCgroupTree("/" + ContainerdNamespace + "/" + filepath.Base(task))
+		}
+	}
+	// runc makes the parent /k8s.io and leaves it; rmdir removes it only
+	// where it is empty, so another containerd's containers keep theirs.
+	for _, d := range CgroupDirs("/" + ContainerdNamespace) {
+		_ = os.Remove(d)
+	}
+	UnmountUnder(c.Dir)
+	for _, s := range sockets {
+		_ = os.Remove(s)
+	}
+	if !c.hadRunCD {
+		// Where containerd 1.6 puts shim sockets whatever its state dir;
+		// removed only when empty, so another containerd's are untouched.
+		_ = os.Remove("/run/containerd/s")
+		_ = os.Remove("/run/containerd")
+	}
+	_ = exec.Command("ip", "link", "del", c.Bridge).Run()
+	RemoveCgroupTree(c.Cgroup)
+	_ = os.RemoveAll(c.Dir)
+	return errs
+}
+
+// shimPids finds containerd-shim-runc-v2 processes started by this
+// containerd (their -address argument names its socket).
+func (c *Containerd) shimPids() []int {
+	return PidsOf("containerd-shim-runc-v2", func(cmdline string) bool { return strings.Contains(cmdline, "\x00"+c.Socket+"\x00") })
+}
+
+// Log returns what containerd logged so far.
+func (c *Containerd) Log() string {
+	b, _ := os.ReadFile(c.LogPath)
+	return string(b)
+}
+
+// Tail returns the last n lines of s.
+func Tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
