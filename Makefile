@@ -10,9 +10,11 @@ export CGO_ENABLED := 1
 # Debian packages the build and the tests need. containerd (which pulls
 # runc) is the comparison runtime of the CLI, bench and pull-bench tests;
 # crun and runc are RuntimeClass handlers (runtimes.crun, runtimes.runc).
+# patch, bzip2 and xz-utils build the node e2e busybox from Debian's source
+# (integration/testenv/busybox_source.go).
 APT_PKGS := gcc make musl-tools libseccomp-dev containernetworking-plugins \
             docker-registry iptables iproute2 procps util-linux ca-certificates \
-            containerd crun
+            containerd crun patch bzip2 xz-utils
 
 # husk-oci embeds libcontainer and is what libcontainer re-executes as the
 # container init: built static, so the libseccomp it runs with is the one it

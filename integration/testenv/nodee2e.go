@@ -191,7 +191,11 @@ func NodeE2EImages(base v1.Image, cacheDir string) (map[string]Artifact, error) 
 		return WithFile(img, file, []byte(content+"\n"), 0o644)
 	}
 
-	busybox, err := nodeE2EBusybox(base, tools)
+	bb, err := BusyboxUpstreamEnv(cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	busybox, err := nodeE2EBusybox(base, tools, bb)
 	if err != nil {
 		return nil, fmt.Errorf("busybox: %w", err)
 	}
@@ -336,19 +340,29 @@ func PushNodeE2EImages(ctx context.Context, registryAddr string, base v1.Image, 
 // cannot reach a file of a lower layer, and busybox picks the applet from
 // the name it is run as, which a link keeps.
 //
-// /bin/sh is the host's bash. The ConfigMap and Secret env specs run
-// `sh -c env` and look for `data-1=value-1`: Debian 12's busybox 1.35 ash
-// (and dash) drop environment entries whose names are not shell identifiers
-// before running a command, while the ash of upstream's busybox 1.37 image
-// passes them on (the specs pass on containerd with it). bash passes them on
-// too, also when run as sh, and runs every other script these specs give sh
-// (TestNodeE2EBusybox).
-func nodeE2EBusybox(base v1.Image, tools []byte) (v1.Image, error) {
+// Its busybox is BusyboxUpstreamEnv's (bb, a host path), whose ash keeps
+// environment entries with names that are not identifiers as upstream's
+// does: it replaces base's /bin/busybox, and every applet of base (hard
+// links to the old binary) becomes a link to it.
+func nodeE2EBusybox(base v1.Image, tools []byte, bb string) (v1.Image, error) {
 	files, err := imageFiles(base)
 	if err != nil {
 		return nil, err
 	}
+	bin, err := os.ReadFile(bb)
+	if err != nil {
+		return nil, err
+	}
 	b := newLayerBuilder()
+	b.File("bin/busybox", 0o755, bin)
+	if err := addLibs(b, bb, func(p string) bool { _, ok := files[p]; return ok }); err != nil {
+		return nil, err
+	}
+	for p, typ := range files {
+		if typ == tar.TypeLink {
+			b.Symlink(p, "/bin/busybox")
+		}
+	}
 	for _, dir := range []string{"sbin", "usr/bin", "usr/sbin"} {
 		for p, typ := range files {
 			if path.Dir(p) != dir || typ == tar.TypeDir {
@@ -364,11 +378,7 @@ func nodeE2EBusybox(base v1.Image, tools []byte) (v1.Image, error) {
 		}
 	}
 	b.File("bin/nmeter", 0o755, tools)
-	if err := addHostProgram(b, "/bin/bash", "bin/bash", files); err != nil {
-		return nil, err
-	}
-	b.Symlink("bin/sh", "bash")
-	return addLayer(base, b, "testenv: every program under /bin as in busybox's image; nmeter; bash as sh")
+	return addLayer(base, b, "testenv: busybox with upstream's ash environment; every program under /bin as in busybox's image; nmeter")
 }
 
 // imageFiles returns the paths (no leading slash) of img's flattened file
@@ -409,11 +419,15 @@ group-defined-in-image:x:50000:user-defined-in-image
 // agnhostImage lays agnhost out as its Dockerfile does: /agnhost (the
 // entrypoint, CMD pause), /agnhost-2 linking to it, the porter TLS pair at
 // /localhost.crt and /localhost.key, /uploads, the image's users, and the
-// tools the specs run in it that Debian's busybox lacks: curl and nc (the Go
-// tools; Debian's busybox nc has no -u); bash comes with nodeE2EBusybox.
-// Left out: coredns, iperf, socat, dig and the fake registry's content,
-// which only specs outside this selection use.
+// tools the specs run in it that Debian's busybox lacks: bash (the host's,
+// with its libraries) and curl and nc (the Go tools; Debian's busybox nc has
+// no -u). Left out: coredns, iperf, socat, dig and the fake registry's
+// content, which only specs outside this selection use.
 func agnhostImage(busybox v1.Image, agnhost, tools, crt, key []byte) (v1.Image, error) {
+	files, err := imageFiles(busybox)
+	if err != nil {
+		return nil, err
+	}
 	b := newLayerBuilder()
 	b.File("agnhost", 0o755, agnhost)
 	b.Symlink("agnhost-2", "agnhost")
@@ -426,7 +440,10 @@ func agnhostImage(busybox v1.Image, agnhost, tools, crt, key []byte) (v1.Image, 
 	b.File("etc/group", 0o644, []byte(agnhostEtcGroup))
 	b.File("usr/bin/curl", 0o755, tools)
 	b.Hardlink("usr/bin/nc", "usr/bin/curl") // nodeE2EBusybox's /bin/nc links here
-	img, err := addLayer(busybox, b, "testenv: agnhost, its TLS pair and users; curl, nc")
+	if err := addHostProgram(b, "/bin/bash", "bin/bash", files); err != nil {
+		return nil, err
+	}
+	img, err := addLayer(busybox, b, "testenv: agnhost, its TLS pair and users; bash, curl, nc")
 	if err != nil {
 		return nil, err
 	}
