@@ -177,14 +177,23 @@ func run() error {
 		args = append(args, "--feature-gates", rt.featureGates)
 	}
 	args = append(args, flag.Args()...)
-	// The suite runs the kubelet found beside it (bin/kubelet). With more
+	// The suite runs the kubelet found beside it (a link to bin/kubelet). With more
 	// than one process, ginkgo's CLI (built from the suite's ginkgo pin)
 	// runs them; the first starts etcd, the apiserver and kubelet for all,
 	// as upstream's node e2e jobs run it (--nodes=8).
+	// ginkgo's CLI runs a compiled suite in the suite's own directory,
+	// where it writes its kubeconfig, kubelet config and tokens: links in
+	// the run's dir keep bin/ clean.
+	suite := filepath.Join(dir, "e2e_node.test")
+	for _, b := range []string{"e2e_node.test", "kubelet"} {
+		if err := os.Symlink(filepath.Join(binDir, b), filepath.Join(dir, b)); err != nil {
+			return err
+		}
+	}
 	var cmd *exec.Cmd
 	if *procs > 1 {
 		cli := append([]string{"--procs", strconv.Itoa(*procs)}, ginkgoArgs...)
-		cli = append(append(cli, filepath.Join(binDir, "e2e_node.test"), "--"), args...)
+		cli = append(append(cli, suite, "--"), args...)
 		cmd = exec.CommandContext(ctx, filepath.Join(binDir, "ginkgo"), cli...)
 	} else {
 		for _, a := range ginkgoArgs {
@@ -193,7 +202,7 @@ func run() error {
 			}
 			args = append(args, a)
 		}
-		cmd = exec.CommandContext(ctx, filepath.Join(binDir, "e2e_node.test"), args...)
+		cmd = exec.CommandContext(ctx, suite, args...)
 	}
 	// The suite writes its kubeconfig and kubelet config into its working
 	// directory.
