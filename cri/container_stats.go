@@ -34,7 +34,7 @@ func containerStats(st sandbox.ContainerStats) *runtimeapi.ContainerStats {
 		},
 	}
 	if u := st.Cgroup; u != nil {
-		out.Cpu, out.Memory, out.Swap = cpuUsage(u), memoryUsage(u), swapUsage(u)
+		out.Cpu, out.Memory, out.Swap, out.Io = cpuUsage(u), memoryUsage(u), swapUsage(u), ioUsage(u)
 	}
 	if l := st.Layer; l != nil {
 		out.WritableLayer = &runtimeapi.FilesystemUsage{
@@ -51,6 +51,9 @@ func containerStats(st sandbox.ContainerStats) *runtimeapi.ContainerStats {
 // does not read a made-up 0 (it computes the rate itself when unset).
 func cpuUsage(u *sandbox.CgroupUsage) *runtimeapi.CpuUsage {
 	c := &runtimeapi.CpuUsage{Timestamp: u.At.UnixNano(), UsageCoreNanoSeconds: u64(u.CPUNanos)}
+	if u.PSI != nil {
+		c.Psi = psiStats(u.PSI.CPU)
+	}
 	if u.HasRate {
 		c.UsageNanoCores = u64(u.NanoCores)
 	}
@@ -71,7 +74,27 @@ func memoryUsage(u *sandbox.CgroupUsage) *runtimeapi.MemoryUsage {
 	if a, ok := u.Available(); ok {
 		m.AvailableBytes = u64(a)
 	}
+	if u.PSI != nil {
+		m.Psi = psiStats(u.PSI.Memory)
+	}
 	return m
+}
+
+// ioUsage carries only the io pressure (the CRI's IoUsage has nothing
+// else); nil where the kernel keeps none.
+func ioUsage(u *sandbox.CgroupUsage) *runtimeapi.IoUsage {
+	if u.PSI == nil {
+		return nil
+	}
+	return &runtimeapi.IoUsage{Timestamp: u.At.UnixNano(), Psi: psiStats(u.PSI.IO)}
+}
+
+// psiStats: the CRI's Total is nanoseconds, the kernel's microseconds.
+func psiStats(l sandbox.PressureLines) *runtimeapi.PsiStats {
+	d := func(p sandbox.PressureData) *runtimeapi.PsiData {
+		return &runtimeapi.PsiData{Total: p.TotalMicros * 1000, Avg10: p.Avg10, Avg60: p.Avg60, Avg300: p.Avg300}
+	}
+	return &runtimeapi.PsiStats{Some: d(l.Some), Full: d(l.Full)}
 }
 
 // swapUsage: only where the kernel accounts swap per cgroup; available

@@ -28,13 +28,16 @@ func podSandboxStats(st sandbox.PodStats) *runtimeapi.PodSandboxStats {
 	p := st.Pod
 	lx := &runtimeapi.LinuxPodSandboxStats{}
 	if u := st.Cgroup; u != nil {
-		lx.Cpu, lx.Memory = cpuUsage(u), memoryUsage(u)
+		lx.Cpu, lx.Memory, lx.Io = cpuUsage(u), memoryUsage(u), ioUsage(u)
 		lx.Process = &runtimeapi.ProcessUsage{Timestamp: nanos(u.At), ProcessCount: u64(u.Pids)}
 	}
 	if n := st.Network; n != nil {
 		lx.Network = &runtimeapi.NetworkUsage{Timestamp: nanos(n.At)}
+		// interfaces lists every interface, the default one included, as
+		// containerd and CRI-O list them; kubelet's summary takes both.
 		if n.Default != nil {
 			lx.Network.DefaultInterface = interfaceUsage(n.Default)
+			lx.Network.Interfaces = append(lx.Network.Interfaces, interfaceUsage(n.Default))
 		}
 		for i := range n.Interfaces {
 			lx.Network.Interfaces = append(lx.Network.Interfaces, interfaceUsage(&n.Interfaces[i]))

@@ -3,6 +3,7 @@ package integration
 import (
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,18 @@ func TestStats(t *testing.T) {
 		t.Fatalf("memory figures missing: %+v", s2.GetMemory())
 	}
 	t.Logf("burner: cpu %d ns, %d nanocores", c2, s2.GetCpu().GetUsageNanoCores().GetValue())
+	// Pressure: wherever the host's cgroup2 mount keeps it (unified, and
+	// hybrid with PSI on), for the burner's CPU, memory and io alike; a
+	// busy loop sharing two cores with the rest of the test stalls some.
+	if hostHasPressure() {
+		psi := s2.GetCpu().GetPsi()
+		if psi == nil || s2.GetMemory().GetPsi() == nil || s2.GetIo().GetPsi() == nil {
+			t.Fatalf("the host keeps PSI, the stats have none: cpu %v memory %v io %v", psi, s2.GetMemory().GetPsi(), s2.GetIo())
+		}
+		t.Logf("burner: cpu pressure some total %d ns, avg10 %.2f", psi.GetSome().GetTotal(), psi.GetSome().GetAvg10())
+	} else if s2.GetCpu().GetPsi() != nil {
+		t.Fatalf("PSI reported on a host without it: %v", s2.GetCpu().GetPsi())
+	}
 
 	// Memory: the hog holds 50 MB in a shell variable (the loop keeps the
 	// shell from exec'ing sleep, which would drop it).
@@ -257,4 +270,15 @@ func TestStats(t *testing.T) {
 	}
 	assertPodGone(t, d, podID)
 	assertDaemonClean(t, d)
+}
+
+// hostHasPressure says whether the host's cgroup2 mount (the only one, or
+// the hybrid one beside the v1 hierarchies) has pressure files.
+func hostHasPressure() bool {
+	for _, p := range []string{"/sys/fs/cgroup/cpu.pressure", "/sys/fs/cgroup/unified/cpu.pressure"} {
+		if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -51,6 +51,27 @@ type CgroupUsage struct {
 	SwapLimited   bool
 
 	Pids uint64 // pids.current (read for pods only)
+
+	// PSI is the cgroup's pressure stall information, nil where the
+	// kernel has none for it (see cgroupReader.psi).
+	PSI *Pressure
+}
+
+// Pressure is a cgroup's {cpu,memory,io}.pressure.
+type Pressure struct {
+	CPU, Memory, IO PressureLines
+}
+
+// PressureLines are a pressure file's "some" and "full" lines.
+type PressureLines struct {
+	Some, Full PressureData
+}
+
+// PressureData is one line: the averages in percent, the total stall in
+// microseconds as the kernel writes it.
+type PressureData struct {
+	Avg10, Avg60, Avg300 float64
+	TotalMicros          uint64
 }
 
 // Available is memory limit - working set, only when a limit is set.
@@ -313,6 +334,7 @@ func (m *Manager) readUsage(key, path string, pids bool) (*CgroupUsage, error) {
 		return nil, err
 	}
 	u := usageFrom(raw, r.v2)
+	u.PSI = r.readPressure(path)
 	u.At = time.Now()
 	m.statsCache().rate(key, &u)
 	return &u, nil
@@ -353,6 +375,13 @@ type cgroupReader struct {
 	v2                bool
 	cpu, memory, pids string // where each controller's files are; "" where the host has none
 	cpuCtl            string // the cpu controller's (v1: apart from cpuacct on some hosts), for readDetail
+	// psi is where the {cpu,memory,io}.pressure files are: the cgroup2
+	// mount, on a unified host and in hybrid mode alike. In hybrid mode
+	// libcontainer's v1 manager makes every cgroup in the cgroup2
+	// hierarchy too (0::/<path> in /proc/<pid>/cgroup), and the kernel
+	// keeps pressure figures for it there, with psi=1 or
+	// CONFIG_PSI_DEFAULT_DISABLED off. "" on a legacy host.
+	psi string
 }
 
 func newCgroupReader(l *hostcgroup.Layout) *cgroupReader {
@@ -363,9 +392,67 @@ func newCgroupReader(l *hostcgroup.Layout) *cgroupReader {
 	if l.Mode == hostcgroup.Unified {
 		// cpu.stat's usage_usec is a core file, there with or without
 		// the cpu controller.
-		return &cgroupReader{v2: true, cpu: l.Unified, cpuCtl: l.Unified, memory: dir("memory"), pids: dir("pids")}
+		return &cgroupReader{v2: true, cpu: l.Unified, cpuCtl: l.Unified, memory: dir("memory"), pids: dir("pids"), psi: l.Unified}
 	}
-	return &cgroupReader{cpu: dir("cpuacct"), cpuCtl: dir("cpu"), memory: dir("memory"), pids: dir("pids")}
+	return &cgroupReader{cpu: dir("cpuacct"), cpuCtl: dir("cpu"), memory: dir("memory"), pids: dir("pids"), psi: l.Unified}
+}
+
+// readPressure reads the cgroup's three pressure files; nil when the
+// kernel keeps none for it (no cgroup2 mount, PSI off: the files are
+// absent, or EOPNOTSUPP to read with psi=0 at boot).
+func (r *cgroupReader) readPressure(path string) *Pressure {
+	if r.psi == "" {
+		return nil
+	}
+	dir := r.psi + filepath.Clean("/"+path)
+	var p Pressure
+	buf := make([]byte, 0, 256)
+	for _, f := range []struct {
+		name string
+		into *PressureLines
+	}{{"cpu.pressure", &p.CPU}, {"memory.pressure", &p.Memory}, {"io.pressure", &p.IO}} {
+		b, err := readFile(filepath.Join(dir, f.name), &buf)
+		if err != nil {
+			return nil
+		}
+		*f.into = parsePressure(b)
+	}
+	return &p
+}
+
+// parsePressure parses "some avg10=0.00 avg60=0.00 avg300=0.00 total=0"
+// and its "full" twin (absent from cpu.pressure before Linux 5.13: zero).
+func parsePressure(b []byte) PressureLines {
+	var l PressureLines
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		var d *PressureData
+		switch f[0] {
+		case "some":
+			d = &l.Some
+		case "full":
+			d = &l.Full
+		default:
+			continue
+		}
+		for _, kv := range f[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "avg10":
+				d.Avg10, _ = strconv.ParseFloat(v, 64)
+			case "avg60":
+				d.Avg60, _ = strconv.ParseFloat(v, 64)
+			case "avg300":
+				d.Avg300, _ = strconv.ParseFloat(v, 64)
+			case "total":
+				d.TotalMicros, _ = strconv.ParseUint(v, 10, 64)
+			}
+		}
+	}
+	return l
 }
 
 // The memory.stat keys the mapping uses; the rest are not kept.

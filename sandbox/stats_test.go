@@ -429,3 +429,48 @@ func TestCgroupDetail(t *testing.T) {
 		t.Fatalf("v2 detail\n got %+v\nwant %+v", *d, want)
 	}
 }
+
+// Pressure on each shape: read from the cgroup2 mount in hybrid mode (a v1
+// host with a unified mount beside) and on a unified host; none on a
+// legacy host or where the kernel keeps none (no files).
+func TestCgroupReaderPressure(t *testing.T) {
+	root := t.TempDir()
+	unified := filepath.Join(root, "unified")
+	path := "/kubepods/pod1/ctr"
+	writeFiles(t, filepath.Join(unified, path), map[string]string{
+		// Before Linux 5.13 cpu.pressure has no "full" line.
+		"cpu.pressure":    "some avg10=1.50 avg60=0.25 avg300=0.05 total=2500\n",
+		"memory.pressure": "some avg10=0.00 avg60=0.00 avg300=0.00 total=7\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=3\n",
+		"io.pressure":     "some avg10=12.00 avg60=4.00 avg300=1.00 total=900000\nfull avg10=10.00 avg60=3.00 avg300=0.50 total=800000\n",
+	})
+	for _, tc := range []struct {
+		name   string
+		layout hostcgroup.Layout
+		want   bool
+	}{
+		{"hybrid", hostcgroup.Layout{Mode: hostcgroup.Hybrid, V1: map[string]string{"cpuacct": filepath.Join(root, "cpuacct")}, Unified: unified}, true},
+		{"unified", hostcgroup.Layout{Mode: hostcgroup.Unified, Unified: unified}, true},
+		{"legacy", hostcgroup.Layout{Mode: hostcgroup.Legacy, V1: map[string]string{"cpuacct": filepath.Join(root, "cpuacct")}}, false},
+	} {
+		r := newCgroupReader(&tc.layout)
+		p := r.readPressure(path)
+		if (p != nil) != tc.want {
+			t.Fatalf("%s: pressure %+v, want present %v", tc.name, p, tc.want)
+		}
+		if p == nil {
+			continue
+		}
+		if p.CPU.Some != (PressureData{Avg10: 1.5, Avg60: 0.25, Avg300: 0.05, TotalMicros: 2500}) || p.CPU.Full != (PressureData{}) {
+			t.Errorf("%s: cpu %+v", tc.name, p.CPU)
+		}
+		if p.Memory.Some.TotalMicros != 7 || p.Memory.Full.TotalMicros != 3 {
+			t.Errorf("%s: memory %+v", tc.name, p.Memory)
+		}
+		if p.IO.Some.Avg10 != 12 || p.IO.Full != (PressureData{Avg10: 10, Avg60: 3, Avg300: 0.5, TotalMicros: 800000}) {
+			t.Errorf("%s: io %+v", tc.name, p.IO)
+		}
+		if p := r.readPressure("/kubepods/gone"); p != nil {
+			t.Errorf("%s: pressure of a cgroup without the files: %+v", tc.name, p)
+		}
+	}
+}
