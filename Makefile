@@ -69,6 +69,22 @@ unit: build kubelet
 	if [ -n "$$unformatted" ]; then echo "not gofmt'd:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration$$)
+	$(MAKE) fuzz FUZZTIME=5s
+
+# Every fuzz target (func FuzzX in a _test.go outside integration/) for
+# FUZZTIME each; make test runs each for a few seconds. The seeds are the
+# targets' f.Add calls; a crash the fuzzer finds is written to the
+# package's testdata/fuzz/FuzzX, which plain `go test` then replays: commit
+# it with the fix.
+FUZZTIME ?= 1m
+.PHONY: fuzz
+fuzz:
+	@for f in $$(git ls-files '*_test.go' | grep -v '^integration/' | xargs grep -l '^func Fuzz'); do \
+		for n in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
+			echo "fuzz: ./$$(dirname $$f) $$n for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$n$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f) || exit 1; \
+		done; \
+	done
 
 integration: build tools kubelet
 	$(GO) test -count=1 -v -timeout 30m ./integration/

@@ -16,6 +16,15 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if req.GetConfig() == nil {
 		return nil, invalid("CreateContainer: config is required")
 	}
+	// The log path is checked against the log directory the pod was made
+	// with, which the request's copy may lack.
+	podCfg := req.GetSandboxConfig()
+	if p, err := s.Sandboxes.PodSandbox(ctx, req.GetPodSandboxId()); err == nil {
+		podCfg = p.Config
+	}
+	if err := validateContainerConfig(req.GetConfig(), podCfg); err != nil {
+		return nil, invalid("CreateContainer: " + err.Error())
+	}
 	id, err := s.Sandboxes.CreateContainer(ctx, req.GetPodSandboxId(), req.GetConfig(), req.GetSandboxConfig())
 	if err != nil {
 		return nil, toStatus(err)

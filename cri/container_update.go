@@ -12,6 +12,9 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	if req.GetContainerId() == "" {
 		return nil, invalid("UpdateContainerResources: container_id is required")
 	}
+	if err := validateResources("linux", req.GetLinux()); err != nil {
+		return nil, invalid("UpdateContainerResources: " + err.Error())
+	}
 	if err := s.Sandboxes.UpdateContainerResources(ctx, req.GetContainerId(), req.GetLinux()); err != nil {
 		return nil, toStatus(err)
 	}

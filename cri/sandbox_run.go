@@ -12,6 +12,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if req.GetConfig() == nil {
 		return nil, invalid("RunPodSandbox: config is required")
 	}
+	if err := validatePodSandboxConfig(req.GetConfig()); err != nil {
+		return nil, invalid("RunPodSandbox: " + err.Error())
+	}
 	id, err := s.Sandboxes.RunPodSandbox(ctx, req.GetConfig(), req.GetRuntimeHandler())
 	if err != nil {
 		return nil, toStatus(err)

@@ -13,6 +13,12 @@ func (s *Server) UpdatePodSandboxResources(ctx context.Context, req *runtimeapi.
 	if req.GetPodSandboxId() == "" {
 		return nil, invalid("UpdatePodSandboxResources: pod_sandbox_id is required")
 	}
+	if err := validateResources("overhead", req.GetOverhead()); err != nil {
+		return nil, invalid("UpdatePodSandboxResources: " + err.Error())
+	}
+	if err := validateResources("resources", req.GetResources()); err != nil {
+		return nil, invalid("UpdatePodSandboxResources: " + err.Error())
+	}
 	if err := s.Sandboxes.UpdatePodSandboxResources(ctx, req.GetPodSandboxId(), req.GetOverhead(), req.GetResources()); err != nil {
 		return nil, toStatus(err)
 	}
