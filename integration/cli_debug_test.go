@@ -321,13 +321,7 @@ func TestCLIDebug(t *testing.T) {
 		}
 	})
 
-	if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
-	assertPodGone(t, d, podID)
+	removePod(t, d, podID)
 	assertDaemonClean(t, d)
 }
 

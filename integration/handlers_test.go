@@ -192,13 +192,7 @@ func externalRuntimePod(t *testing.T, d *Daemon, ref, name string) {
 	if err != nil || cs.Status.State != runtimeapi.ContainerState_CONTAINER_EXITED || cs.Status.ExitCode != 143 {
 		t.Fatalf("stopped under %s: %v %+v", name, err, cs.GetStatus())
 	}
-	if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
-	assertPodGone(t, d, podID)
+	removePod(t, d, podID)
 	if left, _ := os.ReadDir(root); len(left) > 0 {
 		t.Errorf("%s state left in %s: %v", name, root, left)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/integration/testenv"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // shimPids finds husk-shim processes whose command line names dir.
@@ -112,6 +113,20 @@ func assertDaemonClean(t *testing.T, d *Daemon) {
 	if pods, _ := os.ReadDir(filepath.Join(d.Root, "pods")); len(pods) > 0 {
 		t.Errorf("pod dirs left: %d", len(pods))
 	}
+}
+
+// removePod stops and removes a pod through the CRI, as kubelet ends one,
+// and checks that nothing named after it is left.
+func removePod(t *testing.T, d *Daemon, podID string) {
+	t.Helper()
+	ctx := ctxT(t, 2*time.Minute)
+	if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, d, podID)
 }
 
 // removePodCgroups kills what runs in the cgroups of the pods recorded

@@ -382,13 +382,7 @@ func TestStreaming(t *testing.T) {
 		}
 	})
 
-	if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
-	assertPodGone(t, d, podID)
+	removePod(t, d, podID)
 	assertDaemonClean(t, d)
 }
 
@@ -401,7 +395,6 @@ func TestPortForwardHostNetwork(t *testing.T) {
 	ref := busyboxRef(t)
 	d := StartDaemon(t)
 	pull(t, d, ref)
-	ctx := ctxT(t, 2*time.Minute)
 	pod := podConfig("pf-host")
 	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}
 	podID := runPod(t, d, pod)
@@ -417,13 +410,7 @@ func TestPortForwardHostNetwork(t *testing.T) {
 		t.Fatalf("port-forward got %q", body)
 	}
 	stopForward()
-	if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
-	assertPodGone(t, d, podID)
+	removePod(t, d, podID)
 	assertDaemonClean(t, d)
 }
 

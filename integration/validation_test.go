@@ -157,12 +157,6 @@ func TestRequestValidation(t *testing.T) {
 		st.Status.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Fatalf("the good container after the refused requests: %v %v", err, st)
 	}
-	if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
-		t.Fatal(err)
-	}
-	assertPodGone(t, d, podID)
+	removePod(t, d, podID)
 	assertDaemonClean(t, d)
 }
