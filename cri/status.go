@@ -41,6 +41,10 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 			// hugepage or cpuset limit was dropped on this node.
 			resp.Info["cgroups"] = s.Cgroups.String()
 		}
+		if u := s.Sandboxes.UnreadableRecords(); len(u) > 0 {
+			// Records found garbage at start, left out and left alone.
+			resp.Info["unreadable_records"] = verboseInfo(u)
+		}
 	}
 	return resp, nil
 }

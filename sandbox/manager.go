@@ -97,7 +97,14 @@ type Manager struct {
 	// they can (probeUserns at start).
 	usernsErr error
 	ev        eventHub // GetContainerEvents subscribers (events.go)
+	// unreadable lists the records recovery could not read, which it left
+	// alone (recover.go); set at start, read-only after.
+	unreadable []string
 }
+
+// UnreadableRecords lists the pod and container records found unreadable
+// at start: left out of every list, their dirs left for husk doctor.
+func (m *Manager) UnreadableRecords() []string { return m.unreadable }
 
 // New opens the manager over its state, recovering what a previous daemon
 // left.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,11 +34,23 @@ func (m *Manager) recover(ctx context.Context) error {
 		}
 		id := e.Name()
 		var p Pod
-		if err := readRecord(filepath.Join(podsDir, id, "pod.json"), &p); err != nil {
-			m.log.Warn("pod dir without a readable record; removing", "dir", filepath.Join(podsDir, id), "error", err)
+		if err := readRecord(filepath.Join(podsDir, id, "pod.json"), &p); errors.Is(err, fs.ErrNotExist) {
+			// RunPodSandbox writes the record right after making the
+			// dir: a dir without one is all a crash left of a pod.
+			m.log.Warn("pod dir without a record; removing", "dir", filepath.Join(podsDir, id))
 			// A pinned user namespace would make the removal fail (EBUSY).
 			_ = removeUserns(filepath.Join(podsDir, id, "userns"))
 			_ = os.RemoveAll(filepath.Join(podsDir, id))
+			continue
+		} else if err != nil {
+			// A record that is there but garbage (a disk that lied, a
+			// truncated file): what it named may still run, mounted
+			// rootfs included, so nothing of it is touched. The pod is
+			// left out and reported; husk doctor lists its dir and
+			// --fix removes what is left of it.
+			m.log.Error("pod record unreadable: the pod is not served and its dir is left for husk doctor",
+				"pod", id, "error", err)
+			m.unreadable = append(m.unreadable, fmt.Sprintf("pod %s: %v", id, err))
 			continue
 		}
 		m.pods[p.ID] = &p
@@ -74,9 +87,16 @@ func (m *Manager) loadContainers(p *Pod) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		var c Container
-		if err := readRecord(filepath.Join(dir, e.Name(), "container.json"), &c); err != nil {
-			m.log.Warn("container dir without a readable record; removing", "dir", filepath.Join(dir, e.Name()), "error", err)
+		if err := readRecord(filepath.Join(dir, e.Name(), "container.json"), &c); errors.Is(err, fs.ErrNotExist) {
+			m.log.Warn("container dir without a record; removing", "dir", filepath.Join(dir, e.Name()))
 			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+			continue
+		} else if err != nil {
+			// As for a pod: its rootfs may be mounted and its process
+			// running; it is left out, left as it is, and reported.
+			m.log.Error("container record unreadable: the container is not served and its dir is left as it is",
+				"pod", p.ID, "container", e.Name(), "error", err)
+			m.unreadable = append(m.unreadable, fmt.Sprintf("container %s of pod %s: %v", e.Name(), p.ID, err))
 			continue
 		}
 		m.ctrs[c.ID] = &c

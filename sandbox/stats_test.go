@@ -445,14 +445,14 @@ func TestCgroupReaderPressure(t *testing.T) {
 	})
 	for _, tc := range []struct {
 		name   string
-		layout hostcgroup.Layout
+		layout *hostcgroup.Layout
 		want   bool
 	}{
-		{"hybrid", hostcgroup.Layout{Mode: hostcgroup.Hybrid, V1: map[string]string{"cpuacct": filepath.Join(root, "cpuacct")}, Unified: unified}, true},
-		{"unified", hostcgroup.Layout{Mode: hostcgroup.Unified, Unified: unified}, true},
-		{"legacy", hostcgroup.Layout{Mode: hostcgroup.Legacy, V1: map[string]string{"cpuacct": filepath.Join(root, "cpuacct")}}, false},
+		{"hybrid", &hostcgroup.Layout{Mode: hostcgroup.Hybrid, V1: map[string]string{"cpuacct": filepath.Join(root, "cpuacct")}, Unified: unified}, true},
+		{"unified", &hostcgroup.Layout{Mode: hostcgroup.Unified, Unified: unified}, true},
+		{"legacy", &hostcgroup.Layout{Mode: hostcgroup.Legacy, V1: map[string]string{"cpuacct": filepath.Join(root, "cpuacct")}}, false},
 	} {
-		r := newCgroupReader(&tc.layout)
+		r := newCgroupReader(tc.layout)
 		p := r.readPressure(path)
 		if (p != nil) != tc.want {
 			t.Fatalf("%s: pressure %+v, want present %v", tc.name, p, tc.want)
