@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/husk-runtime/husk/image"
@@ -38,6 +39,10 @@ func codeOf(err error) codes.Code {
 		return codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// A full file system (or quota) under the root or state dir: the
+		// message has the path (every *fs.PathError names it).
+		return codes.ResourceExhausted
 	}
 	if te := registryError(err); te != nil {
 		switch te.StatusCode {

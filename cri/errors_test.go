@@ -3,7 +3,10 @@ package cri
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -34,6 +37,20 @@ func TestCodeOfJoinedRegistryErrors(t *testing.T) {
 	} {
 		if got := codeOf(c.err); got != c.want {
 			t.Errorf("%s: code %v, want %v", c.what, got, c.want)
+		}
+	}
+}
+
+// A full disk is ResourceExhausted however deep the errno sits, and the
+// message keeps the path.
+func TestCodeOfFullDisk(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT} {
+		err := fmt.Errorf("create container abc: %w", &fs.PathError{Op: "write", Path: "/var/lib/husk/pods/x/pod.json", Err: errno})
+		if c := codeOf(err); c != codes.ResourceExhausted {
+			t.Errorf("%v: code %v, want ResourceExhausted", errno, c)
+		}
+		if s := toStatus(err).Error(); !strings.Contains(s, "/var/lib/husk/pods/x/pod.json") {
+			t.Errorf("%v: message %q lost the path", errno, s)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/integration/testenv"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -59,6 +60,7 @@ type Daemon struct {
 	AuthFile                 string // registry.auth_file, absent until a test writes it: no daemon reads the host's
 	Subnet                   string
 	ConfigPath               string
+	rootOnTmpfs              bool // DaemonOptions.RootSizeMB
 	cmd                      *exec.Cmd
 	logPath                  string
 	RT                       runtimeapi.RuntimeServiceClient
@@ -71,6 +73,9 @@ type DaemonOptions struct {
 	NoDefaultNetwork      bool // leave the CNI config dir empty
 	SeccompNativeArchOnly bool // seccomp_native_arch_only
 	StallTimeoutSeconds   int  // registry.stall_timeout_seconds; 0 keeps the default
+	// RootSizeMB puts the daemon's root on a tmpfs of that size (the
+	// full-disk tests); cleanup unmounts it with the rest.
+	RootSizeMB int
 }
 
 // StartDaemon starts a daemon in a fresh temp dir. Cleanup removes every
@@ -107,6 +112,16 @@ func StartDaemonWith(t testing.TB, opts DaemonOptions) *Daemon {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if opts.RootSizeMB > 0 {
+		if err := os.MkdirAll(d.Root, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", d.Root, "tmpfs", 0, fmt.Sprintf("size=%dm,mode=0711", opts.RootSizeMB)); err != nil {
+			t.Fatalf("tmpfs root: %v", err)
+		}
+		d.rootOnTmpfs = true
+		t.Cleanup(func() { _ = unix.Unmount(d.Root, unix.MNT_DETACH) })
 	}
 	cfg := fmt.Sprintf(`root = %q
 state = %q
