@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/husk-runtime/husk/shim"
 	"github.com/moby/sys/signal"
 	"golang.org/x/sys/unix"
 )
@@ -92,11 +93,20 @@ func (m *Manager) stopContainerWaiting(ctx context.Context, c *Container, grace 
 // shimFailed turns an unreachable shim into an exited container: its
 // processes have no supervisor left, so there is nothing to stop.
 func (m *Manager) shimFailed(ctx context.Context, p *Pod, c *Container, err error) error {
-	if isConnErr(err) && m.shimDead(ctx, p) {
+	if isConnErr(err) && m.shimDead(ctx, p) || shimNotFound(err) {
+		// No supervisor left, or a live shim that holds no such
+		// container (it was deleted there while the daemon was down):
+		// nothing runs to stop.
 		m.markShimDead(c)
 		return nil
 	}
 	return err
+}
+
+// shimNotFound says the shim answered that it holds no such container.
+func shimNotFound(err error) bool {
+	var se *shim.Error
+	return errors.As(err, &se) && se.Code == shim.CodeNotFound
 }
 
 func (m *Manager) stopSignal(c *Container) string {

@@ -59,6 +59,12 @@ func (m *Manager) stopInfra(ctx context.Context, p *Pod) error {
 		if m.shimDead(ctx, p) {
 			return nil // nothing left to stop: the infra died with its shim
 		}
+		if shimNotFound(err) {
+			// The shim holds no infra: a daemon killed mid-way through
+			// RunPodSandbox or StopPodSandbox left the record behind
+			// what the shim had done. Nothing runs to stop.
+			return nil
+		}
 		return fmt.Errorf("stop pod %s: %w", p.ID, err)
 	}
 	if err := c.Kill(ctx, p.ID, int(unix.SIGTERM)); err != nil {

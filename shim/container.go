@@ -108,6 +108,11 @@ func (s *Server) createProcess(c *container, req *Request) (int, error) {
 		s.startTTYOutput(c, req.LogPath)
 	}
 	if err != nil {
+		// A create that failed part-way (husk-oci killed, say) may have
+		// left libcontainer's state and an init waiting at the exec
+		// fifo: delete --force takes both down; for an id libcontainer
+		// never recorded it does nothing.
+		_, _ = s.runOCI(ociCall{cmd: "delete", id: c.id}, ociIO{})
 		if c.log != nil {
 			// The write ends close with this function; wait for the copiers
 			// to see EOF so no goroutine outlives the failed create.
