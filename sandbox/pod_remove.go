@@ -46,6 +46,18 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 			return fmt.Errorf("remove pod %s: %w", p.ID, err)
 		}
 	}
+	// What the shim still holds beyond the infra no record names: the
+	// daemon was killed between the shim's create and the record's write.
+	// It goes with the pod (its libcontainer state too).
+	if cs, err := m.shim(p).State(ctx); err == nil {
+		for _, c := range cs {
+			if c.ID != p.ID {
+				if err := m.deleteInShim(ctx, p, c.ID); err != nil {
+					return fmt.Errorf("remove pod %s: container %s without a record: %w", p.ID, c.ID, err)
+				}
+			}
+		}
+	}
 	dir := m.podDir(p.ID)
 	if err := m.deleteInShim(ctx, p, p.ID); err != nil {
 		return fmt.Errorf("remove pod %s: infra: %w", p.ID, err)
