@@ -19,8 +19,8 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	// The log path is checked against the log directory the pod was made
 	// with, which the request's copy may lack.
 	podCfg := req.GetSandboxConfig()
-	if p, err := s.Sandboxes.PodSandbox(ctx, req.GetPodSandboxId()); err == nil {
-		podCfg = p.Config
+	if cfg, err := s.Sandboxes.PodConfig(req.GetPodSandboxId()); err == nil {
+		podCfg = cfg
 	}
 	if err := validateContainerConfig(req.GetConfig(), podCfg); err != nil {
 		return nil, invalid("CreateContainer: " + err.Error())

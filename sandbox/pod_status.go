@@ -7,6 +7,7 @@ import (
 
 	"github.com/husk-runtime/husk/atomicfile"
 	"github.com/husk-runtime/husk/shim"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // PodView is a consistent copy of a pod record for the CRI layer.
@@ -25,6 +26,17 @@ func (m *Manager) PodSandbox(ctx context.Context, id string) (PodView, error) {
 	}
 	m.refreshInfra(p)
 	return m.viewPod(p), nil
+}
+
+// PodConfig returns the config the pod (id or unique prefix) was made
+// with, from memory: no readiness check, for callers that need only the
+// config (CreateContainer's gate).
+func (m *Manager) PodConfig(id string) (*runtimeapi.PodSandboxConfig, error) {
+	p, err := m.pod(id)
+	if err != nil {
+		return nil, err
+	}
+	return p.Config, nil
 }
 
 // ListPodSandboxes returns every pod.
