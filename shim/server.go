@@ -69,6 +69,7 @@ type container struct {
 	logs     sync.WaitGroup
 	log      *logWriter
 	attach   attachPoint // stdin, pty and output fan-out for Attach
+	killGen  uint64      // counts kills, so a later one ends redeliver's watch
 }
 
 // NewServer makes a server; Serve runs it.
@@ -217,8 +218,13 @@ func (s *Server) kill(req *Request) (*Response, error) {
 	}
 	// The shim is the init's parent and has not reaped it, so the pid
 	// cannot have been reused.
+	c.killGen++
+	d, derr := readDisposition(c.pid)
 	if err := killPid(c.pid, req.Signal); err != nil {
 		return nil, fmt.Errorf("kill container %s (pid %d) with signal %d: %w", c.id, c.pid, req.Signal, err)
+	}
+	if derr == nil && d.dropped(req.Signal) {
+		go s.redeliver(c, c.pid, req.Signal, c.killGen)
 	}
 	return &Response{}, nil
 }
