@@ -7,14 +7,12 @@
 package apiserver
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 
 	huskapi "github.com/husk-runtime/husk/api/v1"
+	"github.com/husk-runtime/husk/errdefs"
 	"github.com/husk-runtime/husk/image"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -36,30 +34,11 @@ func (s *Server) Register(g *grpc.Server) {
 const chunkSize = 1 << 20
 
 // toStatus turns a core error into a gRPC status with the code its class
-// calls for and the core's message, which names what was wrong. The
-// daemon's interceptor logs unary calls only, so failed streams are logged
-// here.
+// calls for (errdefs' one table, as for the CRI) and the core's message,
+// which names what was wrong. The daemon's interceptor logs unary calls
+// only, so failed streams are logged here.
 func (s *Server) toStatus(method string, err error) error {
-	code := codeOf(err)
-	s.Log.Warn("husk API call failed", "method", method, "code", code.String(), "error", err.Error())
-	return status.Error(code, err.Error())
-}
-
-func codeOf(err error) codes.Code {
-	switch {
-	case errors.Is(err, image.ErrNotFound):
-		return codes.NotFound
-	case errors.Is(err, image.ErrInvalidArchive), errors.Is(err, image.ErrInvalidReference), errors.Is(err, image.ErrAmbiguous):
-		return codes.InvalidArgument
-	case errors.Is(err, image.ErrNotExportable):
-		return codes.FailedPrecondition
-	case errors.Is(err, context.DeadlineExceeded):
-		return codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		return codes.Canceled
-	}
-	if st, ok := status.FromError(err); ok {
-		return st.Code()
-	}
-	return codes.Unknown
+	st := errdefs.ToGRPC(err)
+	s.Log.Warn("husk API call failed", "method", method, "code", status.Code(st).String(), "error", err.Error())
+	return st
 }

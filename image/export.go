@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/husk-runtime/husk/errdefs"
 )
 
 // ErrNotExportable is returned (wrapped) when an image is in the store but
@@ -24,7 +24,7 @@ import (
 // the husk binary, never distributed) and images pulled before husk kept
 // layer blobs. Pulling or importing such an image again does not help while
 // its layers stay unpacked; removing it first does.
-var ErrNotExportable = errors.New("image cannot be exported")
+var ErrNotExportable = errdefs.New(errdefs.ErrFailedPrecondition, "image cannot be exported")
 
 // ArchiveFormat is the layout an export writes.
 type ArchiveFormat int

@@ -26,15 +26,16 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/husk-runtime/husk/errdefs"
 )
 
 var (
 	// ErrNotFound is returned (wrapped) when no image matches a reference.
-	ErrNotFound = errors.New("image not found")
+	ErrNotFound = errdefs.New(errdefs.ErrNotFound, "image not found")
 	// ErrInvalidReference is returned (wrapped) when a reference cannot be parsed.
-	ErrInvalidReference = errors.New("invalid image reference")
+	ErrInvalidReference = errdefs.New(errdefs.ErrInvalidArgument, "invalid image reference")
 	// ErrAmbiguous is returned (wrapped) when an id prefix matches several images.
-	ErrAmbiguous = errors.New("ambiguous image id prefix")
+	ErrAmbiguous = errdefs.New(errdefs.ErrInvalidArgument, "ambiguous image id prefix")
 )
 
 // Config says where the store keeps its state and how registries are reached.

@@ -15,13 +15,14 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/husk-runtime/husk/errdefs"
 	"golang.org/x/sync/errgroup"
 )
 
 // ErrInvalidArchive is returned (wrapped) when an archive to import is not
 // a readable OCI image layout or `docker save` tarball, or when what it
 // holds does not match its own digests.
-var ErrInvalidArchive = errors.New("invalid image archive")
+var ErrInvalidArchive = errdefs.New(errdefs.ErrInvalidArgument, "invalid image archive")
 
 // Member names of the two archive formats.
 const (

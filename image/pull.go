@@ -42,6 +42,7 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth) (Image, error)
 	// track rides in ctx down to fetch and ensureLayer.
 	t := s.progress.start(p.String())
 	img, err := s.pull(withPullTrack(ctx, t), p, auth)
+	err = classifyPull(err)
 	s.progress.finish(t, img, err)
 	return img, err
 }

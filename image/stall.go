@@ -2,12 +2,13 @@ package image
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/husk-runtime/husk/errdefs"
 )
 
 // DefaultStallTimeout is how long a pull may go without receiving a byte
@@ -17,7 +18,7 @@ import (
 const DefaultStallTimeout = time.Minute
 
 // ErrStalled marks a pull given up because the registry stopped sending.
-var ErrStalled = errors.New("registry stopped sending")
+var ErrStalled = errdefs.New(errdefs.ErrDeadlineExceeded, "registry stopped sending")
 
 // errStalled is the cause a stalled pull's context is cancelled with.
 type errStalled struct {

@@ -1,13 +1,14 @@
 package sandbox
 
-import "errors"
+import "github.com/husk-runtime/husk/errdefs"
 
-// Error classes the CRI layer maps to gRPC codes. Every error the manager
-// returns wraps at most one of them, with a message naming the object.
+// The error classes the manager's errors wrap (errdefs', under the names
+// this package has always used). Every error the manager returns wraps at
+// most one of them, with a message naming the object.
 var (
-	ErrNotFound           = errors.New("not found")
-	ErrAlreadyExists      = errors.New("already exists")
-	ErrInvalid            = errors.New("invalid argument")
-	ErrFailedPrecondition = errors.New("failed precondition")
-	ErrDeadlineExceeded   = errors.New("deadline exceeded")
+	ErrNotFound           = errdefs.ErrNotFound
+	ErrAlreadyExists      = errdefs.ErrAlreadyExists
+	ErrInvalid            = errdefs.ErrInvalidArgument
+	ErrFailedPrecondition = errdefs.ErrFailedPrecondition
+	ErrDeadlineExceeded   = errdefs.ErrDeadlineExceeded
 )
