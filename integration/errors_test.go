@@ -96,6 +96,26 @@ func TestBadRequests(t *testing.T) {
 	_, err = d.RT.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: c1})
 	expect("start of a running container", err, codes.FailedPrecondition, c1)
 
+	// A command the image does not have: the container cannot be made, and
+	// the caller is told which command is missing (kubelet shows it as the
+	// container's reason). Whether create or start says so is the
+	// runtime's choice (libcontainer looks the command up in create).
+	for _, cmd := range []string{"/no/such/command", "no-such-command"} {
+		cfg := ctrConfig("missing-"+strings.Trim(cmd, "/"), ref, cmd)
+		cfg.Metadata.Name = strings.ReplaceAll(cfg.Metadata.Name, "/", "-")
+		cr, err := d.RT.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pod})
+		if err == nil {
+			_, err = d.RT.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId})
+			if _, rerr := d.RT.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: cr.ContainerId}); rerr != nil {
+				t.Errorf("remove of the container with a missing command: %v", rerr)
+			}
+		}
+		expect("command missing in the image: "+cmd, err, codes.NotFound, cmd)
+	}
+	// A registry nothing listens on.
+	_, err = d.Img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "127.0.0.1:1/nope/never:1"}})
+	expect("pull from a registry nothing listens on", err, codes.Unavailable, "127.0.0.1:1")
+
 	if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
 		t.Fatal(err)
 	}

@@ -167,7 +167,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	}
 	pid, err := m.shim(p).CreateWithStdin(ctx, id, dir, c.LogPath, filepath.Join(dir, "exit.json"), cfg.GetStdin())
 	if err != nil {
-		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
+		return "", fmt.Errorf("container %q: %w", md.GetName(), notFoundIfMissingCommand(err))
 	}
 	u.push(func() { _ = m.shim(p).Delete(context.WithoutCancel(ctx), id) })
 	st.mark("shim-create")

@@ -22,7 +22,7 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("container %s is %s, only a created container can start: %w", c.ID, st, ErrFailedPrecondition)
 	}
 	if err := m.shim(p).Start(ctx, c.ID); err != nil {
-		return fmt.Errorf("start container %s: %w", c.ID, err)
+		return fmt.Errorf("start container %s: %w", c.ID, notFoundIfMissingCommand(err))
 	}
 	m.set(func() { c.State = ContainerRunning; c.StartedAt = time.Now().UTC() })
 	m.emitContainer(c, evStarted)
