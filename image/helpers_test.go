@@ -74,7 +74,7 @@ type entry struct {
 	pax      map[string]string
 }
 
-func tarBytes(t *testing.T, entries []entry) []byte {
+func tarBytes(t testing.TB, entries []entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -118,7 +118,7 @@ func tarBytes(t *testing.T, entries []entry) []byte {
 }
 
 // layerOf makes a gzip-compressed layer from crafted entries.
-func layerOf(t *testing.T, entries []entry) v1.Layer {
+func layerOf(t testing.TB, entries []entry) v1.Layer {
 	t.Helper()
 	data := tarBytes(t, entries)
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
@@ -131,7 +131,7 @@ func layerOf(t *testing.T, entries []entry) v1.Layer {
 }
 
 // imageOf makes an image of the given layers, lowest first.
-func imageOf(t *testing.T, layers ...v1.Layer) v1.Image {
+func imageOf(t testing.TB, layers ...v1.Layer) v1.Image {
 	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {

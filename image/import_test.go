@@ -27,7 +27,7 @@ import (
 )
 
 // tarDir makes a tar of dir's files, as `tar -C dir -cf - .` would.
-func tarDir(t *testing.T, dir string) []byte {
+func tarDir(t testing.TB, dir string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -71,7 +71,7 @@ func tarDir(t *testing.T, dir string) []byte {
 }
 
 // ociArchive writes an OCI layout with fill and returns it as a tar.
-func ociArchive(t *testing.T, fill func(p layout.Path)) []byte {
+func ociArchive(t testing.TB, fill func(p layout.Path)) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	p, err := layout.Write(dir, empty.Index)
@@ -86,14 +86,14 @@ func named(n string) layout.Option {
 	return layout.WithAnnotations(map[string]string{annotationImageName: n, annotationRefName: n[strings.LastIndex(n, ":")+1:]})
 }
 
-func appendImage(t *testing.T, p layout.Path, img v1.Image, opts ...layout.Option) {
+func appendImage(t testing.TB, p layout.Path, img v1.Image, opts ...layout.Option) {
 	t.Helper()
 	if err := p.AppendImage(img, opts...); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func dockerArchive(t *testing.T, refs map[string]v1.Image) []byte {
+func dockerArchive(t testing.TB, refs map[string]v1.Image) []byte {
 	t.Helper()
 	m := make(map[name.Reference]v1.Image)
 	for r, img := range refs {
