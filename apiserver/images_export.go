@@ -32,7 +32,7 @@ func (s *Server) Export(req *huskapi.ExportRequest, stream huskapi.Images_Export
 		err = w.Flush()
 	}
 	if err != nil {
-		return s.toStatus(huskapi.Images_Export_FullMethodName, err)
+		return toStatus(err)
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ import (
 func (s *Server) Import(stream huskapi.Images_ImportServer) error {
 	imgs, err := s.Images.Import(stream.Context(), &importReader{stream: stream})
 	if err != nil {
-		return s.toStatus(huskapi.Images_Import_FullMethodName, err)
+		return toStatus(err)
 	}
 	resp := &huskapi.ImportResponse{}
 	for _, img := range imgs {

@@ -21,7 +21,7 @@ func (s *Server) PullProgress(req *huskapi.PullProgressRequest, stream huskapi.I
 	}
 	w, err := s.Images.WatchPull(req.GetRef())
 	if err != nil {
-		return s.toStatus(huskapi.Images_PullProgress_FullMethodName, err)
+		return toStatus(err)
 	}
 	defer w.Close()
 	ctx := stream.Context()
@@ -35,7 +35,7 @@ func (s *Server) PullProgress(req *huskapi.PullProgressRequest, stream huskapi.I
 			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				return status.FromContextError(err).Err()
 			}
-			return s.toStatus(huskapi.Images_PullProgress_FullMethodName, err)
+			return toStatus(err)
 		}
 		if err := stream.Send(progressEvent(p)); err != nil {
 			return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -34,7 +33,7 @@ func serveStore(t *testing.T) (huskapi.ImagesClient, *image.Store) {
 	}
 	l := bufconn.Listen(1 << 20)
 	g := grpc.NewServer()
-	(&Server{Images: store, Log: slog.New(slog.DiscardHandler)}).Register(g)
+	(&Server{Images: store}).Register(g)
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
 	conn, err := grpc.NewClient("passthrough:///bufnet",

@@ -7,13 +7,10 @@
 package apiserver
 
 import (
-	"log/slog"
-
 	huskapi "github.com/husk-runtime/husk/api/v1"
 	"github.com/husk-runtime/husk/errdefs"
 	"github.com/husk-runtime/husk/image"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 )
 
 // Server implements husk.v1.Images.
@@ -21,7 +18,6 @@ type Server struct {
 	huskapi.UnimplementedImagesServer
 
 	Images *image.Store
-	Log    *slog.Logger
 }
 
 // Register adds the service to g.
@@ -35,10 +31,6 @@ const chunkSize = 1 << 20
 
 // toStatus turns a core error into a gRPC status with the code its class
 // calls for (errdefs' one table, as for the CRI) and the core's message,
-// which names what was wrong. The daemon's interceptor logs unary calls
-// only, so failed streams are logged here.
-func (s *Server) toStatus(method string, err error) error {
-	st := errdefs.ToGRPC(err)
-	s.Log.Warn("husk API call failed", "method", method, "code", status.Code(st).String(), "error", err.Error())
-	return st
-}
+// which names what was wrong. The daemon's interceptors log failed calls,
+// streams included.
+func toStatus(err error) error { return errdefs.ToGRPC(err) }

@@ -108,9 +108,9 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Sandboxes: mgr, Images: images, Network: netMgr, Log: log,
 		Streaming: stream, Config: cfg, Cgroups: cgroups,
 	}
-	g := grpc.NewServer(grpc.UnaryInterceptor(logErrors(log)))
+	g := grpc.NewServer(grpc.UnaryInterceptor(logErrors(log)), grpc.StreamInterceptor(logStreamErrors(log)))
 	srv.Register(g)
-	(&apiserver.Server{Images: images, Log: log}).Register(g) // husk's own API (api/v1) on the same socket
+	(&apiserver.Server{Images: images}).Register(g) // husk's own API (api/v1) on the same socket
 
 	if err := os.Remove(cfg.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale socket %s: %w", cfg.Socket, err)
