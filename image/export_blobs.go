@@ -157,7 +157,7 @@ func (k *keepingReader) Close() error {
 	if cerr := k.w.commit(k.d); cerr != nil {
 		// The layer is unpacked and usable; only exporting the image
 		// will say its blob is missing.
-		slog.Warn("keeping layer blob failed", "digest", k.d, "err", cerr)
+		slog.Warn("keeping layer blob failed", "digest", k.d, "error", cerr)
 	}
 	return err
 }

@@ -119,7 +119,7 @@ func (s *Store) importImages(ctx context.Context, a *archive, imgs []*archiveIma
 		s.releaseLocked(held)
 		if !committed {
 			if gcErr := s.gcLocked(); gcErr != nil {
-				slog.WarnContext(ctx, "cleaning up after a failed import", "err", gcErr)
+				slog.WarnContext(ctx, "cleaning up after a failed import", "error", gcErr)
 			}
 		}
 	}()
@@ -185,7 +185,7 @@ func (s *Store) importImages(ctx context.Context, a *archive, imgs []*archiveIma
 	}
 	if removed {
 		if err := s.gcLocked(); err != nil {
-			slog.WarnContext(ctx, "image garbage collection failed", "err", err)
+			slog.WarnContext(ctx, "image garbage collection failed", "error", err)
 		}
 	}
 	return out, nil

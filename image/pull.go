@@ -98,7 +98,7 @@ func (s *Store) pull(ctx context.Context, p parsedRef, auth *Auth) (Image, error
 		if ctx.Err() != nil {
 			return Image{}, fmt.Errorf("pull %s from %s: %w", p, ep, err)
 		}
-		slog.WarnContext(ctx, "pull from registry host failed", "ref", p.String(), "host", ep.String(), "err", err)
+		slog.WarnContext(ctx, "pull from registry host failed", "ref", p.String(), "host", ep.String(), "error", err)
 		errs = append(errs, fmt.Errorf("%s: %w", ep, err))
 	}
 	if len(errs) == 0 {
@@ -242,7 +242,7 @@ func (s *Store) store(ctx context.Context, rec *record, blobs map[v1.Hash][]byte
 		// concurrent pull or a container uses is held or in use, and
 		// kept.
 		if gerr := s.gcLocked(); gerr != nil {
-			slog.WarnContext(ctx, "collecting what a failed pull left failed", "err", gerr)
+			slog.WarnContext(ctx, "collecting what a failed pull left failed", "error", gerr)
 		}
 	}()
 
@@ -275,7 +275,7 @@ func (s *Store) store(ctx context.Context, rec *record, blobs map[v1.Hash][]byte
 	}
 	if removed {
 		if err := s.gcLocked(); err != nil {
-			slog.WarnContext(ctx, "image garbage collection failed", "err", err)
+			slog.WarnContext(ctx, "image garbage collection failed", "error", err)
 		}
 	}
 	slog.InfoContext(ctx, "image stored", "id", cur.ID, "tag", tag, "digest", repoDigest)

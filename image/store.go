@@ -54,7 +54,7 @@ func (s *Store) loadRecords(ctx context.Context) error {
 		}
 		var rec record
 		if err := json.Unmarshal(data, &rec); err != nil {
-			slog.WarnContext(ctx, "dropping unreadable image record", "path", p, "err", err)
+			slog.WarnContext(ctx, "dropping unreadable image record", "path", p, "error", err)
 			os.Remove(p)
 			continue
 		}

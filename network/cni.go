@@ -87,7 +87,7 @@ func (m *Manager) Setup(ctx context.Context, pn PodNetwork) (Result, error) {
 			rt.NetNS = ""
 		}
 		if derr := m.cni.DelNetworkList(dctx, list, rt); derr != nil {
-			log.Error("CNI DEL after failed ADD", "err", derr)
+			log.Error("CNI DEL after failed ADD", "error", derr)
 			err = errors.Join(err, fmt.Errorf("network: CNI DEL after failed ADD: %w", derr))
 		}
 		return Result{}, err
@@ -126,7 +126,7 @@ func (m *Manager) Teardown(ctx context.Context, pn PodNetwork) error {
 	if err != nil {
 		// An unreadable cache dir must not block teardown; fall back to
 		// the current config below.
-		m.log.Warn("reading CNI cache", "pod", pn.PodID, "dir", m.cfg.CacheDir, "err", err)
+		m.log.Warn("reading CNI cache", "pod", pn.PodID, "dir", m.cfg.CacheDir, "error", err)
 		atts = nil
 	}
 	var errs []error

@@ -116,7 +116,7 @@ func (m *Manager) loadNetwork() (*libcni.NetworkConfigList, string, error) {
 		}
 		// Skipped like kubelet/containerd skip an invalid file, but
 		// remembered so that the reason names what is wrong.
-		m.log.Debug("skipping CNI config", "file", f, "err", err)
+		m.log.Debug("skipping CNI config", "file", f, "error", err)
 		if firstErr == nil {
 			firstErr = err
 		}

@@ -169,7 +169,7 @@ func (m *Manager) loadPodCIDR() {
 	for _, s := range strings.Split(strings.TrimSpace(string(b)), ",") {
 		_, ipnet, err := net.ParseCIDR(s)
 		if err != nil {
-			m.log.Warn("ignoring saved pod CIDR", "path", m.podCIDRFile(), "err", err)
+			m.log.Warn("ignoring saved pod CIDR", "path", m.podCIDRFile(), "error", err)
 			return
 		}
 		subnets = append(subnets, ipnet.String())

@@ -60,12 +60,12 @@ func (m *Manager) standInNetns(list *libcni.NetworkConfigList, rt *libcni.Runtim
 
 	path = filepath.Join(m.cfg.NetnsDir, ".del-"+rt.ContainerID)
 	if err := m.makeStandIn(path, rt.IfName, addrs); err != nil {
-		m.log.Warn("stand-in netns for CNI DEL; masquerade rules may be left", "pod", rt.ContainerID, "err", err)
+		m.log.Warn("stand-in netns for CNI DEL; masquerade rules may be left", "pod", rt.ContainerID, "error", err)
 		return "", nil, false
 	}
 	return path, func() {
 		if err := RemoveNetns(path); err != nil {
-			m.log.Warn("removing stand-in netns", "path", path, "err", err)
+			m.log.Warn("removing stand-in netns", "path", path, "error", err)
 		}
 	}, true
 }

@@ -329,5 +329,3 @@ func (m *Manager) killShim(c *shim.Client, pid int) {
 	}
 	_ = os.Remove(c.Socket)
 }
-
-var errShimGone = errors.New("shim is gone")

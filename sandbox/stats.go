@@ -169,7 +169,7 @@ func (m *Manager) ListContainerStats(ctx context.Context, keep func(ContainerVie
 	parallel(len(es), func(i int) {
 		st, err := m.containerStatsIf(es[i].c, es[i].podCgroup, keep)
 		if err != nil {
-			m.log.Warn("container stats", "container", es[i].c.ID, "err", err)
+			m.log.Warn("container stats", "container", es[i].c.ID, "error", err)
 		}
 		res[i] = st
 	})
@@ -273,7 +273,7 @@ func (m *Manager) ListPodSandboxStats(ctx context.Context, keep func(PodView) bo
 	parallel(len(pods), func(i int) {
 		st, err := m.podStatsIf(pods[i], keep)
 		if err != nil {
-			m.log.Warn("pod sandbox stats", "pod", pods[i].ID, "err", err)
+			m.log.Warn("pod sandbox stats", "pod", pods[i].ID, "error", err)
 		}
 		res[i] = st
 	})

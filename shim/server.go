@@ -271,8 +271,6 @@ func (s *Server) shutdown() (*Response, error) {
 // Done is closed when the shim was asked to shut down.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
-// ensureDir makes sure the exit file's directory is there.
-func ensureDir(path string) error { return os.MkdirAll(path, 0o700) }
 
 // scratch makes a private temporary dir for one call's files (a process
 // or resources JSON). husk-oci's root is husk's own; an external runtime's
