@@ -261,9 +261,11 @@ func lookup[T any](m *Manager, table map[string]*T, what, id string) (*T, error)
 	return nil, fmt.Errorf("%s %q: %w", what, id, ErrNotFound)
 }
 
-// Pod returns a copy of the pod record with id (or unique prefix).
+// pod returns the live record of the pod with id (or a unique prefix of
+// it): its fields change under m.mu (m.set), so read them under it.
 func (m *Manager) pod(id string) (*Pod, error) { return lookup(m, m.pods, "pod sandbox", id) }
 
+// container is pod for containers.
 func (m *Manager) container(id string) (*Container, error) {
 	return lookup(m, m.ctrs, "container", id)
 }
