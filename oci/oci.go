@@ -120,6 +120,12 @@ func Exec(root, id string, proc *specs.Process, stdio Stdio) (int, error) {
 func Delete(root, id string) error {
 	c, err := libcontainer.Load(root, id)
 	if errors.Is(err, libcontainer.ErrNotExist) {
+		// libcontainer makes the container's dir in Create and writes
+		// its state.json only when the init has started: a create killed
+		// in between leaves a dir Load calls nonexistent.
+		if err := os.RemoveAll(filepath.Join(root, id)); err != nil {
+			return fmt.Errorf("delete %s: remove state dir: %w", id, err)
+		}
 		return nil
 	}
 	if err != nil {

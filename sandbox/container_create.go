@@ -165,11 +165,14 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 			return "", fmt.Errorf("create log dir for %s: %w", c.LogPath, err)
 		}
 	}
+	// Undone even when the create fails: a create cut short (husk-oci
+	// killed) can leave libcontainer state and an init at the exec fifo,
+	// and the shim's own clean-up of it may have been cut short too.
+	u.push(func() { _ = m.deleteInShim(context.WithoutCancel(ctx), p, id) })
 	pid, err := m.shim(p).CreateWithStdin(ctx, id, dir, c.LogPath, filepath.Join(dir, "exit.json"), cfg.GetStdin())
 	if err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), notFoundIfMissingCommand(err))
 	}
-	u.push(func() { _ = m.shim(p).Delete(context.WithoutCancel(ctx), id) })
 	st.mark("shim-create")
 	m.set(func() { c.Pid = pid; c.State = ContainerCreated })
 	if err := m.saveContainer(c); err != nil {

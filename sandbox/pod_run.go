@@ -217,11 +217,12 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", err
 	}
+	// Undone even when the run fails, as a container's create is.
+	u.push(func() { _ = m.deleteInShim(context.WithoutCancel(ctx), p, id) })
 	pid, err := client.Run(ctx, id, dir, "", filepath.Join(dir, "exit.json"))
 	if err != nil {
 		return "", fmt.Errorf("pod %s: start infra container: %w", md.GetName(), err)
 	}
-	u.push(func() { _ = client.Delete(context.WithoutCancel(ctx), id) })
 	st.mark("infra")
 	m.set(func() { p.InfraPid = pid })
 
