@@ -271,7 +271,6 @@ func (s *Server) shutdown() (*Response, error) {
 // Done is closed when the shim was asked to shut down.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
-
 // scratch makes a private temporary dir for one call's files (a process
 // or resources JSON). husk-oci's root is husk's own; an external runtime's
 // root must hold nothing but its containers (its list would trip on them).
