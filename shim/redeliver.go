@@ -50,14 +50,16 @@ type disposition struct {
 	ignored uint64 // SigIgn
 }
 
+// droppable says whether the kernel may throw sig away at all: SIGKILL
+// and SIGSTOP are always forced through.
+func droppable(sig int) bool {
+	return sig >= 1 && sig <= 64 && sig != int(unix.SIGKILL) && sig != int(unix.SIGSTOP)
+}
+
 // dropped says whether sig sent now to a process of disposition d is
 // thrown away by the kernel.
 func (d disposition) dropped(sig int) bool {
-	if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) || sig < 1 || sig > 64 {
-		return false
-	}
-	bit := uint64(1) << (sig - 1)
-	return d.nsInit && d.caught&bit == 0 && d.ignored&bit == 0
+	return droppable(sig) && d.nsInit && !d.handles(sig) && !d.ignores(sig)
 }
 
 // handles says whether the process has a handler for sig.

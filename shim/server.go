@@ -219,11 +219,16 @@ func (s *Server) kill(req *Request) (*Response, error) {
 	// The shim is the init's parent and has not reaped it, so the pid
 	// cannot have been reused.
 	c.killGen++
-	d, derr := readDisposition(c.pid)
+	// Read before the send (see redeliver.go); SIGKILL needs no read.
+	watch := false
+	if droppable(req.Signal) {
+		d, err := readDisposition(c.pid)
+		watch = err == nil && d.dropped(req.Signal)
+	}
 	if err := killPid(c.pid, req.Signal); err != nil {
 		return nil, fmt.Errorf("kill container %s (pid %d) with signal %d: %w", c.id, c.pid, req.Signal, err)
 	}
-	if derr == nil && d.dropped(req.Signal) {
+	if watch {
 		go s.redeliver(c, c.pid, req.Signal, c.killGen)
 	}
 	return &Response{}, nil
