@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -127,6 +128,9 @@ func (s *Server) redeliver(c *container, pid, sig int, gen uint64) {
 		case <-time.After(poll):
 		}
 		poll = min(2*poll, redeliverMaxPoll)
+		if s.beforeExec(pid) {
+			continue
+		}
 		d, err := readDisposition(pid)
 		if err != nil || d.ignores(sig) {
 			return // gone (the exit is being reaped) or never to take it
@@ -143,4 +147,19 @@ func (s *Server) redeliver(c *container, pid, sig int, gen uint64) {
 		s.mu.Unlock()
 		return
 	}
+}
+
+// beforeExec says whether pid is still the runtime's init (husk-oci's or
+// runc's), not yet the container's program: StartContainer returns once
+// the init has passed the exec fifo, before its execve. A signal caught
+// there by the runtime's handlers, or pending across the execve, never
+// reaches the program's handler either, so the watch starts and waits
+// for the program as for a fresh shell.
+func (s *Server) beforeExec(pid int) bool {
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		return false
+	}
+	rt, err := filepath.EvalSymlinks(s.cfg.Runtime.Path)
+	return err == nil && exe == rt
 }

@@ -223,7 +223,7 @@ func (s *Server) kill(req *Request) (*Response, error) {
 	watch := false
 	if droppable(req.Signal) {
 		d, err := readDisposition(c.pid)
-		watch = err == nil && d.dropped(req.Signal)
+		watch = err == nil && (d.dropped(req.Signal) || s.beforeExec(c.pid))
 	}
 	if err := killPid(c.pid, req.Signal); err != nil {
 		return nil, fmt.Errorf("kill container %s (pid %d) with signal %d: %w", c.id, c.pid, req.Signal, err)
