@@ -145,9 +145,15 @@ KUBELET_VERSION := v1.37.2
 KUBELET_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBELET_VERSION) \
                    -X k8s.io/component-base/version.gitMajor=1 \
                    -X k8s.io/component-base/version.gitMinor=37
+#
+# The same pin's agnhost (built by the node e2e image tests, which make unit
+# runs offline) needs modules kubelet does not: listing its deps fetches
+# them. Without it a fresh machine failed make unit ("module lookup
+# disabled by GOPROXY=off" for sctp, go-oidc, go-jose).
 .PHONY: kubelet
 kubelet:
 	cd tools/kubelet && $(GO) build -ldflags '$(KUBELET_LDFLAGS)' -o ../../$(BIN)/kubelet k8s.io/kubernetes/cmd/kubelet
+	cd tools/kubelet && $(GO) list -deps k8s.io/kubernetes/test/images/agnhost >/dev/null
 
 # The Kubernetes node e2e suite (test/e2e_node) from the same pin as
 # kubelet, and its [NodeConformance] specs against an isolated husk with
