@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,14 +34,14 @@ func faultSeed(t *testing.T) int64 {
 
 // The daemon SIGKILLed at 50 random points of a pod lifecycle loop (two
 // workers making, starting, stopping and removing pods and containers as
-// fast as they can), a pod's shim SIGKILLed every tenth round, then (with
-// HUSK_FAULT_OCI=1, see below) for 15 s every husk-oci caught mid-way. After
+// fast as they can), a pod's shim SIGKILLed every tenth round, then for
+// 15 s every husk-oci caught mid-way (create, start, delete). After
 // every restart the daemon serves at once; the keeper pod's container,
 // made before the first kill, runs through all of them (no running
 // container is lost); whatever a kill left half-made is removed by the
 // restart or by a plain Remove, as kubelet would call it; at the end,
 // with every pod removed, nothing is left: no shim, mount, netns, veth,
-// IP lease, libcontainer state or pod dir.
+// IP lease, libcontainer state, pod cgroup or pod dir.
 func TestDaemonKilledAnywhere(t *testing.T) {
 	if testing.Short() {
 		t.Skip("50 kills take about a minute")
@@ -48,6 +49,7 @@ func TestDaemonKilledAnywhere(t *testing.T) {
 	seed := faultSeed(t)
 	t.Logf("seed %d (HUSK_FAULT_SEED=%d repeats this run)", seed, seed)
 	rng := rand.New(rand.NewSource(seed))
+	cgroupsBefore := podCgroups()
 	d := StartDaemon(t)
 	ref := busyboxRef(t)
 	pull(t, d, ref)
@@ -125,17 +127,11 @@ func TestDaemonKilledAnywhere(t *testing.T) {
 		}
 	}
 	// husk-oci (what creates, starts and deletes each container) killed
-	// mid-way, with the daemon up. Opt-in (HUSK_FAULT_OCI=1) until it
-	// passes: it still leaves a few libcontainer state dirs
-	// (<state>/oci/<id>, 7 after 76 kills) of containers whose husk-oci
-	// was killed and whose clean-up (the shim's delete, then the daemon's
-	// rollback) was killed too; nothing sweeps ids no record names.
+	// mid-way, with the daemon up. A create's clean-up (the shim's delete,
+	// then the daemon's rollback) is often killed too: what it leaves is
+	// kept for the pod's removal (see sandbox.CreateContainer).
 	var ociKills int
-	ociPhase := 15 * time.Second
-	if os.Getenv("HUSK_FAULT_OCI") != "1" {
-		ociPhase = 0
-	}
-	for deadline := time.Now().Add(ociPhase); time.Now().Before(deadline); {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
 		time.Sleep(time.Duration(rng.Intn(50)) * time.Millisecond)
 		for _, pid := range testenv.PidsOf("husk-oci", func(cmdline string) bool { return strings.Contains(cmdline, d.Dir) }) {
 			if syscall.Kill(pid, syscall.SIGKILL) == nil {
@@ -174,6 +170,26 @@ func TestDaemonKilledAnywhere(t *testing.T) {
 	t.Logf("%d pods were left between calls by the kills and removed", left)
 	removePod(t, d, keeper)
 	assertDaemonClean(t, d)
+	for dir := range podCgroups() {
+		if !cgroupsBefore[dir] {
+			t.Errorf("pod cgroup left: %s", dir)
+		}
+	}
+}
+
+// podCgroups lists the pod cgroups husk makes (/husk/<pod id>) in every
+// hierarchy.
+func podCgroups() map[string]bool {
+	out := map[string]bool{}
+	for _, dir := range testenv.CgroupDirs("/husk") {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if e.IsDir() {
+				out[filepath.Join(dir, e.Name())] = true
+			}
+		}
+	}
+	return out
 }
 
 // isShimOf says whether the shim process pid serves pod id (its socket is

@@ -102,7 +102,16 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create container dir %s: %w", dir, err)
 	}
-	u.push(func() { os.RemoveAll(dir) })
+	// A rollback whose delete of what the runtime made fails (husk-oci
+	// killed mid-way, say) keeps the dir: its record (state creating)
+	// marks the leftover, which removePod sweeps, or the next start's
+	// recovery. The memory forgets it, so the name is free for a retry.
+	var leftover error
+	u.push(func() {
+		if leftover == nil {
+			os.RemoveAll(dir)
+		}
+	})
 	if p.UsernsPath != "" {
 		if err := openForMappedRoot(m.cfg.Root, dir); err != nil {
 			return "", fmt.Errorf("container %q: %w", md.GetName(), err)
@@ -168,7 +177,11 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	// Undone even when the create fails: a create cut short (husk-oci
 	// killed) can leave libcontainer state and an init at the exec fifo,
 	// and the shim's own clean-up of it may have been cut short too.
-	u.push(func() { _ = m.deleteInShim(context.WithoutCancel(ctx), p, id) })
+	u.push(func() {
+		if leftover = m.deleteInShim(context.WithoutCancel(ctx), p, id); leftover != nil {
+			m.log.Warn("rollback: container left for its pod's removal", "container", id, "error", leftover)
+		}
+	})
 	pid, err := m.shim(p).CreateWithStdin(ctx, id, dir, c.LogPath, filepath.Join(dir, "exit.json"), cfg.GetStdin())
 	if err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), notFoundIfMissingCommand(err))

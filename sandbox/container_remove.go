@@ -31,18 +31,8 @@ func (m *Manager) removeContainer(ctx context.Context, p *Pod, c *Container) err
 	if err := m.stopContainer(ctx, c, 0); err != nil {
 		return err
 	}
-	if err := m.deleteInShim(ctx, p, c.ID); err != nil {
-		return fmt.Errorf("remove container %s: %w", c.ID, err)
-	}
-	dir := m.ctrDir(p.ID, c.ID)
-	if err := unmountImageVolumes(dir); err != nil {
-		return fmt.Errorf("remove container %s: %w", c.ID, err)
-	}
-	if err := image.Unmount(dir); err != nil {
-		return fmt.Errorf("remove container %s: %w", c.ID, err)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	if err := m.removeContainerFiles(ctx, p, c.ID); err != nil {
+		return err
 	}
 	m.set(func() {
 		delete(m.ctrs, c.ID)
@@ -55,6 +45,26 @@ func (m *Manager) removeContainer(ctx context.Context, p *Pod, c *Container) err
 		if err := m.images.Collect(); err != nil {
 			m.log.Warn("image garbage collection after container removal", "container", c.ID, "error", err)
 		}
+	}
+	return nil
+}
+
+// removeContainerFiles deletes what the runtime holds of container id and
+// then its dir (mounts, record, spec). Every step tolerates an earlier,
+// interrupted removal.
+func (m *Manager) removeContainerFiles(ctx context.Context, p *Pod, id string) error {
+	if err := m.deleteInShim(ctx, p, id); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	dir := m.ctrDir(p.ID, id)
+	if err := unmountImageVolumes(dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := image.Unmount(dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	return nil
 }

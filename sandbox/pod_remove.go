@@ -58,6 +58,17 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 			}
 		}
 	}
+	// What a create's rollback could not delete (see CreateContainer):
+	// every container with a record is gone by now, so any dir left is one.
+	ents, err := os.ReadDir(filepath.Join(m.podDir(p.ID), "containers"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove pod %s: %w", p.ID, err)
+	}
+	for _, e := range ents {
+		if err := m.removeContainerFiles(ctx, p, e.Name()); err != nil {
+			return fmt.Errorf("remove pod %s: container left by a failed create: %w", p.ID, err)
+		}
+	}
 	dir := m.podDir(p.ID)
 	if err := m.deleteInShim(ctx, p, p.ID); err != nil {
 		return fmt.Errorf("remove pod %s: infra: %w", p.ID, err)

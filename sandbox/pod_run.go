@@ -70,7 +70,17 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	var u undo
 	defer u.rollback()
-	u.push(func() { m.set(func() { delete(m.names, key) }) })
+	// A rollback whose delete of the infra container fails (husk-oci
+	// killed mid-way, say) keeps the pod, NotReady, with its record and
+	// name, as containerd keeps a sandbox it could not clean up: listed, it
+	// is removed by kubelet's garbage collection, whose RemovePodSandbox
+	// finishes the job (removePod tolerates what the rollback did).
+	var leftover error
+	u.push(func() {
+		if leftover == nil {
+			m.set(func() { delete(m.names, key) })
+		}
+	})
 
 	unlock := m.podLock(id)
 	defer unlock()
@@ -110,7 +120,16 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create pod dir %s: %w", dir, err)
 	}
-	u.push(func() { os.RemoveAll(dir) })
+	u.push(func() {
+		if leftover == nil {
+			os.RemoveAll(dir)
+			return
+		}
+		m.set(func() { p.State = PodNotReady; p.NetworkDone = !hostNet })
+		if err := m.savePod(p); err != nil {
+			m.log.Warn("rollback: record the pod left for removal", "pod", id, "error", err)
+		}
+	})
 	if userns != nil {
 		if err := openForMappedRoot(m.cfg.Root, dir); err != nil {
 			return "", fmt.Errorf("pod %s: %w", md.GetName(), err)
@@ -121,7 +140,11 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	m.set(func() { m.pods[id] = p })
 	st.mark("record")
-	u.push(func() { m.set(func() { delete(m.pods, id) }) })
+	u.push(func() {
+		if leftover == nil {
+			m.set(func() { delete(m.pods, id) })
+		}
+	})
 	if own {
 		u.push(func() { _ = m.removeCgroup(cgroup) })
 	}
@@ -218,7 +241,11 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 	// Undone even when the run fails, as a container's create is.
-	u.push(func() { _ = m.deleteInShim(context.WithoutCancel(ctx), p, id) })
+	u.push(func() {
+		if leftover = m.deleteInShim(context.WithoutCancel(ctx), p, id); leftover != nil {
+			m.log.Warn("rollback: pod left NotReady for removal", "pod", id, "error", leftover)
+		}
+	})
 	pid, err := client.Run(ctx, id, dir, "", filepath.Join(dir, "exit.json"))
 	if err != nil {
 		return "", fmt.Errorf("pod %s: start infra container: %w", md.GetName(), err)
