@@ -165,3 +165,7 @@ func Unmount(dir string) error {
 	}
 	return fmt.Errorf("unmount %s: still mounted", rootfs)
 }
+
+// Unmount is the package's Unmount, for callers that hold the store
+// behind an interface.
+func (s *Store) Unmount(dir string) error { return Unmount(dir) }

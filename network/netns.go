@@ -29,6 +29,10 @@ import (
 // a crash.
 func (m *Manager) NetnsPath(podID string) string { return filepath.Join(m.cfg.NetnsDir, podID) }
 
+// RemoveNetns is the package's RemoveNetns, for callers that hold the
+// manager behind an interface.
+func (m *Manager) RemoveNetns(path string) error { return RemoveNetns(path) }
+
 func (m *Manager) CreateNetns(podID string) (path string, err error) {
 	path, err = m.netnsFile(podID)
 	if err != nil {

@@ -127,9 +127,9 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err != nil {
 		return "", fmt.Errorf("container %q: mount rootfs: %w", md.GetName(), err)
 	}
-	u.push(func() { _ = image.Unmount(dir) })
+	u.push(func() { _ = m.images.Unmount(dir) })
 	m.set(func() { c.Mounted = true })
-	u.push(func() { _ = unmountImageVolumes(dir) })
+	u.push(func() { _ = m.unmountImageVolumes(dir) })
 	specCfg, volLayers, volIDs, err := m.mountImageVolumes(cfg, dir, p.idmap())
 	if err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)

@@ -57,10 +57,10 @@ func (m *Manager) removeContainerFiles(ctx context.Context, p *Pod, id string) e
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	dir := m.ctrDir(p.ID, id)
-	if err := unmountImageVolumes(dir); err != nil {
+	if err := m.unmountImageVolumes(dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
-	if err := image.Unmount(dir); err != nil {
+	if err := m.images.Unmount(dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {

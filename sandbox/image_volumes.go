@@ -74,7 +74,7 @@ func (m *Manager) mountImageVolumes(cfg *runtimeapi.ContainerConfig, ctrDir stri
 
 // unmountImageVolumes undoes mountImageVolumes; it tolerates a partial or
 // repeated run, as removal after a crash needs.
-func unmountImageVolumes(ctrDir string) error {
+func (m *Manager) unmountImageVolumes(ctrDir string) error {
 	ents, err := os.ReadDir(volumesDir(ctrDir))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -83,7 +83,7 @@ func unmountImageVolumes(ctrDir string) error {
 		return fmt.Errorf("read %s: %w", volumesDir(ctrDir), err)
 	}
 	for _, e := range ents {
-		if err := image.Unmount(filepath.Join(volumesDir(ctrDir), e.Name())); err != nil {
+		if err := m.images.Unmount(filepath.Join(volumesDir(ctrDir), e.Name())); err != nil {
 			return err
 		}
 	}

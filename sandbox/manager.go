@@ -25,6 +25,8 @@ import (
 type Images interface {
 	Resolve(ref string) (image.Image, error)
 	Mount(img image.Image, dir string, readonly bool, idmap *image.IDMap) (string, error)
+	// Unmount undoes Mount on dir; a dir not mounted is fine.
+	Unmount(dir string) error
 	Collect() error
 }
 
@@ -33,6 +35,8 @@ type Network interface {
 	NetnsPath(podID string) string
 	CreateNetns(podID string) (string, error)
 	AdoptNetns(podID, nsFile string) (string, error)
+	// RemoveNetns unpins and removes a netns file; a missing one is fine.
+	RemoveNetns(path string) error
 	Setup(ctx context.Context, pn network.PodNetwork) (network.Result, error)
 	Teardown(ctx context.Context, pn network.PodNetwork) error
 }
@@ -58,6 +62,9 @@ type Config struct {
 	// Handlers are the RuntimeClass handlers pods may name, by name; ""
 	// (the default) is husk-oci with OCIPath, added when absent.
 	Handlers map[string]Handler
+	// Shims starts and reaches the pods' shims; nil is real husk-shim
+	// processes (ShimPath).
+	Shims Shims
 }
 
 // Handler is one RuntimeClass handler: the runtime that makes its pods'
@@ -82,6 +89,7 @@ type Manager struct {
 	cfg    Config
 	images Images
 	net    Network
+	shims  Shims
 	log    *slog.Logger
 	cg     *hostcgroup.Layout // what every cgroup decision asks
 	cgr    *cgroupReader      // the stats reads, over cg
@@ -109,8 +117,11 @@ func (m *Manager) UnreadableRecords() []string { return m.unreadable }
 // New opens the manager over its state, recovering what a previous daemon
 // left.
 func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.Logger) (*Manager, error) {
-	m := &Manager{cfg: cfg, images: images, net: net, log: log, cg: cfg.Cgroups, cdi: &cdiDevices{dirs: cfg.CDISpecDirs},
+	m := &Manager{cfg: cfg, images: images, net: net, shims: cfg.Shims, log: log, cg: cfg.Cgroups, cdi: &cdiDevices{dirs: cfg.CDISpecDirs},
 		pods: map[string]*Pod{}, ctrs: map[string]*Container{}, names: map[string]string{}}
+	if m.shims == nil {
+		m.shims = processShims{}
+	}
 	if m.cg == nil {
 		cg, err := hostcgroup.Read()
 		if err != nil {
@@ -192,7 +203,7 @@ func (m *Manager) shimSocket(podID string) string {
 	return filepath.Join(m.cfg.State, "s", podID[:12]+".sock")
 }
 
-func (m *Manager) shim(p *Pod) *shim.Client { return &shim.Client{Socket: p.ShimSocket} }
+func (m *Manager) shim(p *Pod) Shim { return m.shims.Dial(p.ShimSocket) }
 
 func (m *Manager) podLock(id string) func() {
 	mu := m.podMutex(id)

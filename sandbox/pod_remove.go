@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/husk-runtime/husk/image"
-	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/shim"
 )
 
@@ -78,7 +76,7 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 		return fmt.Errorf("remove pod %s: shut down shim: %w", p.ID, err)
 	}
 	_ = os.Remove(p.ShimSocket)
-	if err := image.Unmount(dir); err != nil {
+	if err := m.images.Unmount(dir); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.ID, err)
 	}
 	if err := unmount(filepath.Join(dir, "shm")); err != nil {
@@ -92,7 +90,7 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 		}
 	}
 	if p.NetnsPath != "" {
-		if err := network.RemoveNetns(p.NetnsPath); err != nil {
+		if err := m.net.RemoveNetns(p.NetnsPath); err != nil {
 			return fmt.Errorf("remove pod %s: %w", p.ID, err)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/atomicfile"
-	"github.com/husk-runtime/husk/image"
 	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/shim"
 	"google.golang.org/protobuf/proto"
@@ -157,7 +156,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	var cniDone chan cniResult
 	if userns != nil {
 		// The netns is made with the user namespace, owned by it.
-		u.push(func() { _ = network.RemoveNetns(p.NetnsPath) })
+		u.push(func() { _ = m.net.RemoveNetns(p.NetnsPath) })
 		u.push(func() { _ = removeUserns(p.UsernsPath) })
 		err := createUserns(p.UsernsPath, userns, !hostNet, func(nsFile string) error {
 			_, err := m.net.AdoptNetns(id, nsFile)
@@ -174,7 +173,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 			if err != nil {
 				return "", fmt.Errorf("pod %s: %w", md.GetName(), err)
 			}
-			u.push(func() { _ = network.RemoveNetns(path) })
+			u.push(func() { _ = m.net.RemoveNetns(path) })
 			st.mark("netns")
 		}
 		pn := podNetwork(p)
@@ -205,7 +204,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	u.push(func() { _ = unmount(files.Shm) })
 	st.mark("files+shm")
 
-	client, shimPid, err := shim.Launch(ctx, shim.LaunchConfig{
+	client, shimPid, err := m.shims.Launch(ctx, shim.LaunchConfig{
 		ShimPath: m.cfg.ShimPath, Runtime: h.Runtime,
 		PodID: id, Socket: p.ShimSocket, LogPath: filepath.Join(dir, "shim.log"),
 		Debug: m.log.Enabled(ctx, slog.LevelDebug),
@@ -213,7 +212,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err != nil {
 		return "", err
 	}
-	u.push(func() { m.set(func() { p.shimStopping = true }); m.killShim(client, shimPid) })
+	u.push(func() { m.set(func() { p.shimStopping = true }); m.killShim(client, p.ShimSocket, shimPid) })
 	m.set(func() { p.ShimPid = shimPid })
 	m.watchShim(p)
 	st.mark("shim")
@@ -222,7 +221,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err != nil {
 		return "", fmt.Errorf("pod %s: mount sandbox image: %w", md.GetName(), err)
 	}
-	u.push(func() { _ = image.Unmount(dir) })
+	u.push(func() { _ = m.images.Unmount(dir) })
 	m.set(func() { p.Layers = img.Layers })
 	st.mark("rootfs")
 	spec, err := infraSpec(p, rootfs, files, m.cfg.MinOOMScoreAdj, userns)
@@ -349,11 +348,11 @@ func podNetwork(p *Pod) network.PodNetwork {
 }
 
 // killShim is the rollback of a shim launch: ask it to go, then make sure.
-func (m *Manager) killShim(c *shim.Client, pid int) {
+func (m *Manager) killShim(c Shim, socket string, pid int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.Shutdown(ctx); err != nil && pid > 0 {
 		_ = syscallKill(pid)
 	}
-	_ = os.Remove(c.Socket)
+	_ = os.Remove(socket)
 }

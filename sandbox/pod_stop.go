@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/husk-runtime/husk/network"
 	"golang.org/x/sys/unix"
 )
 
@@ -99,7 +98,7 @@ func (m *Manager) teardownNetwork(ctx context.Context, p *Pod) error {
 		return fmt.Errorf("stop pod %s: tear down network: %w", p.ID, err)
 	}
 	m.set(func() { p.NetworkDone = false })
-	if err := network.RemoveNetns(p.NetnsPath); err != nil {
+	if err := m.net.RemoveNetns(p.NetnsPath); err != nil {
 		return fmt.Errorf("stop pod %s: %w", p.ID, err)
 	}
 	return nil
