@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"errors"
 	"io"
 
 	huskapi "github.com/husk-runtime/husk/api/v1"
@@ -31,7 +32,7 @@ type importReader struct {
 func (r *importReader) Read(p []byte) (int, error) {
 	for len(r.buf) == 0 {
 		req, err := r.stream.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return 0, io.EOF
 		}
 		if err != nil {

@@ -27,7 +27,7 @@ func (s *Server) PullProgress(req *huskapi.PullProgressRequest, stream huskapi.I
 	ctx := stream.Context()
 	for {
 		p, err := w.Next(ctx)
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {

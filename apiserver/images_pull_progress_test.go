@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -85,7 +86,7 @@ func TestPullProgressStream(t *testing.T) {
 	var last *huskapi.PullProgressEvent
 	for {
 		ev, err := stream.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

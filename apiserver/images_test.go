@@ -3,6 +3,7 @@ package apiserver
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"testing"
 
@@ -46,7 +47,7 @@ func exportBytes(ctx context.Context, c huskapi.ImagesClient, req *huskapi.Expor
 	chunks := 0
 	for {
 		m, err := stream.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return buf.Bytes(), chunks, nil
 		}
 		if err != nil {

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,7 +37,7 @@ func TestHandlers(t *testing.T) {
 		"missing":      {Type: config.RuntimeOCI, Path: filepath.Join(dir, "not-installed")},
 		"test-handler": {Type: config.RuntimeHusk},
 	}
-	hs := handlers(cfg, "/bin/husk-oci", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	hs := handlers(cfg, "/bin/husk-oci", slog.New(slog.DiscardHandler))
 	if _, ok := hs["missing"]; ok {
 		t.Error("a handler whose runtime is not installed is listed")
 	}

@@ -28,7 +28,7 @@ func TestLogStreamErrors(t *testing.T) {
 	} {
 		buf.Reset()
 		got := ic(nil, nil, info, func(any, grpc.ServerStream) error { return c.err })
-		if got != c.err {
+		if got != c.err { //nolint:errorlint // the very error, not one wrapping it
 			t.Errorf("%v: the interceptor returned %v", c.err, got)
 		}
 		out := buf.String()

@@ -23,6 +23,7 @@ import (
 // Status is the outcome of one check.
 type Status string
 
+// The statuses, from fine to failed.
 const (
 	OK   Status = "ok"
 	Info Status = "info" // worth knowing, not a problem

@@ -39,6 +39,7 @@ import (
 // Mode is the cgroup shape of a host.
 type Mode string
 
+// The shapes husk knows.
 const (
 	Unified Mode = "unified" // cgroup v2 only
 	Hybrid  Mode = "hybrid"  // v1 controllers, plus a cgroup2 mount beside them

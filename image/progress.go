@@ -27,6 +27,7 @@ import (
 // PullState is where one pull is.
 type PullState int
 
+// The states of a pull, in the order it goes through them.
 const (
 	PullNotStarted PullState = iota + 1 // no pull of the ref in progress
 	PullResolving                       // manifest and config being fetched
@@ -41,6 +42,7 @@ func (st PullState) final() bool { return st == PullDone || st == PullFailed }
 // LayerState is where one layer of a pull is.
 type LayerState int32
 
+// The states of a layer, in the order it goes through them.
 const (
 	LayerWaiting             LayerState = iota + 1 // queued behind the pull's other layers
 	LayerDownloading                               // bytes coming in (and being unpacked as they come)

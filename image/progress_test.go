@@ -43,7 +43,7 @@ func collect(t *testing.T, w *PullWatch) []PullProgress {
 	var out []PullProgress
 	for {
 		p, err := w.Next(ctx)
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out
 		}
 		if err != nil {
@@ -139,7 +139,7 @@ func TestWatchPullFollowsPull(t *testing.T) {
 	if partial < 2 {
 		t.Errorf("saw %d events with a layer partly downloaded in %d events, want several", partial, len(evs))
 	}
-	if _, err := w.Next(context.Background()); err != io.EOF {
+	if _, err := w.Next(context.Background()); !errors.Is(err, io.EOF) {
 		t.Errorf("Next after the last event: %v, want io.EOF", err)
 	}
 	w.Close()

@@ -77,7 +77,7 @@ func registryError(err error) *transport.Error {
 		if e == nil {
 			return nil
 		}
-		if te, ok := e.(*transport.Error); ok {
+		if te, ok := e.(*transport.Error); ok { //nolint:errorlint // the walk visits every node itself: errors.As would stop at the first
 			if te.StatusCode != http.StatusNotFound {
 				return te
 			}
@@ -85,7 +85,7 @@ func registryError(err error) *transport.Error {
 				first = te
 			}
 		}
-		switch u := e.(type) {
+		switch u := e.(type) { //nolint:errorlint // as above
 		case interface{ Unwrap() []error }:
 			for _, c := range u.Unwrap() {
 				if te := walk(c); te != nil {

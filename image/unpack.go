@@ -181,7 +181,7 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		}
 		u.dirs = append(u.dirs, pendingDir{path: target, depth: strings.Count(name, "/") + 1, hdr: hdr})
 		return nil
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // tar.Reader turns the legacy TypeRegA into TypeReg
 		return u.regular(target, hdr, r)
 	case tar.TypeSymlink:
 		// The link's target is interpreted inside the container, where any

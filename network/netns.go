@@ -16,14 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// CreateNetns makes a new network namespace for pod podID and pins it with
-// a bind mount at NetnsDir/<podID>, so that it outlives every process in it:
-// CNI ADD runs against it before the infra container exists, and CNI DEL
-// runs against it after the infra container is gone (DESIGN.md, "Requests,
-// step by step"). `lo` is brought up inside, which is why husk's default
-// network has no loopback plugin.
-//
-// On any failure nothing is left: the mount is undone and the file removed.
 // NetnsPath is where the pod's netns is pinned. It is known before the
 // netns exists, so a record written first can name what to clean up after
 // a crash.
@@ -33,6 +25,14 @@ func (m *Manager) NetnsPath(podID string) string { return filepath.Join(m.cfg.Ne
 // manager behind an interface.
 func (m *Manager) RemoveNetns(path string) error { return RemoveNetns(path) }
 
+// CreateNetns makes a new network namespace for pod podID and pins it with
+// a bind mount at NetnsDir/<podID>, so that it outlives every process in it:
+// CNI ADD runs against it before the infra container exists, and CNI DEL
+// runs against it after the infra container is gone (DESIGN.md, "Requests,
+// step by step"). `lo` is brought up inside, which is why husk's default
+// network has no loopback plugin.
+//
+// On any failure nothing is left: the mount is undone and the file removed.
 func (m *Manager) CreateNetns(podID string) (path string, err error) {
 	path, err = m.netnsFile(podID)
 	if err != nil {

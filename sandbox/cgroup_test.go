@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -69,7 +68,7 @@ func TestFitResourcesHybridHugetlbOnUnified(t *testing.T) {
 
 	// With hugetlb on a v1 hierarchy, the same limits are applied.
 	l, _ = fakeLayout(t, "", "cpu,cpuacct", "memory", "hugetlb")
-	m = &Manager{cg: l, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	m = &Manager{cg: l, log: slog.New(slog.DiscardHandler)}
 	r := resources(cri)
 	m.fitResources(r)
 	if len(r.HugepageLimits) != 1 || r.HugepageLimits[0].Pagesize != "2MB" {

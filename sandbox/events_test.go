@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 )
 
 func eventManager() (*Manager, *Pod) {
-	m := &Manager{log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	m := &Manager{log: slog.New(slog.DiscardHandler),
 		pods: map[string]*Pod{}, ctrs: map[string]*Container{}, names: map[string]string{}}
 	p := &Pod{ID: "pod1", State: PodReady, Config: &runtimeapi.PodSandboxConfig{}}
 	m.pods[p.ID] = p

@@ -1,6 +1,9 @@
 package shim
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Error is a failure the shim reported, with its code.
 type Error struct {
@@ -16,6 +19,6 @@ func errorf(code, format string, args ...any) *Error {
 
 // IsNotFound reports whether err is the shim's "no such container".
 func IsNotFound(err error) bool {
-	e, ok := err.(*Error)
-	return ok && e.Code == CodeNotFound
+	var e *Error
+	return errors.As(err, &e) && e.Code == CodeNotFound
 }

@@ -3,7 +3,6 @@ package shim
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"testing"
@@ -13,7 +12,7 @@ import (
 // A wait whose client went away must end, or every daemon restart would
 // leave its waits parked in the shim.
 func TestWaitEndsWhenClientGoes(t *testing.T) {
-	s := &Server{cfg: ServerConfig{PodID: "p"}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	s := &Server{cfg: ServerConfig{PodID: "p"}, log: slog.New(slog.DiscardHandler),
 		containers: map[string]*container{"c": {id: "c", status: StatusRunning, exited: make(chan struct{})}}, done: make(chan struct{})}
 	client, server := net.Pipe()
 	done := make(chan struct{})

@@ -182,7 +182,7 @@ pulled before husk kept them) cannot be exported: FailedPrecondition.`,
 // and no file at all when the daemon refuses before sending anything.
 func receiveToFile(stream grpc.ServerStreamingClient[huskapi.ExportChunk], file string) (int64, error) {
 	first, err := stream.Recv()
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return 0, errors.New("the daemon sent no data")
 	}
 	if err != nil {
@@ -226,7 +226,7 @@ func receiveArchive(stream grpc.ServerStreamingClient[huskapi.ExportChunk], w io
 	var n int64
 	for {
 		chunk, err := stream.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return n, nil
 		}
 		if err != nil {

@@ -369,13 +369,10 @@ func goProgram(cacheDir, name, source string) ([]byte, error) {
 	return os.ReadFile(cached)
 }
 
-// goCommand returns the go command of the toolchain that runs the caller,
-// else the one on PATH.
+// goCommand returns the go command on PATH: under go test and go run that
+// is the toolchain running the caller (both put its GOROOT/bin first on
+// PATH), and make puts its $(GO) there too.
 func goCommand() (string, error) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err == nil {
-		return goBin, nil
-	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return "", fmt.Errorf("the go command is needed: %w", err)

@@ -251,7 +251,8 @@ func (r *Registry) URL() string {
 // r.Ref("e2e-test-images/busybox:1.29-2").
 func (r *Registry) Ref(repo string) string { return r.Addr + "/" + strings.TrimPrefix(repo, "/") }
 
-// wait with context, for callers that need it.
+// Wait returns when the registry has stopped, with its error, or when ctx
+// ends.
 func (r *Registry) Wait(ctx context.Context) error {
 	select {
 	case <-r.done:
