@@ -25,10 +25,18 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 # husk-shim lives as long as its pod: static and without cgo, so no libc is
 # mapped and its pages are shared by every shim on the node.
 
-.PHONY: all deps build tools run test unit integration bench bench-pull install critest critest-strict clean
+.PHONY: all deps build tools run test unit integration bench bench-pull install critest critest-strict clean help lint
 
+# Builds husk, husk-shim and husk-oci into bin/ (as make build).
 all: build
 
+# Lists the targets, each with the first sentence of the comment above it.
+help:
+	@awk '/^$$/ { c = "" } /^# / { c = c " " substr($$0, 3) } \
+		/^[a-z][a-z0-9-]*:/ && c != "" { split($$0, t, ":"); sub(/^ /, "", c); sub(/\. .*/, ".", c); \
+			printf "  %-16s %s\n", t[1], c; c = "" }' $(firstword $(MAKEFILE_LIST))
+
+# Installs the Debian packages the build and the tests need (as root).
 deps:
 	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -43,6 +51,7 @@ deps:
 pause/pause.bin: pause/c/pause.c
 	musl-gcc -static -Os -s -o $@ $<
 
+# Builds husk, husk-shim and husk-oci into bin/.
 build: deps pause/pause.bin
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/husk ./cmd/runtime
 	CGO_ENABLED=0 $(GO) build -trimpath -tags 'netgo osusergo' -ldflags '-s -w' -o $(BIN)/husk-shim ./cmd/shim
@@ -62,27 +71,30 @@ tools:
 run: build
 	$(BIN)/husk daemon
 
-# kubelet first: its module (tools/kubelet) pins the k8s.io/kubernetes
-# source the node e2e image tests build agnhost from, offline.
-unit: build kubelet
+# gofmt, vet, every unit test and a short fuzz of each target. It needs
+# Go and musl-gcc only, and no root: tests of what needs root (mounts,
+# namespaces) skip without it, and make test runs them as root. kubelet
+# first: its module (tools/kubelet) pins the k8s.io/kubernetes source the
+# node e2e image tests build agnhost from, offline.
+unit: pause/pause.bin kubelet
 	@unformatted=$$($(dir $(GO))gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "not gofmt'd:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration$$)
 	$(MAKE) fuzz FUZZTIME=3000x
 
-# Every fuzz target (func FuzzX in a _test.go outside integration/) for
-# FUZZTIME each; make test runs each for 3000 inputs (a few seconds): a
-# time bound there ended now and then with a worker mid-input, which go
-# test reports as a failure ("context deadline exceeded"). The seeds are the
-# targets' f.Add calls; a crash the fuzzer finds is written to the
-# package's testdata/fuzz/FuzzX, which plain `go test` then replays: commit
-# it with the fix.
+# Fuzzes each target for FUZZTIME. The targets are every func FuzzX in a
+# _test.go outside integration/; make test runs each for 3000 inputs (a few
+# seconds): a time bound there ended now and then with a worker mid-input,
+# which go test reports as a failure ("context deadline exceeded"). The
+# seeds are the targets' f.Add calls; a crash the fuzzer finds is written to
+# the package's testdata/fuzz/FuzzX, which plain `go test` then replays:
+# commit it with the fix.
 #
 # Minimizing each new input is bounded by FUZZMINIMIZE runs: go test's
 # default (60 s for every input that adds coverage) spent the whole of a
-# short run minimizing FuzzUnpackLayer's first finds, so a bounded run
-# ended with a worker still busy ("context deadline exceeded"). A crasher
+# short run minimizing FuzzUnpackLayer's first finds, so a bounded run ended
+# with a worker still busy ("context deadline exceeded"). A crasher
 # minimized in 20 runs is still written and replayed. FUZZ_SKIP names
 # targets to leave out.
 FUZZTIME ?= 1m
@@ -98,8 +110,22 @@ fuzz:
 		done; \
 	done
 
+# The integration tests (integration/): real daemons, pods, CNI, registry.
 integration: build tools kubelet
 	$(GO) test -count=1 -v -timeout 30m ./integration/
+
+# Static checks beyond vet. golangci-lint with .golangci.yml: staticcheck,
+# revive's doc-comment rules, errorlint, sloglint, misspell, unused, and
+# depguard holding the import boundaries DESIGN.md states (libcontainer only
+# in oci and cmd/oci; no gRPC or k8s.io in the shim; no k8s.io/api in
+# daemon, cri or sandbox). Pinned as a Go tool in its own module
+# (tools/lint/go.mod), so its dependencies stay out of husk's; built once
+# into bin/ (about 4 minutes cold), rebuilt when the pin changes.
+lint: $(BIN)/golangci-lint pause/pause.bin
+	$(BIN)/golangci-lint run ./...
+
+$(BIN)/golangci-lint: tools/lint/go.mod tools/lint/go.sum
+	cd tools/lint && $(GO) build -o ../../$@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 # Pod start latency (warm and cold) and per-pod memory; figures, no asserts.
 # Pod start first: the 500-container stats benchmark leaves the kernel
@@ -108,39 +134,44 @@ bench: build
 	$(GO) test -run '^$$' -bench 'PodStart|PodMemory' -benchtime 30x -timeout 30m -v ./integration/ | grep -E '^(Benchmark|\s+time=.*steps)'
 	$(GO) test -run '^$$' -bench 'ListContainerStats' -benchtime 30x -timeout 30m -v ./integration/ | grep -E '^Benchmark'
 
-# Pulls a 216 MiB, six-layer image from a local registry through husk and
-# through containerd, side by side: download and unpack MB/s apart. Not in
-# `make test`; figures, no asserts. The image is built once into the
-# testenv cache (~/.cache/husk-testenv/pullbench-*).
+# Pull speed beside containerd's. Pulls a 216 MiB, six-layer image from a
+# local registry through husk and through containerd, side by side: download
+# and unpack MB/s apart. Not in `make test`; figures, no asserts. The image
+# is built once into the testenv cache (~/.cache/husk-testenv/pullbench-*).
 bench-pull: build
 	$(GO) test -run '^$$' -bench 'Pull200MB' -benchtime 3x -timeout 30m -v ./integration/ | grep -E '^(Benchmark|\s+bench_pull_test)'
 
-# cri-tools' conformance suite against an isolated husk, with every image
-# served from a local registry through husk's mirror config.
+# critest, the CRI conformance suite. cri-tools' suite against an isolated
+# husk, with every image served from a local registry through husk's mirror
+# config.
 critest: build tools
 	$(GO) run ./integration/critest --bin $(BIN)
 
-# A spec that fails once and passes on its retry is reported as FLAKY in
-# the summary rather than failing CI; one that fails twice fails it.
+# critest that fails on a failed spec. A spec that fails once and passes
+# on its retry is reported as FLAKY in the summary rather than failing CI;
+# one that fails twice fails it.
 critest-strict: build tools
 	$(GO) run ./integration/critest --bin $(BIN) --strict -- --ginkgo.flake-attempts=2
 
-# critest and the node conformance subset are part of every test run, so
-# conformance cannot regress silently; --strict fails the run on any
-# failed spec.
-test: unit integration critest-strict node-e2e-subset
+# Every check: lint, unit, integration, critest and the node conformance
+# subset. The last two are part of every test run, so conformance cannot
+# regress silently; --strict fails the run on any failed spec.
+test: lint unit integration critest-strict node-e2e-subset
 
+# Installs the binaries in /usr/local/bin and a default /etc/husk/config.toml.
 install: build
 	install -m 0755 $(BIN)/husk $(BIN)/husk-shim $(BIN)/husk-oci /usr/local/bin/
 	@mkdir -p /etc/husk
 	@[ -f /etc/husk/config.toml ] || $(BIN)/husk config default > /etc/husk/config.toml
 
+# Removes what the build made.
 clean:
 	rm -rf $(BIN) pause/pause.bin
 
-# Upstream kubelet for TestKubelet, built from k8s.io/kubernetes through the
-# module proxy and pinned by its own module (tools/kubelet/go.mod, which maps
-# every k8s.io staging module to its matching release).
+# Builds upstream kubelet (TestKubelet, the node e2e runs). From
+# k8s.io/kubernetes through the module proxy, pinned by its own module
+# (tools/kubelet/go.mod, which maps every k8s.io staging module to its
+# matching release).
 KUBELET_VERSION := v1.37.2
 KUBELET_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBELET_VERSION) \
                    -X k8s.io/component-base/version.gitMajor=1 \
@@ -155,36 +186,39 @@ kubelet:
 	cd tools/kubelet && $(GO) build -ldflags '$(KUBELET_LDFLAGS)' -o ../../$(BIN)/kubelet k8s.io/kubernetes/cmd/kubelet
 	cd tools/kubelet && $(GO) list -deps k8s.io/kubernetes/test/images/agnhost >/dev/null
 
-# The Kubernetes node e2e suite (test/e2e_node) from the same pin as
-# kubelet, and its [NodeConformance] specs against an isolated husk with
-# every image served locally (integration/nodee2e; skips with reasons in
+# Builds the node e2e suite and ginkgo. The Kubernetes node e2e suite
+# (test/e2e_node) comes from the same pin as kubelet; its [NodeConformance]
+# specs run against an isolated husk with every image served locally
+# (integration/nodee2e; skips with reasons in
 # integration/nodee2e/skips.txt). Heavy: make test runs a subset.
 .PHONY: node-e2e-bin node-e2e
 node-e2e-bin: kubelet
 	cd tools/kubelet && $(GO) test -c -o ../../$(BIN)/e2e_node.test k8s.io/kubernetes/test/e2e_node
 	cd tools/kubelet && $(GO) build -o ../../$(BIN)/ginkgo github.com/onsi/ginkgo/v2/ginkgo
 
+# The node conformance run itself (about 45 minutes).
 node-e2e: build node-e2e-bin
 	$(GO) run ./integration/nodee2e --bin $(BIN)
 
-# The part of the node conformance run that make test runs: the whole run
-# takes about 45 minutes here (four processes; its probe, lifecycle-hook
-# and restartable-init specs wait out real timeouts), more than CI can
-# spend, so make test runs these fast specs, one or more from each area
-# husk implements itself: container status and termination messages,
-# security contexts (users, groups, privileges, read-only rootfs), env
-# from ConfigMaps, Secrets and the downward API (bad-named keys too),
-# sysctls, host names, pod IPs, RuntimeClass (test-handler), recursive
-# read-only mounts, emptyDir and log paths. About 60 specs, 3 minutes.
+# The node conformance subset make test runs. The whole run takes about 45
+# minutes here (four processes; its probe, lifecycle-hook and
+# restartable-init specs wait out real timeouts), more than CI can spend, so
+# make test runs these fast specs, one or more from each area husk
+# implements itself: container status and termination messages, security
+# contexts (users, groups, privileges, read-only rootfs), env from
+# ConfigMaps, Secrets and the downward API (bad-named keys too), sysctls,
+# host names, pod IPs, RuntimeClass (test-handler), recursive read-only
+# mounts, emptyDir and log paths. About 90 specs, 3 minutes.
 NODE_E2E_SUBSET := (Container Runtime blackbox test|Security Context|\[sig-node\] ConfigMap|\[sig-node\] Secrets|\[sig-node\] Downward API|Sysctls|Hostname of|Override hostname|Pod IPs|Pod Host|RuntimeClass|Kubelet when scheduling|Mount recursive|EmptyDir volumes|ContainerLogPath).*\[NodeConformance\]
 .PHONY: node-e2e-subset
 node-e2e-subset: build node-e2e-bin
 	$(GO) run ./integration/nodee2e --bin $(BIN) --procs 2 --strict --focus '$(NODE_E2E_SUBSET)'
 
-# husk's own gRPC API (api/v1). The generated .pb.go files are committed, so
-# building and testing need no protoc; run this after changing a .proto.
-# Needs protoc (Debian protobuf-compiler); the plugins are pinned to match
-# google.golang.org/protobuf and grpc in go.mod and installed under bin/.
+# Regenerates husk's own gRPC API (api/v1). The generated .pb.go files are
+# committed, so building and testing need no protoc; run this after changing
+# a .proto. Needs protoc (Debian protobuf-compiler); the plugins are pinned
+# to match google.golang.org/protobuf and grpc in go.mod and installed under
+# bin/.
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 PROTO_PLUGINS := $(CURDIR)/$(BIN)/protoc-plugins
