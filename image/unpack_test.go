@@ -96,6 +96,9 @@ func TestUnpackHardlinkKeepsTargetMode(t *testing.T) {
 
 func TestUnpackMetadata(t *testing.T) {
 	dir := t.TempDir()
+	// The unpacked ro/ is 0555: a non-root test cannot empty it for the
+	// temp dir's removal until it is writable again.
+	t.Cleanup(func() { os.Chmod(filepath.Join(dir, "ro"), 0o755) })
 	dirTime := time.Unix(1_500_000_000, 0)
 	fileTime := time.Unix(1_400_000_000, 0)
 	err := unpackEntries(t, dir, []entry{

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"os"
 	"slices"
 	"testing"
 
@@ -26,8 +27,14 @@ func TestPrivilegedSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN") {
-		t.Errorf("privileged caps: %v", s.Process.Capabilities.Bounding)
+	// Every capability this process holds: all of root's, none of a
+	// non-root test's.
+	want, err := allCaps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(s.Process.Capabilities.Bounding, want) || os.Geteuid() == 0 && !slices.Contains(want, "CAP_SYS_ADMIN") {
+		t.Errorf("privileged caps: %v, want the %d this process holds (%v)", s.Process.Capabilities.Bounding, len(want), want)
 	}
 	if s.Linux.Seccomp != nil || len(s.Linux.MaskedPaths) != 0 || len(s.Linux.ReadonlyPaths) != 0 {
 		t.Errorf("privileged container is still confined: seccomp %v masked %v ro %v", s.Linux.Seccomp != nil, s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
