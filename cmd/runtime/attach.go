@@ -1,11 +1,10 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -40,15 +39,15 @@ terminal) detaches; the container runs on.`,
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			ct, err := c.findContainer(ctx, args[0])
+			ct, err := c.FindContainer(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			name := fmt.Sprintf("container %s (%s)", ct.GetMetadata().GetName(), shortID(ct.Id))
+			name := fmt.Sprintf("container %s (%s)", ct.GetMetadata().GetName(), criclient.ShortID(ct.Id))
 			if ct.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 				return fmt.Errorf("attach to %s: it is %s, not running", name, containerStateName(ct.State))
 			}
-			cfg, known := c.containerStdio(ctx, ct.Id)
+			cfg, known := c.ContainerStdio(ctx, ct.Id)
 			if known {
 				if interactive && !cfg.Stdin {
 					return fmt.Errorf("attach -i to %s: it was created without stdin, so nothing can be sent to it (create it with stdin: true; husk exec -i runs a new process instead)", name)
@@ -62,12 +61,12 @@ terminal) detaches; the container runs on.`,
 				// The process's only output is its terminal.
 				lt.tty = true
 			}
-			actx, cancel := c.ctx(ctx)
-			resp, err := c.rt.Attach(actx, &runtimeapi.AttachRequest{ContainerId: ct.Id,
+			actx, cancel := c.Ctx(ctx)
+			resp, err := c.Runtime.Attach(actx, &runtimeapi.AttachRequest{ContainerId: ct.Id,
 				Tty: lt.tty, Stdin: interactive, Stdout: true, Stderr: !lt.tty})
 			cancel()
 			if err != nil {
-				return rpcErr(err, "attach to %s", name)
+				return criclient.Wrap(err, "attach to %s", name)
 			}
 			// Streams last as long as the container or the user: no
 			// deadline from --timeout.
@@ -83,33 +82,6 @@ terminal) detaches; the container runs on.`,
 	f.BoolVarP(&interactive, "interactive", "i", false, "send stdin to the container (it must have been created with stdin)")
 	f.BoolVarP(&tty, "tty", "t", false, "use the container's terminal, in raw mode with -i (it must have been created with tty)")
 	return cmd
-}
-
-// stdioConfig is how a container's stdio was set up at creation.
-type stdioConfig struct {
-	Stdin     bool `json:"stdin"`
-	StdinOnce bool `json:"stdin_once"`
-	Tty       bool `json:"tty"`
-}
-
-// containerStdio reads the container's stdin and tty settings from the
-// verbose ContainerStatus: both husk and containerd put the creation
-// config there, under info's "config" key (the CRI ContainerConfig's JSON
-// field names). known is false when the runtime does not say.
-func (c *criClient) containerStdio(ctx context.Context, id string) (cfg stdioConfig, known bool) {
-	cctx, cancel := c.ctx(ctx)
-	defer cancel()
-	resp, err := c.rt.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
-	if err != nil {
-		return cfg, false
-	}
-	var info struct {
-		Config *stdioConfig `json:"config"`
-	}
-	if json.Unmarshal([]byte(resp.Info["info"]), &info) != nil || info.Config == nil {
-		return cfg, false
-	}
-	return *info.Config, true
 }
 
 func containerStateName(s runtimeapi.ContainerState) string {

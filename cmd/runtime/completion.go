@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -64,7 +65,7 @@ func completeContainers(running bool) cobra.CompletionFunc {
 		if running {
 			filter.State = &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}
 		}
-		resp, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: filter})
+		resp, err := c.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: filter})
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
@@ -82,9 +83,9 @@ func containerCompletions(cs []*runtimeapi.Container) []cobra.Completion {
 	var out []cobra.Completion
 	for _, ct := range cs {
 		name := ct.GetMetadata().GetName()
-		desc := "pod " + shortID(ct.PodSandboxId)
+		desc := "pod " + criclient.ShortID(ct.PodSandboxId)
 		if count[name] > 1 {
-			out = append(out, cobra.CompletionWithDesc(shortID(ct.Id), name+", "+desc))
+			out = append(out, cobra.CompletionWithDesc(criclient.ShortID(ct.Id), name+", "+desc))
 			continue
 		}
 		out = append(out, cobra.CompletionWithDesc(name, desc))
@@ -106,7 +107,7 @@ func completePods(cmd *cobra.Command, args []string, toComplete string) ([]cobra
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), completionTimeout)
 	defer cancel()
-	resp, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	resp, err := c.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/config"
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/husk-runtime/husk/doctor"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -207,12 +208,12 @@ func doctorLister(ctx context.Context, endpoint string, cfg config.Config, dcfg 
 	if err != nil {
 		return fallback(oneLineErr(err))
 	}
-	vctx, cancel := c.ctx(ctx)
-	v, err := c.rt.Version(vctx, &runtimeapi.VersionRequest{})
+	vctx, cancel := c.Ctx(ctx)
+	v, err := c.Runtime.Version(vctx, &runtimeapi.VersionRequest{})
 	cancel()
 	if err != nil {
 		c.Close()
-		return fallback(fmt.Sprintf("daemon not reachable at %s (%s)", endpoint, oneLineErr(rpcErr(err, "version"))))
+		return fallback(fmt.Sprintf("daemon not reachable at %s (%s)", endpoint, oneLineErr(criclient.Wrap(err, "version"))))
 	}
 	if v.RuntimeName != "husk" {
 		c.Close()
@@ -220,15 +221,15 @@ func doctorLister(ctx context.Context, endpoint string, cfg config.Config, dcfg 
 	}
 	list := func(ctx context.Context) (doctor.Known, error) {
 		k := doctor.Known{Source: "daemon", Pods: map[string]bool{}, Containers: map[string]bool{}}
-		lctx, cancel := c.ctx(ctx)
+		lctx, cancel := c.Ctx(ctx)
 		defer cancel()
-		pods, err := c.rt.ListPodSandbox(lctx, &runtimeapi.ListPodSandboxRequest{})
+		pods, err := c.Runtime.ListPodSandbox(lctx, &runtimeapi.ListPodSandboxRequest{})
 		if err != nil {
-			return k, rpcErr(err, "list pods")
+			return k, criclient.Wrap(err, "list pods")
 		}
-		ctrs, err := c.rt.ListContainers(lctx, &runtimeapi.ListContainersRequest{})
+		ctrs, err := c.Runtime.ListContainers(lctx, &runtimeapi.ListContainersRequest{})
 		if err != nil {
-			return k, rpcErr(err, "list containers")
+			return k, criclient.Wrap(err, "list containers")
 		}
 		// A pod being removed may lose its dir before the daemon stops
 		// listing it, so only a daemon none of whose pods are here is

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -52,19 +53,19 @@ output is printed when it ends, and the runtime kills it after the timeout.`,
 				return err
 			}
 			defer c.Close()
-			ct, err := c.findContainer(cmd.Context(), args[0])
+			ct, err := c.FindContainer(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			what := fmt.Sprintf("exec in container %s (%s)", ct.GetMetadata().GetName(), shortID(ct.Id))
+			what := fmt.Sprintf("exec in container %s (%s)", ct.GetMetadata().GetName(), criclient.ShortID(ct.Id))
 			if !sync {
 				term := newLocalTerminal(interactive, tty)
-				ctx, cancel := c.ctx(cmd.Context())
-				resp, err := c.rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: ct.Id, Cmd: args[1:],
+				ctx, cancel := c.Ctx(cmd.Context())
+				resp, err := c.Runtime.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: ct.Id, Cmd: args[1:],
 					Tty: term.tty, Stdin: interactive, Stdout: true, Stderr: !term.tty})
 				cancel()
 				if err != nil {
-					return rpcErr(err, "%s", what)
+					return criclient.Wrap(err, "%s", what)
 				}
 				code, err := term.run(cmd.Context(), resp.Url)
 				if err != nil {
@@ -73,11 +74,11 @@ output is printed when it ends, and the runtime kills it after the timeout.`,
 				exitWith(c, code)
 				return nil
 			}
-			ctx, cancel := c.ctx(cmd.Context())
+			ctx, cancel := c.Ctx(cmd.Context())
 			defer cancel()
-			resp, err := c.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: ct.Id, Cmd: args[1:], Timeout: int64(execTimeout.Seconds())})
+			resp, err := c.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: ct.Id, Cmd: args[1:], Timeout: int64(execTimeout.Seconds())})
 			if err != nil {
-				return rpcErr(err, "%s", what)
+				return criclient.Wrap(err, "%s", what)
 			}
 			_, _ = os.Stdout.Write(resp.Stdout)
 			_, _ = os.Stderr.Write(resp.Stderr)
@@ -96,7 +97,7 @@ output is printed when it ends, and the runtime kills it after the timeout.`,
 // exitWith ends husk with the command's status when it is not 0: the
 // command's status is husk exec's, as with crictl and kubectl, so scripts
 // can test it.
-func exitWith(c *criClient, code int) {
+func exitWith(c *criclient.Client, code int) {
 	if code == 0 {
 		return
 	}
@@ -139,7 +140,7 @@ func newLocalTerminal(interactive, tty bool) *localTerminal {
 // outside raw mode, SIGTERM, SIGHUP) closes the session and restores the
 // terminal before husk exits with 128+signal, as a shell reports it.
 func (lt *localTerminal) run(ctx context.Context, url string) (int, error) {
-	conn, err := dialStream(ctx, url, remoteCommandV4)
+	conn, err := criclient.DialStream(ctx, url, criclient.RemoteCommandV4)
 	if err != nil {
 		return 0, err
 	}
@@ -168,13 +169,13 @@ func (lt *localTerminal) run(ctx context.Context, url string) (int, error) {
 		os.Exit(128 + int(s.(syscall.Signal)))
 	}()
 
-	rc := &remoteCommand{stdout: os.Stdout, stderr: os.Stderr, tty: lt.tty}
+	rc := &criclient.RemoteCommand{Stdout: os.Stdout, Stderr: os.Stderr, TTY: lt.tty}
 	if lt.interactive {
-		rc.stdin = os.Stdin
+		rc.Stdin = os.Stdin
 	}
 	if lt.tty && lt.sizeFd >= 0 {
-		sizes := make(chan termSize, 1)
-		rc.resize = sizes
+		sizes := make(chan criclient.TermSize, 1)
+		rc.Resize = sizes
 		winch := make(chan os.Signal, 1)
 		signal.Notify(winch, syscall.SIGWINCH)
 		defer signal.Stop(winch)
@@ -182,19 +183,19 @@ func (lt *localTerminal) run(ctx context.Context, url string) (int, error) {
 		defer close(done)
 		go followWindowSize(lt.sizeFd, winch, sizes, done)
 	}
-	return rc.run(conn)
+	return rc.Run(conn)
 }
 
 // followWindowSize sends the terminal's size now and after every SIGWINCH,
 // keeping only the newest size when the session is slow to take it.
-func followWindowSize(fd int, winch <-chan os.Signal, sizes chan termSize, done <-chan struct{}) {
+func followWindowSize(fd int, winch <-chan os.Signal, sizes chan criclient.TermSize, done <-chan struct{}) {
 	defer close(sizes)
 	send := func() {
 		w, h, err := term.GetSize(fd)
 		if err != nil || w <= 0 || h <= 0 {
 			return
 		}
-		s := termSize{Width: uint16(w), Height: uint16(h)}
+		s := criclient.TermSize{Width: uint16(w), Height: uint16(h)}
 		for {
 			select {
 			case sizes <- s:

@@ -77,7 +77,7 @@ archive is imported or none is.`,
 				return err
 			}
 			defer done()
-			client := huskapi.NewImagesClient(c.conn)
+			client := huskapi.NewImagesClient(c.Conn)
 			resp, err := sendArchive(ctx, client, in)
 			if err != nil {
 				return imageRPCError("import "+file, err)
@@ -156,7 +156,7 @@ pulled before husk kept them) cannot be exported: FailedPrecondition.`,
 				return err
 			}
 			defer done()
-			client := huskapi.NewImagesClient(c.conn)
+			client := huskapi.NewImagesClient(c.Conn)
 			stream, err := client.Export(ctx, &huskapi.ExportRequest{Ref: ref, Format: f})
 			if err != nil {
 				return imageRPCError("export "+ref, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -43,7 +44,7 @@ list to the images that name matches.`,
 			if len(args) == 1 {
 				req.Filter = &runtimeapi.ImageFilter{Image: &runtimeapi.ImageSpec{Image: args[0]}}
 			}
-			resp, err := c.img.ListImages(ctx, req)
+			resp, err := c.Images.ListImages(ctx, req)
 			if err != nil {
 				return imageRPCError("list images", err)
 			}
@@ -140,7 +141,7 @@ func orNone(s string) string {
 
 // shortImageID is the 13 characters crictl shows of "sha256:<hex>" ids.
 func shortImageID(id string) string {
-	return shortID(strings.TrimPrefix(id, "sha256:"))
+	return criclient.ShortID(strings.TrimPrefix(id, "sha256:"))
 }
 
 func rmiCmd() *cobra.Command {
@@ -179,18 +180,18 @@ cannot be removed. Every IMAGE is tried; the command fails if any failed.`,
 // removeImage removes one image. RemoveImage succeeds for an image that is
 // not there (kubelet relies on that), so ImageStatus says first whether
 // there is anything to remove.
-func removeImage(cmd *cobra.Command, c *criClient, ref string) error {
-	ctx, cancel := c.ctx(cmd.Context())
+func removeImage(cmd *cobra.Command, c *criclient.Client, ref string) error {
+	ctx, cancel := c.Ctx(cmd.Context())
 	defer cancel()
 	spec := &runtimeapi.ImageSpec{Image: ref}
-	st, err := c.img.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec})
+	st, err := c.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec})
 	if err != nil {
 		return imageRPCError("image status "+ref, err)
 	}
 	if st.GetImage() == nil {
-		return fmt.Errorf("remove image %s: %w", ref, errNotFound)
+		return fmt.Errorf("remove image %s: %w", ref, criclient.ErrNotFound)
 	}
-	if _, err := c.img.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: spec}); err != nil {
+	if _, err := c.Images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: spec}); err != nil {
 		return imageRPCError("remove image "+ref, err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "Deleted: %s\n", ref)

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/yaml"
@@ -39,16 +40,16 @@ containerd its CRI plugin config and CNI config.`,
 				return err
 			}
 			defer done()
-			ver, err := c.rt.Version(ctx, &runtimeapi.VersionRequest{})
+			ver, err := c.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
 			if err != nil {
-				return rpcErr(err, "runtime version")
+				return criclient.Wrap(err, "runtime version")
 			}
-			st, err := c.rt.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
+			st, err := c.Runtime.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
 			if err != nil {
-				return rpcErr(err, "runtime status")
+				return criclient.Wrap(err, "runtime status")
 			}
 			// Older runtimes do not implement RuntimeConfig: it is extra.
-			rc, _ := c.rt.RuntimeConfig(ctx, &runtimeapi.RuntimeConfigRequest{})
+			rc, _ := c.Runtime.RuntimeConfig(ctx, &runtimeapi.RuntimeConfigRequest{})
 			if output != outTable {
 				return printInfoStructured(os.Stdout, output, ver, st, rc)
 			}

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -40,11 +38,11 @@ pod's and a container's, say which with --type.`,
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			ct, pod, err := c.findAny(ctx, args[0], kind)
+			ct, pod, err := c.FindAny(ctx, args[0], kind)
 			if err != nil {
 				return err
 			}
-			cctx, cancel := c.ctx(ctx)
+			cctx, cancel := c.Ctx(ctx)
 			defer cancel()
 			out := struct {
 				Status json.RawMessage            `json:"status"`
@@ -52,18 +50,18 @@ pod's and a container's, say which with --type.`,
 			}{}
 			var info map[string]string
 			if ct != nil {
-				resp, err := c.rt.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: ct.Id, Verbose: true})
+				resp, err := c.Runtime.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: ct.Id, Verbose: true})
 				if err != nil {
-					return rpcErr(err, "status of container %s", shortID(ct.Id))
+					return criclient.Wrap(err, "status of container %s", criclient.ShortID(ct.Id))
 				}
 				if out.Status, err = protoJSON(resp.Status); err != nil {
 					return err
 				}
 				info = resp.Info
 			} else {
-				resp, err := c.rt.PodSandboxStatus(cctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod.Id, Verbose: true})
+				resp, err := c.Runtime.PodSandboxStatus(cctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod.Id, Verbose: true})
 				if err != nil {
-					return rpcErr(err, "status of pod %s", shortID(pod.Id))
+					return criclient.Wrap(err, "status of pod %s", criclient.ShortID(pod.Id))
 				}
 				if out.Status, err = protoJSON(resp.Status); err != nil {
 					return err
@@ -89,67 +87,4 @@ pod's and a container's, say which with --type.`,
 	addOutputFlag(cmd, &output, outJSON, outJSON, outYAML)
 	cmd.Flags().StringVar(&kind, "type", "", "what ID|NAME names: pod or container (default: whichever matches)")
 	return cmd
-}
-
-// findAny resolves ID|NAME to a container or a pod: an exact ID first, then
-// a unique ID prefix among both, then a name that only one of them has.
-func (c *criClient) findAny(ctx context.Context, ref, kind string) (*runtimeapi.Container, *runtimeapi.PodSandbox, error) {
-	cctx, cancel := c.ctx(ctx)
-	defer cancel()
-	cr, err := c.rt.ListContainers(cctx, &runtimeapi.ListContainersRequest{})
-	if err != nil {
-		return nil, nil, rpcErr(err, "list containers")
-	}
-	pr, err := c.rt.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
-	if err != nil {
-		return nil, nil, rpcErr(err, "list pods")
-	}
-	ctrs, pods := cr.Containers, pr.Items
-	if kind == "pod" {
-		ctrs = nil
-	}
-	if kind == "container" {
-		pods = nil
-	}
-	var pc []*runtimeapi.Container
-	var pp []*runtimeapi.PodSandbox
-	for _, ct := range ctrs {
-		if ct.Id == ref {
-			return ct, nil, nil
-		}
-		if strings.HasPrefix(ct.Id, ref) {
-			pc = append(pc, ct)
-		}
-	}
-	for _, p := range pods {
-		if p.Id == ref {
-			return nil, p, nil
-		}
-		if strings.HasPrefix(p.Id, ref) {
-			pp = append(pp, p)
-		}
-	}
-	switch {
-	case len(pc)+len(pp) > 1:
-		return nil, nil, fmt.Errorf("ID prefix %q is ambiguous: %d containers and %d pods match", ref, len(pc), len(pp))
-	case len(pc) == 1:
-		return pc[0], nil, nil
-	case len(pp) == 1:
-		return nil, pp[0], nil
-	}
-	ct, cerr := pickContainer(ctrs, pr.Items, ref)
-	p, perr := pickPod(pods, ref)
-	switch {
-	case cerr == nil && perr == nil:
-		return nil, nil, fmt.Errorf("%q is pod %s and container %s: use an ID or --type pod|container", ref, shortID(p.Id), shortID(ct.Id))
-	case cerr == nil:
-		return ct, nil, nil
-	case perr == nil:
-		return nil, p, nil
-	case !errors.Is(cerr, errNotFound):
-		return nil, nil, cerr
-	case !errors.Is(perr, errNotFound):
-		return nil, nil, perr
-	}
-	return nil, nil, fmt.Errorf("no container or pod %q: %w", ref, errNotFound)
 }

@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/husk-runtime/husk/config"
 	"github.com/husk-runtime/husk/daemon"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // version is set at build time (-ldflags -X main.version=...).
@@ -20,9 +23,19 @@ var version = "0.1.0-dev"
 
 func main() {
 	if err := rootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "husk:", err)
+		fmt.Fprintln(os.Stderr, "husk:", errorLine(err))
 		os.Exit(1)
 	}
+}
+
+// errorLine is err as the CLI prints it: a runtime that cannot be reached
+// gets a hint at --endpoint.
+func errorLine(err error) string {
+	msg := err.Error()
+	if status.Code(err) == codes.Unavailable && !strings.Contains(msg, "see --endpoint") {
+		msg += " (is the runtime running at " + clientFlags.endpoint + "? see --endpoint)"
+	}
+	return msg
 }
 
 func rootCmd() *cobra.Command {

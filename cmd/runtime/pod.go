@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/husk-runtime/husk/kubepod"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -45,7 +46,7 @@ warnings naming the field; the rest of the pod runs.`,
 	return cmd
 }
 
-func newRunner(c *criClient) *podRunner {
+func newRunner(c *criclient.Client) *podRunner {
 	return &podRunner{c: c, stateDir: podFlags.stateDir, logRoot: podFlags.logRoot, stderr: os.Stderr}
 }
 
@@ -213,12 +214,12 @@ func (r *podRunner) finish(pods []*runningPod, keep, interrupted bool) {
 		if keep {
 			err = r.stopPod(ctx, p.id, p.plan.GracePeriod)
 			if err == nil {
-				fmt.Fprintf(os.Stderr, "pod %s stopped and kept: husk pod rm %s\n", p, shortID(p.id))
+				fmt.Fprintf(os.Stderr, "pod %s stopped and kept: husk pod rm %s\n", p, criclient.ShortID(p.id))
 			}
 		} else {
 			err = r.removePod(ctx, p.id, p.plan.UID, p.plan.GracePeriod)
 		}
-		if err != nil && !isNotFound(err) {
+		if err != nil && !criclient.IsNotFound(err) {
 			fmt.Fprintf(os.Stderr, "husk: %v\n", err)
 		}
 	}
@@ -270,7 +271,7 @@ func podActionCmd(cmd *cobra.Command, act func(ctx context.Context, r *podRunner
 		r := newRunner(c)
 		var errs []error
 		for _, a := range args {
-			p, err := c.findPod(cmd.Context(), a)
+			p, err := c.FindPod(cmd.Context(), a)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -310,15 +311,15 @@ func podLsCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			pods, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+			pods, err := c.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
 				LabelSelector: map[string]string{kubepod.LabelManaged: "true"}}})
 			if err != nil {
-				return rpcErr(err, "list pods")
+				return criclient.Wrap(err, "list pods")
 			}
-			ctrs, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+			ctrs, err := c.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
 				LabelSelector: map[string]string{kubepod.LabelManaged: "true"}}})
 			if err != nil {
-				return rpcErr(err, "list containers")
+				return criclient.Wrap(err, "list containers")
 			}
 			sortPods(pods.Items)
 			if quiet {
@@ -343,7 +344,7 @@ func podLsCmd() *cobra.Command {
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
 			fmt.Fprintln(w, "POD ID\tNAME\tNAMESPACE\tSTATE\tRUNNING\tRESTART POLICY\tCREATED")
 			for _, p := range pods.Items {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", shortID(p.Id), p.GetMetadata().GetName(), p.GetMetadata().GetNamespace(),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", criclient.ShortID(p.Id), p.GetMetadata().GetName(), p.GetMetadata().GetNamespace(),
 					podState(p.State), running[p.Id], len(total[p.Id]), p.Annotations[kubepod.AnnotationRestartPolicy], ago(p.CreatedAt))
 			}
 			return w.Flush()

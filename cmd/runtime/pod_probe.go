@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/husk-runtime/husk/kubepod"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -46,17 +47,17 @@ func (s *supervisor) probeLiveness(ctx context.Context, st *supervised, cs *runt
 	fmt.Fprintf(s.stderr, "container %s of pod %s failed its liveness probe; stopping it\n", st.c.Name, s.p)
 	id, grace := st.id, s.p.plan.GracePeriod
 	go func() {
-		cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+s.r.c.timeout)
+		cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+s.r.c.Timeout)
 		defer cancel()
-		if _, err := s.r.c.rt.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: grace}); err != nil && !isNotFound(err) {
-			fmt.Fprintf(s.stderr, "husk: %v\n", rpcErr(err, "stop %s after its liveness probe failed", shortID(id)))
+		if _, err := s.r.c.Runtime.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: grace}); err != nil && !criclient.IsNotFound(err) {
+			fmt.Fprintf(s.stderr, "husk: %v\n", criclient.Wrap(err, "stop %s after its liveness probe failed", criclient.ShortID(id)))
 		}
 	}()
 }
 
 // runProbe runs one probe; nil is success.
 func (s *supervisor) runProbe(ctx context.Context, id string, lp *kubepod.Probe, podIP string) error {
-	ctx, cancel := context.WithTimeout(ctx, lp.Timeout+s.r.c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, lp.Timeout+s.r.c.Timeout)
 	defer cancel()
 	host := podIP
 	if host == "" {
@@ -65,9 +66,9 @@ func (s *supervisor) runProbe(ctx context.Context, id string, lp *kubepod.Probe,
 	switch {
 	case lp.Exec != nil:
 		// The runtime kills the command after the probe's timeout.
-		resp, err := s.r.c.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: lp.Exec, Timeout: int64(lp.Timeout.Seconds())})
+		resp, err := s.r.c.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: lp.Exec, Timeout: int64(lp.Timeout.Seconds())})
 		if err != nil {
-			return rpcErr(err, "exec %q", lp.Exec)
+			return criclient.Wrap(err, "exec %q", lp.Exec)
 		}
 		if resp.ExitCode != 0 {
 			return fmt.Errorf("exec %q: exit code %d", lp.Exec, resp.ExitCode)

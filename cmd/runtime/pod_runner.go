@@ -19,11 +19,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
+	"github.com/husk-runtime/husk/crilog"
 	"github.com/husk-runtime/husk/kubepod"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -42,7 +42,7 @@ type podRecord struct {
 }
 
 type podRunner struct {
-	c        *criClient
+	c        *criclient.Client
 	stateDir string // the CLI's own state: <stateDir>/pods/<uid>
 	logRoot  string // kubelet's /var/log/pods
 	stderr   io.Writer
@@ -280,11 +280,11 @@ func (r *podRunner) start(ctx context.Context, plan *kubepod.Plan, origin string
 		p.images[c.Image] = ref
 	}
 
-	cctx, cancel := r.c.ctx(ctx)
-	resp, err := r.c.rt.RunPodSandbox(cctx, &runtimeapi.RunPodSandboxRequest{Config: plan.Sandbox, RuntimeHandler: plan.RuntimeHandler})
+	cctx, cancel := r.c.Ctx(ctx)
+	resp, err := r.c.Runtime.RunPodSandbox(cctx, &runtimeapi.RunPodSandboxRequest{Config: plan.Sandbox, RuntimeHandler: plan.RuntimeHandler})
 	cancel()
 	if err != nil {
-		return nil, rpcErr(err, "run pod %s", p)
+		return nil, criclient.Wrap(err, "run pod %s", p)
 	}
 	p.id = resp.PodSandboxId
 	rec.SandboxID = p.id
@@ -310,7 +310,7 @@ func (r *podRunner) start(ctx context.Context, plan *kubepod.Plan, origin string
 			if st.Reason != "" {
 				msg += " (" + st.Reason + ")"
 			}
-			if t := strings.TrimRight(tailLines(st.LogPath, 10), "\n"); t != "" {
+			if t := strings.TrimRight(crilog.Tail(st.LogPath, 10), "\n"); t != "" {
 				msg += "; its last log lines:\n" + t
 			}
 			return nil, errors.New(msg)
@@ -329,16 +329,16 @@ func (r *podRunner) start(ctx context.Context, plan *kubepod.Plan, origin string
 // checkNameFree refuses a second pod of the same namespace and name: names
 // are how the other commands find pods.
 func (r *podRunner) checkNameFree(ctx context.Context, plan *kubepod.Plan) error {
-	cctx, cancel := r.c.ctx(ctx)
+	cctx, cancel := r.c.Ctx(ctx)
 	defer cancel()
-	resp, err := r.c.rt.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
+	resp, err := r.c.Runtime.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
 	if err != nil {
-		return rpcErr(err, "list pods")
+		return criclient.Wrap(err, "list pods")
 	}
 	for _, s := range resp.Items {
 		if s.GetMetadata().GetName() == plan.Name && s.GetMetadata().GetNamespace() == plan.Namespace {
 			return fmt.Errorf("pod %s/%s already exists (%s, %s): remove it first with `husk pod rm %s`",
-				plan.Namespace, plan.Name, shortID(s.Id), strings.TrimPrefix(s.State.String(), "SANDBOX_"), shortID(s.Id))
+				plan.Namespace, plan.Name, criclient.ShortID(s.Id), strings.TrimPrefix(s.State.String(), "SANDBOX_"), criclient.ShortID(s.Id))
 		}
 	}
 	return nil
@@ -436,11 +436,11 @@ func checkHostPath(hp kubepod.HostPath) error {
 // image ref to create it from.
 func (r *podRunner) ensureImage(ctx context.Context, plan *kubepod.Plan, c kubepod.Container) (string, error) {
 	if c.PullPolicy != corev1.PullAlways {
-		cctx, cancel := r.c.ctx(ctx)
-		st, err := r.c.img.ImageStatus(cctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: c.Image}})
+		cctx, cancel := r.c.Ctx(ctx)
+		st, err := r.c.Images.ImageStatus(cctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: c.Image}})
 		cancel()
 		if err != nil {
-			return "", rpcErr(err, "status of image %s", c.Image)
+			return "", criclient.Wrap(err, "status of image %s", c.Image)
 		}
 		if st.Image != nil {
 			return st.Image.Id, nil
@@ -450,11 +450,11 @@ func (r *podRunner) ensureImage(ctx context.Context, plan *kubepod.Plan, c kubep
 		}
 	}
 	fmt.Fprintf(r.stderr, "pulling image %s\n", c.Image)
-	cctx, cancel := r.c.ctx(ctx)
+	cctx, cancel := r.c.Ctx(ctx)
 	defer cancel()
-	resp, err := r.c.img.PullImage(cctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: c.Image}, SandboxConfig: plan.Sandbox})
+	resp, err := r.c.Images.PullImage(cctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: c.Image}, SandboxConfig: plan.Sandbox})
 	if err != nil {
-		return "", rpcErr(err, "pull image %s (%s.image)", c.Image, c.Field)
+		return "", criclient.Wrap(err, "pull image %s (%s.image)", c.Image, c.Field)
 	}
 	return resp.ImageRef, nil
 }
@@ -471,14 +471,14 @@ func (r *podRunner) createStart(ctx context.Context, p *runningPod, c kubepod.Co
 			return "", err
 		}
 	}
-	cctx, cancel := r.c.ctx(ctx)
+	cctx, cancel := r.c.Ctx(ctx)
 	defer cancel()
-	cr, err := r.c.rt.CreateContainer(cctx, &runtimeapi.CreateContainerRequest{PodSandboxId: p.id, Config: cfg, SandboxConfig: p.plan.Sandbox})
+	cr, err := r.c.Runtime.CreateContainer(cctx, &runtimeapi.CreateContainerRequest{PodSandboxId: p.id, Config: cfg, SandboxConfig: p.plan.Sandbox})
 	if err != nil {
-		return "", rpcErr(err, "create container %s of pod %s", c.Name, p)
+		return "", criclient.Wrap(err, "create container %s of pod %s", c.Name, p)
 	}
-	if _, err := r.c.rt.StartContainer(cctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
-		return cr.ContainerId, rpcErr(err, "start container %s of pod %s", c.Name, p)
+	if _, err := r.c.Runtime.StartContainer(cctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+		return cr.ContainerId, criclient.Wrap(err, "start container %s of pod %s", c.Name, p)
 	}
 	return cr.ContainerId, nil
 }
@@ -486,11 +486,11 @@ func (r *podRunner) createStart(ctx context.Context, p *runningPod, c kubepod.Co
 // checkNonRoot is kubelet's verifyRunAsNonRoot for a container with
 // runAsNonRoot and no runAsUser: the image's user decides.
 func (r *podRunner) checkNonRoot(ctx context.Context, c kubepod.Container, imageRef string) error {
-	cctx, cancel := r.c.ctx(ctx)
+	cctx, cancel := r.c.Ctx(ctx)
 	defer cancel()
-	st, err := r.c.img.ImageStatus(cctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: imageRef}})
+	st, err := r.c.Images.ImageStatus(cctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: imageRef}})
 	if err != nil {
-		return rpcErr(err, "status of image %s", c.Image)
+		return criclient.Wrap(err, "status of image %s", c.Image)
 	}
 	img := st.GetImage()
 	switch {
@@ -507,7 +507,7 @@ func (r *podRunner) checkNonRoot(ctx context.Context, c kubepod.Container, image
 // waitExit polls a container's status until it has exited.
 func (r *podRunner) waitExit(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error) {
 	for {
-		st, err := r.c.containerStatus(ctx, id)
+		st, err := r.c.ContainerStatus(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -525,11 +525,11 @@ func (r *podRunner) waitExit(ctx context.Context, id string) (*runtimeapi.Contai
 // stopPod stops a pod as kubelet does: each running container with the
 // grace period, then the sandbox.
 func (r *podRunner) stopPod(ctx context.Context, id string, grace int64) error {
-	cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+r.c.timeout)
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+r.c.Timeout)
 	defer cancel()
-	resp, err := r.c.rt.ListContainers(cctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: id}})
+	resp, err := r.c.Runtime.ListContainers(cctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: id}})
 	if err != nil {
-		return rpcErr(err, "list containers of pod %s", shortID(id))
+		return criclient.Wrap(err, "list containers of pod %s", criclient.ShortID(id))
 	}
 	errc := make(chan error, len(resp.Containers))
 	n := 0
@@ -539,18 +539,18 @@ func (r *podRunner) stopPod(ctx context.Context, id string, grace int64) error {
 		}
 		n++
 		go func() {
-			_, err := r.c.rt.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: grace})
-			errc <- rpcErr(err, "stop container %s (%s)", c.GetMetadata().GetName(), shortID(c.Id))
+			_, err := r.c.Runtime.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: grace})
+			errc <- criclient.Wrap(err, "stop container %s (%s)", c.GetMetadata().GetName(), criclient.ShortID(c.Id))
 		}()
 	}
 	var errs []error
 	for range n {
-		if err := <-errc; err != nil && !isNotFound(err) {
+		if err := <-errc; err != nil && !criclient.IsNotFound(err) {
 			errs = append(errs, err)
 		}
 	}
-	if _, err := r.c.rt.StopPodSandbox(cctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil && !isNotFound(err) {
-		errs = append(errs, rpcErr(err, "stop pod %s", shortID(id)))
+	if _, err := r.c.Runtime.StopPodSandbox(cctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil && !criclient.IsNotFound(err) {
+		errs = append(errs, criclient.Wrap(err, "stop pod %s", criclient.ShortID(id)))
 	}
 	return errors.Join(errs...)
 }
@@ -559,15 +559,13 @@ func (r *podRunner) stopAndRemove(ctx context.Context, id string, grace int64) e
 	if err := r.stopPod(ctx, id, grace); err != nil {
 		return err
 	}
-	cctx, cancel := r.c.ctx(ctx)
+	cctx, cancel := r.c.Ctx(ctx)
 	defer cancel()
-	if _, err := r.c.rt.RemovePodSandbox(cctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil && !isNotFound(err) {
-		return rpcErr(err, "remove pod %s", shortID(id))
+	if _, err := r.c.Runtime.RemovePodSandbox(cctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil && !criclient.IsNotFound(err) {
+		return criclient.Wrap(err, "remove pod %s", criclient.ShortID(id))
 	}
 	return nil
 }
-
-func isNotFound(err error) bool { return status.Code(err) == codes.NotFound }
 
 // gracePeriod is the termination grace period husk pod run recorded on a
 // sandbox, or kubelet's default.

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
+	"github.com/husk-runtime/husk/crilog"
 	"github.com/husk-runtime/husk/kubepod"
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -61,16 +63,16 @@ func (s *supervisor) follow(ctx context.Context, name, id string) {
 	s.followers.Add(1)
 	go func() {
 		defer s.followers.Done()
-		st, err := s.r.c.containerStatus(ctx, id)
+		st, err := s.r.c.ContainerStatus(ctx, id)
 		if err != nil || st.LogPath == "" {
 			return
 		}
 		exited := func() bool {
-			st, err := s.r.c.containerStatus(ctx, id)
+			st, err := s.r.c.ContainerStatus(ctx, id)
 			return err != nil || st.State == runtimeapi.ContainerState_CONTAINER_EXITED
 		}
-		opts := logOptions{follow: true, tail: -1, prefix: "[" + s.logPrefix + name + "] "}
-		if err := streamLog(ctx, st.LogPath, opts, s.stdout, s.stderr, exited); err != nil {
+		opts := crilog.Options{Follow: true, Tail: -1, Prefix: "[" + s.logPrefix + name + "] "}
+		if err := crilog.Stream(ctx, st.LogPath, opts, s.stdout, s.stderr, exited); err != nil {
 			fmt.Fprintf(s.stderr, "husk: log of %s: %v\n", name, err)
 		}
 	}()
@@ -117,14 +119,14 @@ func (s *supervisor) run(ctx context.Context) (*podResult, error) {
 }
 
 func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, error) {
-	cctx, cancel := s.r.c.ctx(ctx)
-	ps, err := s.r.c.rt.PodSandboxStatus(cctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: s.p.id})
+	cctx, cancel := s.r.c.Ctx(ctx)
+	ps, err := s.r.c.Runtime.PodSandboxStatus(cctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: s.p.id})
 	cancel()
-	if isNotFound(err) || (err == nil && ps.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_READY) {
+	if criclient.IsNotFound(err) || (err == nil && ps.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_READY) {
 		return false, errPodGone
 	}
 	if err != nil {
-		return false, rpcErr(err, "status of pod %s", s.p)
+		return false, criclient.Wrap(err, "status of pod %s", s.p)
 	}
 	allDone := true
 	for _, st := range states {
@@ -134,8 +136,8 @@ func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 		if !st.c.Sidecar {
 			allDone = false
 		}
-		cs, err := s.r.c.containerStatus(ctx, st.id)
-		if isNotFound(err) {
+		cs, err := s.r.c.ContainerStatus(ctx, st.id)
+		if criclient.IsNotFound(err) {
 			return false, errPodGone
 		}
 		if err != nil {
@@ -195,9 +197,9 @@ func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 }
 
 func (s *supervisor) removeContainer(ctx context.Context, id string) {
-	cctx, cancel := s.r.c.ctx(ctx)
+	cctx, cancel := s.r.c.Ctx(ctx)
 	defer cancel()
-	if _, err := s.r.c.rt.RemoveContainer(cctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil && !isNotFound(err) {
-		fmt.Fprintf(s.stderr, "husk: %v\n", rpcErr(err, "remove old container %s", shortID(id)))
+	if _, err := s.r.c.Runtime.RemoveContainer(cctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil && !criclient.IsNotFound(err) {
+		fmt.Fprintf(s.stderr, "husk: %v\n", criclient.Wrap(err, "remove old container %s", criclient.ShortID(id)))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/streaming/pkg/httpstream"
@@ -80,11 +81,11 @@ runtime ends the session (the pod was stopped, the runtime restarted).`,
 			defer c.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			pod, err := c.findPod(ctx, args[0])
+			pod, err := c.FindPod(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			name := fmt.Sprintf("pod %s (%s)", pod.GetMetadata().GetName(), shortID(pod.Id))
+			name := fmt.Sprintf("pod %s (%s)", pod.GetMetadata().GetName(), criclient.ShortID(pod.Id))
 			// Listen before asking for the URL: a port already in use is
 			// reported without using up a token.
 			var ls []net.Listener
@@ -104,13 +105,13 @@ runtime ends the session (the pod was stopped, the runtime restarted).`,
 			for i, m := range maps {
 				ports[i] = int32(m.remote)
 			}
-			pctx, cancel := c.ctx(ctx)
-			resp, err := c.rt.PortForward(pctx, &runtimeapi.PortForwardRequest{PodSandboxId: pod.Id, Port: ports})
+			pctx, cancel := c.Ctx(ctx)
+			resp, err := c.Runtime.PortForward(pctx, &runtimeapi.PortForwardRequest{PodSandboxId: pod.Id, Port: ports})
 			cancel()
 			if err != nil {
-				return rpcErr(err, "port-forward to %s", name)
+				return criclient.Wrap(err, "port-forward to %s", name)
 			}
-			conn, err := dialStream(ctx, resp.Url, portForwardV1)
+			conn, err := criclient.DialStream(ctx, resp.Url, criclient.PortForwardV1)
 			if err != nil {
 				return fmt.Errorf("port-forward to %s: %w", name, err)
 			}
@@ -141,7 +142,7 @@ func forwardPorts(ctx context.Context, conn httpstream.Connection, ls []net.List
 				}
 				id := int(reqID.Add(1))
 				go func() {
-					if err := forwardConn(conn, id, remote, local); err != nil {
+					if err := criclient.ForwardConn(conn, id, remote, local); err != nil {
 						fmt.Fprintf(os.Stderr, "husk: port-forward %s -> %s port %d: %v\n", local.RemoteAddr(), name, remote, err)
 					}
 				}()

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -38,7 +39,7 @@ func psCmd() *cobra.Command {
 			defer done()
 			filter := &runtimeapi.ContainerFilter{}
 			if pod != "" {
-				p, err := c.findPod(cmd.Context(), pod)
+				p, err := c.FindPod(cmd.Context(), pod)
 				if err != nil {
 					return err
 				}
@@ -53,18 +54,18 @@ func psCmd() *cobra.Command {
 			} else if !all {
 				filter.State = &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}
 			}
-			resp, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: filter})
+			resp, err := c.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: filter})
 			if err != nil {
-				return rpcErr(err, "list containers")
+				return criclient.Wrap(err, "list containers")
 			}
-			pods, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+			pods, err := c.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 			if err != nil {
-				return rpcErr(err, "list pods")
+				return criclient.Wrap(err, "list pods")
 			}
 			// Containers are created from image IDs, as kubelet does: show
 			// the image's name instead, as crictl does.
 			imageNames := map[string]string{}
-			if imgs, err := c.img.ListImages(ctx, &runtimeapi.ListImagesRequest{}); err == nil {
+			if imgs, err := c.Images.ListImages(ctx, &runtimeapi.ListImagesRequest{}); err == nil {
 				for _, im := range imgs.Images {
 					if len(im.RepoTags) > 0 {
 						imageNames[im.Id] = im.RepoTags[0]
@@ -105,9 +106,9 @@ func psCmd() *cobra.Command {
 				} else if n, ok := imageNames[ct.ImageRef]; ok && img == "" {
 					img = n
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shortID(ct.Id), img, ago(ct.CreatedAt),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", criclient.ShortID(ct.Id), img, ago(ct.CreatedAt),
 					strings.TrimPrefix(ct.State.String(), "CONTAINER_"), ct.GetMetadata().GetName(), ct.GetMetadata().GetAttempt(),
-					shortID(ct.PodSandboxId), podNames[ct.PodSandboxId])
+					criclient.ShortID(ct.PodSandboxId), podNames[ct.PodSandboxId])
 			}
 			return w.Flush()
 		},
@@ -159,9 +160,9 @@ func podsCmd() *cobra.Command {
 			default:
 				return fmt.Errorf("--state %q: want ready or notready", state)
 			}
-			resp, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: filter})
+			resp, err := c.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: filter})
 			if err != nil {
-				return rpcErr(err, "list pods")
+				return criclient.Wrap(err, "list pods")
 			}
 			var items []*runtimeapi.PodSandbox
 			for _, p := range resp.Items {
@@ -186,7 +187,7 @@ func podsCmd() *cobra.Command {
 				if rt == "" {
 					rt = "(default)"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortID(p.Id), ago(p.CreatedAt), podState(p.State),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", criclient.ShortID(p.Id), ago(p.CreatedAt), podState(p.State),
 					p.GetMetadata().GetName(), p.GetMetadata().GetNamespace(), p.GetMetadata().GetAttempt(), rt)
 			}
 			return w.Flush()

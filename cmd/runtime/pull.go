@@ -16,6 +16,7 @@ import (
 	"time"
 
 	huskapi "github.com/husk-runtime/husk/api/v1"
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
@@ -57,11 +58,11 @@ pull whose registry stops sending.`,
 				return err
 			}
 			defer c.Close()
-			ctx, cancel := c.ctx(cmd.Context())
+			ctx, cancel := c.Ctx(cmd.Context())
 			defer cancel()
 			out := cmd.OutOrStdout()
 			if quiet {
-				resp, err := c.img.PullImage(ctx, req)
+				resp, err := c.Images.PullImage(ctx, req)
 				if err != nil {
 					return imageRPCError("pull "+args[0], err)
 				}
@@ -107,11 +108,11 @@ const finalGrace = 2 * time.Second
 // pullWithProgress subscribes to the pull's progress, waits for the first
 // event (so nothing of the pull is missed), then calls PullImage and draws
 // the events until both are over.
-func pullWithProgress(ctx context.Context, c *criClient, req *runtimeapi.PullImageRequest, out io.Writer, tty bool, width int) error {
+func pullWithProgress(ctx context.Context, c *criclient.Client, req *runtimeapi.PullImageRequest, out io.Writer, tty bool, width int) error {
 	ref := req.GetImage().GetImage()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	stream, err := huskapi.NewImagesClient(c.conn).PullProgress(watchCtx, &huskapi.PullProgressRequest{Ref: ref})
+	stream, err := huskapi.NewImagesClient(c.Conn).PullProgress(watchCtx, &huskapi.PullProgressRequest{Ref: ref})
 	var first *huskapi.PullProgressEvent
 	if err == nil {
 		first, err = stream.Recv()
@@ -139,7 +140,7 @@ func pullWithProgress(ctx context.Context, c *criClient, req *runtimeapi.PullIma
 	}()
 	res := make(chan pullResult, 1)
 	go func() {
-		resp, err := c.img.PullImage(ctx, req)
+		resp, err := c.Images.PullImage(ctx, req)
 		res <- pullResult{id: resp.GetImageRef(), err: err}
 	}()
 
@@ -180,11 +181,11 @@ func pullWithProgress(ctx context.Context, c *criClient, req *runtimeapi.PullIma
 
 // pullWithSpinner pulls from a runtime that reports no progress, showing
 // the time elapsed on a terminal.
-func pullWithSpinner(ctx context.Context, c *criClient, req *runtimeapi.PullImageRequest, out io.Writer, tty bool) error {
+func pullWithSpinner(ctx context.Context, c *criclient.Client, req *runtimeapi.PullImageRequest, out io.Writer, tty bool) error {
 	ref := req.GetImage().GetImage()
 	res := make(chan pullResult, 1)
 	go func() {
-		resp, err := c.img.PullImage(ctx, req)
+		resp, err := c.Images.PullImage(ctx, req)
 		res <- pullResult{id: resp.GetImageRef(), err: err}
 	}()
 	start := time.Now()

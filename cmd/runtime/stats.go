@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -128,7 +129,7 @@ prefix, name or pod/name (namespace/name).`,
 
 // statsSource lists the stats of the selected containers or pods.
 type statsSource struct {
-	c    *criClient
+	c    *criclient.Client
 	pods bool
 	ids  map[string]bool // selected by arguments; nil: all
 	pod  string          // --pod: only this pod's containers
@@ -138,7 +139,7 @@ type statsSource struct {
 // objects while the display refreshes.
 func (s *statsSource) resolve(ctx context.Context, args []string, pod string) error {
 	if pod != "" {
-		p, err := s.c.findPod(ctx, pod)
+		p, err := s.c.FindPod(ctx, pod)
 		if err != nil {
 			return err
 		}
@@ -150,14 +151,14 @@ func (s *statsSource) resolve(ctx context.Context, args []string, pod string) er
 	s.ids = map[string]bool{}
 	for _, a := range args {
 		if s.pods {
-			p, err := s.c.findPod(ctx, a)
+			p, err := s.c.FindPod(ctx, a)
 			if err != nil {
 				return err
 			}
 			s.ids[p.Id] = true
 			continue
 		}
-		ct, err := s.c.findContainer(ctx, a)
+		ct, err := s.c.FindContainer(ctx, a)
 		if err != nil {
 			return err
 		}
@@ -180,13 +181,13 @@ type statsEntry struct {
 }
 
 func (s *statsSource) sample(ctx context.Context) (statsSample, error) {
-	cctx, cancel := s.c.ctx(ctx)
+	cctx, cancel := s.c.Ctx(ctx)
 	defer cancel()
 	out := statsSample{}
 	if s.pods {
-		resp, err := s.c.rt.ListPodSandboxStats(cctx, &runtimeapi.ListPodSandboxStatsRequest{})
+		resp, err := s.c.Runtime.ListPodSandboxStats(cctx, &runtimeapi.ListPodSandboxStatsRequest{})
 		if err != nil {
-			return nil, rpcErr(err, "list pod stats")
+			return nil, criclient.Wrap(err, "list pod stats")
 		}
 		for _, st := range resp.Stats {
 			a := st.GetAttributes()
@@ -200,18 +201,18 @@ func (s *statsSource) sample(ctx context.Context) (statsSample, error) {
 		return out, nil
 	}
 	filter := &runtimeapi.ContainerStatsFilter{PodSandboxId: s.pod}
-	resp, err := s.c.rt.ListContainerStats(cctx, &runtimeapi.ListContainerStatsRequest{Filter: filter})
+	resp, err := s.c.Runtime.ListContainerStats(cctx, &runtimeapi.ListContainerStatsRequest{Filter: filter})
 	if err != nil {
-		return nil, rpcErr(err, "list container stats")
+		return nil, criclient.Wrap(err, "list container stats")
 	}
 	// Stats carry no pod: the container and pod lists give it a name.
-	cl, err := s.c.rt.ListContainers(cctx, &runtimeapi.ListContainersRequest{})
+	cl, err := s.c.Runtime.ListContainers(cctx, &runtimeapi.ListContainersRequest{})
 	if err != nil {
-		return nil, rpcErr(err, "list containers")
+		return nil, criclient.Wrap(err, "list containers")
 	}
-	pl, err := s.c.rt.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
+	pl, err := s.c.Runtime.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
 	if err != nil {
-		return nil, rpcErr(err, "list pods")
+		return nil, criclient.Wrap(err, "list pods")
 	}
 	podOf := map[string]string{}
 	for _, ct := range cl.Containers {
@@ -338,7 +339,7 @@ func renderStats(w io.Writer, rows []statsRow, pods bool) error {
 			limit = humanBytes(r.MemoryLimitBytes)
 			memPct = fmt.Sprintf("%.2f%%", float64(r.MemoryWorkingSetBytes)/float64(r.MemoryLimitBytes)*100)
 		}
-		cols := []string{shortID(r.ID), r.Name}
+		cols := []string{criclient.ShortID(r.ID), r.Name}
 		if pods {
 			net, pids := "-", "-"
 			if r.NetRxBytes != nil {
@@ -355,7 +356,7 @@ func renderStats(w io.Writer, rows []statsRow, pods bool) error {
 			}
 			pod := r.Pod
 			if pod == "" {
-				pod = shortID(r.PodID)
+				pod = criclient.ShortID(r.PodID)
 			}
 			cols = append(cols, pod, cpu, humanBytes(r.MemoryWorkingSetBytes), limit, memPct, layer)
 		}

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -61,11 +62,11 @@ too. PIDs are the node's; USER is the name in the container's own
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			pod, err := c.findPod(ctx, args[0])
+			pod, err := c.FindPod(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			owners, err := c.podOwners(ctx, pod)
+			owners, err := podOwnersOf(ctx, c, pod)
 			if err != nil {
 				return err
 			}
@@ -73,7 +74,7 @@ too. PIDs are the node's; USER is the name in the container's own
 			if err != nil {
 				return err
 			}
-			name := fmt.Sprintf("pod %s (%s)", pod.GetMetadata().GetName(), shortID(pod.Id))
+			name := fmt.Sprintf("pod %s (%s)", pod.GetMetadata().GetName(), criclient.ShortID(pod.Id))
 			if len(procs) == 0 {
 				if pod.State != runtimeapi.PodSandboxState_SANDBOX_READY {
 					return fmt.Errorf("%s is not ready and has no processes", name)
@@ -130,24 +131,24 @@ func parseVerboseProcInfo(info map[string]string) verboseProcInfo {
 	return v
 }
 
-func (c *criClient) podOwners(ctx context.Context, pod *runtimeapi.PodSandbox) (*podOwners, error) {
-	cctx, cancel := c.ctx(ctx)
+func podOwnersOf(ctx context.Context, c *criclient.Client, pod *runtimeapi.PodSandbox) (*podOwners, error) {
+	cctx, cancel := c.Ctx(ctx)
 	defer cancel()
 	o := &podOwners{ids: map[string]owner{}, pids: map[int]owner{}}
 	infra := owner{id: pod.Id, name: infraName}
 	o.ids[pod.Id] = infra
-	ps, err := c.rt.PodSandboxStatus(cctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod.Id, Verbose: true})
+	ps, err := c.Runtime.PodSandboxStatus(cctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod.Id, Verbose: true})
 	if err != nil {
-		return nil, rpcErr(err, "status of pod %s", shortID(pod.Id))
+		return nil, criclient.Wrap(err, "status of pod %s", criclient.ShortID(pod.Id))
 	}
 	pi := parseVerboseProcInfo(ps.Info)
 	if pi.Pid > 0 {
 		o.pids[pi.Pid] = infra
 	}
 	o.podCgroup = pi.Cgroup
-	cl, err := c.rt.ListContainers(cctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: pod.Id}})
+	cl, err := c.Runtime.ListContainers(cctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: pod.Id}})
 	if err != nil {
-		return nil, rpcErr(err, "list containers of pod %s", shortID(pod.Id))
+		return nil, criclient.Wrap(err, "list containers of pod %s", criclient.ShortID(pod.Id))
 	}
 	for _, ct := range cl.Containers {
 		ow := owner{id: ct.Id, name: ct.GetMetadata().GetName()}
@@ -155,7 +156,7 @@ func (c *criClient) podOwners(ctx context.Context, pod *runtimeapi.PodSandbox) (
 		if ct.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 			continue
 		}
-		cs, err := c.rt.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: ct.Id, Verbose: true})
+		cs, err := c.Runtime.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: ct.Id, Verbose: true})
 		if err != nil {
 			// It may have exited since the list: its processes, if any,
 			// are still found by its ID.

@@ -1,4 +1,4 @@
-package main
+package criclient
 
 // The client side of the CRI streaming protocols that exec, attach and
 // port-forward speak with a runtime's streaming server (husk's, or
@@ -24,20 +24,23 @@ import (
 	"k8s.io/streaming/pkg/httpstream/spdy"
 )
 
-// Protocol names and headers, as k8s.io/cri-streaming's server knows them.
+// Protocol names, as k8s.io/cri-streaming's server knows them.
 const (
-	remoteCommandV4 = "v4.channel.k8s.io"
-	portForwardV1   = "portforward.k8s.io"
+	RemoteCommandV4 = "v4.channel.k8s.io"
+	PortForwardV1   = "portforward.k8s.io"
+)
 
+// Headers of the streams.
+const (
 	hdrStreamType = "streamType"
 	hdrPort       = "port"
 	hdrRequestID  = "requestID"
 )
 
-// dialStream opens the SPDY connection of a streaming URL, offering the
+// DialStream opens the SPDY connection of a streaming URL, offering the
 // given subprotocol. The URL's token is single-use: one connection per CRI
 // Exec, Attach or PortForward call.
-func dialStream(ctx context.Context, rawURL, protocol string) (httpstream.Connection, error) {
+func DialStream(ctx context.Context, rawURL, protocol string) (httpstream.Connection, error) {
 	rt, err := spdy.NewRoundTripper(nil)
 	if err != nil {
 		return nil, fmt.Errorf("streaming client: %w", err)
@@ -64,31 +67,31 @@ func dialStream(ctx context.Context, rawURL, protocol string) (httpstream.Connec
 	return conn, nil
 }
 
-// termSize is one resize message of the remote command protocol (JSON
+// TermSize is one resize message of the remote command protocol (JSON
 // with these capitalised field names, as the server decodes it).
-type termSize struct {
+type TermSize struct {
 	Width  uint16
 	Height uint16
 }
 
-// remoteCommand is one exec or attach session. The streams asked for must
+// RemoteCommand is one exec or attach session. The streams asked for must
 // be the ones the CRI request named: the server waits for exactly those.
-type remoteCommand struct {
-	stdin          io.Reader // nil: no stdin stream
-	stdout, stderr io.Writer // nil: no such stream
-	tty            bool
-	resize         <-chan termSize // with tty: sizes to send, the first one at once
+type RemoteCommand struct {
+	Stdin          io.Reader // nil: no stdin stream
+	Stdout, Stderr io.Writer // nil: no such stream
+	TTY            bool
+	Resize         <-chan TermSize // with tty: sizes to send, the first one at once
 }
 
-// exitCodeError is a command that ran and exited non-zero.
-type exitCodeError struct{ code int }
+// ExitCodeError is a command that ran and exited non-zero.
+type ExitCodeError struct{ Code int }
 
-func (e *exitCodeError) Error() string { return fmt.Sprintf("command exited with code %d", e.code) }
+func (e *ExitCodeError) Error() string { return fmt.Sprintf("command exited with code %d", e.Code) }
 
-// run drives a session on conn until the remote process ends (or, for an
+// Run drives a session on conn until the remote process ends (or, for an
 // attach, the server ends the session) and returns the process's exit
-// code: 0, the code of an exitCodeError, or an error saying what failed.
-func (rc *remoteCommand) run(conn httpstream.Connection) (int, error) {
+// code: 0, the code of an ExitCodeError, or an error saying what failed.
+func (rc *RemoteCommand) Run(conn httpstream.Connection) (int, error) {
 	defer conn.Close()
 	create := func(kind string) (httpstream.Stream, error) {
 		h := http.Header{}
@@ -106,22 +109,22 @@ func (rc *remoteCommand) run(conn httpstream.Connection) (int, error) {
 	// Only the server writes on the error stream.
 	_ = errStream.Close()
 	var stdin, stdout, stderr, resize httpstream.Stream
-	if rc.stdin != nil {
+	if rc.Stdin != nil {
 		if stdin, err = create("stdin"); err != nil {
 			return 0, err
 		}
 	}
-	if rc.stdout != nil {
+	if rc.Stdout != nil {
 		if stdout, err = create("stdout"); err != nil {
 			return 0, err
 		}
 	}
-	if rc.stderr != nil && !rc.tty {
+	if rc.Stderr != nil && !rc.TTY {
 		if stderr, err = create("stderr"); err != nil {
 			return 0, err
 		}
 	}
-	if rc.tty {
+	if rc.TTY {
 		if resize, err = create("resize"); err != nil {
 			return 0, err
 		}
@@ -136,10 +139,10 @@ func (rc *remoteCommand) run(conn httpstream.Connection) (int, error) {
 		}
 		statusc <- decodeStatus(msg)
 	}()
-	if resize != nil && rc.resize != nil {
+	if resize != nil && rc.Resize != nil {
 		go func() {
 			enc := json.NewEncoder(resize)
-			for size := range rc.resize {
+			for size := range rc.Resize {
 				if enc.Encode(size) != nil {
 					return
 				}
@@ -150,7 +153,7 @@ func (rc *remoteCommand) run(conn httpstream.Connection) (int, error) {
 		go func() {
 			// The end of our input is the end of the process's input
 			// (the server closes its stdin when the stream half-closes).
-			_, _ = io.Copy(stdin, rc.stdin)
+			_, _ = io.Copy(stdin, rc.Stdin)
 			_ = stdin.Close()
 		}()
 	}
@@ -158,7 +161,7 @@ func (rc *remoteCommand) run(conn httpstream.Connection) (int, error) {
 	for _, p := range []struct {
 		dst io.Writer
 		src httpstream.Stream
-	}{{rc.stdout, stdout}, {rc.stderr, stderr}} {
+	}{{rc.Stdout, stdout}, {rc.Stderr, stderr}} {
 		if p.src == nil {
 			continue
 		}
@@ -172,9 +175,9 @@ func (rc *remoteCommand) run(conn httpstream.Connection) (int, error) {
 	// writes the status last; waiting for both keeps the output whole.
 	wg.Wait()
 	err = <-statusc
-	var ec *exitCodeError
+	var ec *ExitCodeError
 	if errors.As(err, &ec) {
-		return ec.code, nil
+		return ec.Code, nil
 	}
 	return 0, err
 }
@@ -193,7 +196,7 @@ type streamStatus struct {
 }
 
 // decodeStatus turns the error stream's content into nil (success), an
-// exitCodeError, or the server's message as an error.
+// ExitCodeError, or the server's message as an error.
 func decodeStatus(msg []byte) error {
 	if len(msg) == 0 {
 		return nil
@@ -212,18 +215,18 @@ func decodeStatus(msg []byte) error {
 				if err != nil {
 					return fmt.Errorf("streaming server: exit code %q: %w", c.Message, err)
 				}
-				return &exitCodeError{code: code}
+				return &ExitCodeError{Code: code}
 			}
 		}
 	}
 	return fmt.Errorf("streaming server: %s", st.Message)
 }
 
-// forwardConn carries one local connection to port of the pod over conn,
+// ForwardConn carries one local connection to port of the pod over conn,
 // as a data stream and an error stream sharing a request id. It returns
 // when both directions are done; a message on the error stream (the
 // runtime could not reach the port) is returned as an error.
-func forwardConn(conn httpstream.Connection, requestID int, port uint16, local io.ReadWriteCloser) error {
+func ForwardConn(conn httpstream.Connection, requestID int, port uint16, local io.ReadWriteCloser) error {
 	defer local.Close()
 	h := http.Header{}
 	h.Set(hdrStreamType, "error")

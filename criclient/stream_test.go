@@ -1,4 +1,4 @@
-package main
+package criclient
 
 import (
 	"bytes"
@@ -88,22 +88,22 @@ func execURL(t *testing.T, srv crstreaming.Server, req *runtimeapi.ExecRequest) 
 	return resp.Url
 }
 
-func runSession(t *testing.T, url string, rc *remoteCommand) (int, error) {
+func runSession(t *testing.T, url string, rc *RemoteCommand) (int, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := dialStream(ctx, url, remoteCommandV4)
+	conn, err := DialStream(ctx, url, RemoteCommandV4)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
-	return rc.run(conn)
+	return rc.Run(conn)
 }
 
 func TestRemoteCommandStdinStdoutStderr(t *testing.T) {
 	srv := startStreamingServer(t)
 	var out, errOut bytes.Buffer
 	code, err := runSession(t, execURL(t, srv, &runtimeapi.ExecRequest{Cmd: []string{"upper"}, Stdin: true, Stdout: true, Stderr: true}),
-		&remoteCommand{stdin: strings.NewReader("hello\n"), stdout: &out, stderr: &errOut})
+		&RemoteCommand{Stdin: strings.NewReader("hello\n"), Stdout: &out, Stderr: &errOut})
 	if err != nil || code != 0 {
 		t.Fatalf("session: code %d, %v", code, err)
 	}
@@ -115,11 +115,11 @@ func TestRemoteCommandStdinStdoutStderr(t *testing.T) {
 func TestRemoteCommandExitCodeAndError(t *testing.T) {
 	srv := startStreamingServer(t)
 	var out bytes.Buffer
-	code, err := runSession(t, execURL(t, srv, &runtimeapi.ExecRequest{Cmd: []string{"exit"}, Stdout: true}), &remoteCommand{stdout: &out})
+	code, err := runSession(t, execURL(t, srv, &runtimeapi.ExecRequest{Cmd: []string{"exit"}, Stdout: true}), &RemoteCommand{Stdout: &out})
 	if err != nil || code != 7 || out.String() != "bye\n" {
 		t.Errorf("exit 7: code %d, err %v, stdout %q", code, err, out.String())
 	}
-	_, err = runSession(t, execURL(t, srv, &runtimeapi.ExecRequest{Cmd: []string{"fail"}, Stdout: true}), &remoteCommand{stdout: io.Discard})
+	_, err = runSession(t, execURL(t, srv, &runtimeapi.ExecRequest{Cmd: []string{"fail"}, Stdout: true}), &RemoteCommand{Stdout: io.Discard})
 	if err == nil || !strings.Contains(err.Error(), "runtime broke") {
 		t.Errorf("runtime error: got %v, want the server's message", err)
 	}
@@ -127,11 +127,11 @@ func TestRemoteCommandExitCodeAndError(t *testing.T) {
 
 func TestRemoteCommandTTYResize(t *testing.T) {
 	srv := startStreamingServer(t)
-	sizes := make(chan termSize, 1)
-	sizes <- termSize{Width: 101, Height: 31}
+	sizes := make(chan TermSize, 1)
+	sizes <- TermSize{Width: 101, Height: 31}
 	var out bytes.Buffer
 	code, err := runSession(t, execURL(t, srv, &runtimeapi.ExecRequest{Cmd: []string{"size"}, Stdout: true, Tty: true}),
-		&remoteCommand{stdout: &out, tty: true, resize: sizes})
+		&RemoteCommand{Stdout: &out, TTY: true, Resize: sizes})
 	if err != nil || code != 0 || out.String() != "101x31\n" {
 		t.Errorf("tty session: code %d, err %v, stdout %q; want 101x31", code, err, out.String())
 	}
@@ -145,7 +145,7 @@ func TestForwardConn(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := dialStream(ctx, resp.Url, portForwardV1)
+	conn, err := DialStream(ctx, resp.Url, PortForwardV1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestForwardConn(t *testing.T) {
 	for i, port := range []uint16{8080, 8081} {
 		local, remote := tcpPair(t)
 		done := make(chan error, 1)
-		go func() { done <- forwardConn(conn, i, port, remote) }()
+		go func() { done <- ForwardConn(conn, i, port, remote) }()
 		if _, err := local.Write([]byte("ping")); err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +175,7 @@ func TestForwardConn(t *testing.T) {
 	// A port the runtime cannot reach: its message comes back.
 	local, remote := tcpPair(t)
 	go func() { _, _ = io.Copy(io.Discard, local) }()
-	if err := forwardConn(conn, 9, 9, remote); err == nil || !strings.Contains(err.Error(), "nothing listens on port 9") {
+	if err := ForwardConn(conn, 9, 9, remote); err == nil || !strings.Contains(err.Error(), "nothing listens on port 9") {
 		t.Errorf("unreachable port: got %v", err)
 	}
 }
