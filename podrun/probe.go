@@ -1,9 +1,9 @@
-package main
+package podrun
 
 // Liveness probes of a foreground `husk pod run`, run as kubelet runs them:
 // from the node, exec through the CRI, httpGet and tcpSocket against the
 // pod's IP. After FailureThreshold failures in a row the container is
-// stopped with the pod's grace period, and the supervisor's restart policy
+// stopped with the pod's grace period, and the Supervisor's restart policy
 // takes it from there.
 
 import (
@@ -22,12 +22,12 @@ import (
 
 // probeLiveness runs st's liveness probe when it is due, on the running
 // attempt cs, in a pod whose IP is podIP (empty for a host-network pod).
-func (s *supervisor) probeLiveness(ctx context.Context, st *supervised, cs *runtimeapi.ContainerStatus, podIP string) {
+func (s *Supervisor) probeLiveness(ctx context.Context, st *supervised, cs *runtimeapi.ContainerStatus, podIP string) {
 	lp := st.c.Liveness
 	if lp == nil || st.killing || cs.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		return
 	}
-	now := time.Now()
+	now := s.now()
 	if now.Before(time.Unix(0, cs.StartedAt).Add(lp.InitialDelay)) || now.Before(st.nextProbe) {
 		return
 	}
@@ -38,26 +38,26 @@ func (s *supervisor) probeLiveness(ctx context.Context, st *supervised, cs *runt
 		return
 	}
 	st.probeFails++
-	fmt.Fprintf(s.stderr, "liveness probe of %s in pod %s failed (%d of %d): %v\n", st.c.Name, s.p, st.probeFails, lp.FailureThreshold, err)
+	fmt.Fprintf(s.r.Stderr, "liveness probe of %s in pod %s failed (%d of %d): %v\n", st.c.Name, s.p, st.probeFails, lp.FailureThreshold, err)
 	if st.probeFails < lp.FailureThreshold {
 		return
 	}
-	// Stopping waits out the grace period: not on the supervisor's loop.
+	// Stopping waits out the grace period: not on the Supervisor's loop.
 	st.killing = true
-	fmt.Fprintf(s.stderr, "container %s of pod %s failed its liveness probe; stopping it\n", st.c.Name, s.p)
-	id, grace := st.id, s.p.plan.GracePeriod
+	fmt.Fprintf(s.r.Stderr, "container %s of pod %s failed its liveness probe; stopping it\n", st.c.Name, s.p)
+	id, grace := st.id, s.p.Plan.GracePeriod
 	go func() {
-		cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+s.r.c.Timeout)
+		cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+s.r.Timeout)
 		defer cancel()
-		if _, err := s.r.c.Runtime.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: grace}); err != nil && !criclient.IsNotFound(err) {
-			fmt.Fprintf(s.stderr, "husk: %v\n", criclient.Wrap(err, "stop %s after its liveness probe failed", criclient.ShortID(id)))
+		if _, err := s.r.Runtime.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: grace}); err != nil && !criclient.IsNotFound(err) {
+			fmt.Fprintf(s.r.Stderr, "husk: %v\n", criclient.Wrap(err, "stop %s after its liveness probe failed", criclient.ShortID(id)))
 		}
 	}()
 }
 
 // runProbe runs one probe; nil is success.
-func (s *supervisor) runProbe(ctx context.Context, id string, lp *kubepod.Probe, podIP string) error {
-	ctx, cancel := context.WithTimeout(ctx, lp.Timeout+s.r.c.Timeout)
+func (s *Supervisor) runProbe(ctx context.Context, id string, lp *kubepod.Probe, podIP string) error {
+	ctx, cancel := context.WithTimeout(ctx, lp.Timeout+s.r.Timeout)
 	defer cancel()
 	host := podIP
 	if host == "" {
@@ -66,7 +66,7 @@ func (s *supervisor) runProbe(ctx context.Context, id string, lp *kubepod.Probe,
 	switch {
 	case lp.Exec != nil:
 		// The runtime kills the command after the probe's timeout.
-		resp, err := s.r.c.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: lp.Exec, Timeout: int64(lp.Timeout.Seconds())})
+		resp, err := s.r.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: lp.Exec, Timeout: int64(lp.Timeout.Seconds())})
 		if err != nil {
 			return criclient.Wrap(err, "exec %q", lp.Exec)
 		}

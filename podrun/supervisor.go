@@ -1,4 +1,4 @@
-package main
+package podrun
 
 // The small supervisor of a foreground `husk pod run`: it restarts app
 // containers as the pod's restartPolicy says, with kubelet's back-off, and
@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -28,7 +27,9 @@ const (
 	pollInterval   = time.Second
 )
 
-var errPodGone = errors.New("pod was stopped or removed outside husk pod run")
+// ErrPodGone ends the supervision of a pod stopped or removed by
+// someone else.
+var ErrPodGone = errors.New("pod was stopped or removed outside husk pod run")
 
 type supervised struct {
 	c         kubepod.Container
@@ -46,50 +47,57 @@ type supervised struct {
 	killing    bool
 }
 
-type supervisor struct {
-	r              *podRunner
-	p              *runningPod
-	stdout, stderr io.Writer
-	logPrefix      string // before the container name in log lines
-	followers      sync.WaitGroup
+// Supervisor watches one pod the runner started in the foreground.
+type Supervisor struct {
+	r         *Runner
+	p         *Pod
+	logPrefix string // before the container name in log lines
+	followers sync.WaitGroup
+	now       func() time.Time // the clock; tests step their own
 }
 
-// podResult is how a supervised pod ended.
-type podResult struct {
-	failed []string // "name: exit code N (reason)" of containers that failed
+// NewSupervisor supervises p; logPrefix goes before the container name in
+// its log lines (a manifest of several pods names the pod).
+func (r *Runner) NewSupervisor(p *Pod, logPrefix string) *Supervisor {
+	return &Supervisor{r: r, p: p, logPrefix: logPrefix, now: time.Now}
 }
 
-func (s *supervisor) follow(ctx context.Context, name, id string) {
+// Result is how a supervised pod ended.
+type Result struct {
+	Failed []string // "name: exit code N (reason)" of containers that failed
+}
+
+func (s *Supervisor) follow(ctx context.Context, name, id string) {
 	s.followers.Add(1)
 	go func() {
 		defer s.followers.Done()
-		st, err := s.r.c.ContainerStatus(ctx, id)
+		st, err := s.r.containerStatus(ctx, id)
 		if err != nil || st.LogPath == "" {
 			return
 		}
 		exited := func() bool {
-			st, err := s.r.c.ContainerStatus(ctx, id)
+			st, err := s.r.containerStatus(ctx, id)
 			return err != nil || st.State == runtimeapi.ContainerState_CONTAINER_EXITED
 		}
 		opts := crilog.Options{Follow: true, Tail: -1, Prefix: "[" + s.logPrefix + name + "] "}
-		if err := crilog.Stream(ctx, st.LogPath, opts, s.stdout, s.stderr, exited); err != nil {
-			fmt.Fprintf(s.stderr, "husk: log of %s: %v\n", name, err)
+		if err := crilog.Stream(ctx, st.LogPath, opts, s.r.Stdout, s.r.Stderr, exited); err != nil {
+			fmt.Fprintf(s.r.Stderr, "husk: log of %s: %v\n", name, err)
 		}
 	}()
 }
 
-// run supervises until every regular app container is done for good (its
+// Run supervises until every regular app container is done for good (its
 // restartPolicy says no more restarts), the pod is stopped elsewhere, or
 // ctx ends.
-func (s *supervisor) run(ctx context.Context) (*podResult, error) {
+func (s *Supervisor) Run(ctx context.Context) (*Result, error) {
 	ids := s.p.ids
 	var states []*supervised
-	for _, c := range s.p.plan.InitContainers {
+	for _, c := range s.p.Plan.InitContainers {
 		if c.Sidecar {
 			states = append(states, &supervised{c: c, id: ids[c.Name], backoff: backoffInitial})
 		}
 	}
-	for _, c := range s.p.plan.Containers {
+	for _, c := range s.p.Plan.Containers {
 		states = append(states, &supervised{c: c, id: ids[c.Name], backoff: backoffInitial})
 	}
 	for _, st := range states {
@@ -100,10 +108,10 @@ func (s *supervisor) run(ctx context.Context) (*podResult, error) {
 		done, err := s.step(ctx, states)
 		if err != nil || done {
 			if err == nil {
-				res := &podResult{}
+				res := &Result{}
 				for _, st := range states {
 					if !st.c.Sidecar && st.exitCode != 0 {
-						res.failed = append(res.failed, fmt.Sprintf("%s: exit code %d (%s)", st.c.Name, st.exitCode, st.reason))
+						res.Failed = append(res.Failed, fmt.Sprintf("%s: exit code %d (%s)", st.c.Name, st.exitCode, st.reason))
 					}
 				}
 				return res, nil
@@ -118,12 +126,12 @@ func (s *supervisor) run(ctx context.Context) (*podResult, error) {
 	}
 }
 
-func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, error) {
-	cctx, cancel := s.r.c.Ctx(ctx)
-	ps, err := s.r.c.Runtime.PodSandboxStatus(cctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: s.p.id})
+func (s *Supervisor) step(ctx context.Context, states []*supervised) (bool, error) {
+	cctx, cancel := s.r.ctx(ctx)
+	ps, err := s.r.Runtime.PodSandboxStatus(cctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: s.p.ID})
 	cancel()
 	if criclient.IsNotFound(err) || (err == nil && ps.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_READY) {
-		return false, errPodGone
+		return false, ErrPodGone
 	}
 	if err != nil {
 		return false, criclient.Wrap(err, "status of pod %s", s.p)
@@ -136,9 +144,9 @@ func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 		if !st.c.Sidecar {
 			allDone = false
 		}
-		cs, err := s.r.c.ContainerStatus(ctx, st.id)
+		cs, err := s.r.containerStatus(ctx, st.id)
 		if criclient.IsNotFound(err) {
-			return false, errPodGone
+			return false, ErrPodGone
 		}
 		if err != nil {
 			return false, err
@@ -148,7 +156,7 @@ func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 			continue
 		}
 		restart := st.c.Sidecar
-		switch s.p.plan.RestartPolicy {
+		switch s.p.Plan.RestartPolicy {
 		case corev1.RestartPolicyAlways:
 			restart = true
 		case corev1.RestartPolicyOnFailure:
@@ -156,7 +164,7 @@ func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 		}
 		if !restart {
 			st.done, st.exitCode, st.reason = true, cs.ExitCode, cs.Reason
-			fmt.Fprintf(s.stderr, "container %s of pod %s exited with code %d (%s)\n", st.c.Name, s.p, cs.ExitCode, cs.Reason)
+			fmt.Fprintf(s.r.Stderr, "container %s of pod %s exited with code %d (%s)\n", st.c.Name, s.p, cs.ExitCode, cs.Reason)
 			continue
 		}
 		if st.nextStart.IsZero() {
@@ -165,21 +173,21 @@ func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 				st.backoff = backoffInitial
 			}
 			st.nextStart = time.Unix(0, cs.FinishedAt).Add(st.backoff)
-			fmt.Fprintf(s.stderr, "container %s of pod %s exited with code %d (%s); restarting in %s\n",
-				st.c.Name, s.p, cs.ExitCode, cs.Reason, time.Until(st.nextStart).Round(time.Second))
+			fmt.Fprintf(s.r.Stderr, "container %s of pod %s exited with code %d (%s); restarting in %s\n",
+				st.c.Name, s.p, cs.ExitCode, cs.Reason, st.nextStart.Sub(s.now()).Round(time.Second))
 		}
-		if time.Now().Before(st.nextStart) {
+		if s.now().Before(st.nextStart) {
 			continue
 		}
 		id, err := s.r.createStart(ctx, s.p, st.c, st.attempt+1)
 		if err != nil {
 			// A failed restart is retried after the next back-off, as
 			// kubelet would.
-			fmt.Fprintf(s.stderr, "husk: restart %s of pod %s: %v\n", st.c.Name, s.p, err)
+			fmt.Fprintf(s.r.Stderr, "husk: restart %s of pod %s: %v\n", st.c.Name, s.p, err)
 			if id != "" {
 				s.removeContainer(ctx, id)
 			}
-			st.nextStart = time.Now().Add(st.backoff)
+			st.nextStart = s.now().Add(st.backoff)
 			st.backoff = min(2*st.backoff, backoffMax)
 			continue
 		}
@@ -196,10 +204,10 @@ func (s *supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 	return allDone, nil
 }
 
-func (s *supervisor) removeContainer(ctx context.Context, id string) {
-	cctx, cancel := s.r.c.Ctx(ctx)
+func (s *Supervisor) removeContainer(ctx context.Context, id string) {
+	cctx, cancel := s.r.ctx(ctx)
 	defer cancel()
-	if _, err := s.r.c.Runtime.RemoveContainer(cctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil && !criclient.IsNotFound(err) {
-		fmt.Fprintf(s.stderr, "husk: %v\n", criclient.Wrap(err, "remove old container %s", criclient.ShortID(id)))
+	if _, err := s.r.Runtime.RemoveContainer(cctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil && !criclient.IsNotFound(err) {
+		fmt.Fprintf(s.r.Stderr, "husk: %v\n", criclient.Wrap(err, "remove old container %s", criclient.ShortID(id)))
 	}
 }

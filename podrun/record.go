@@ -1,0 +1,80 @@
+package podrun
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// podRecord is what husk pod run keeps about a pod it started, at
+// <state dir>/pods/<uid>/pod.json: enough for `husk pod rm` to remove the
+// directories it made, which the runtime knows nothing of.
+type podRecord struct {
+	UID          string    `json:"uid"`
+	Name         string    `json:"name"`
+	Namespace    string    `json:"namespace"`
+	SandboxID    string    `json:"sandboxId,omitempty"`
+	LogDirectory string    `json:"logDirectory"`
+	Source       string    `json:"source,omitempty"`
+	Created      time.Time `json:"created"`
+}
+
+func (r *Runner) writeRecord(rec podRecord) error {
+	dir := r.podDir(rec.UID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create state dir of pod %s/%s: %w", rec.Namespace, rec.Name, err)
+	}
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".pod.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write record of pod %s/%s: %w", rec.Namespace, rec.Name, err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, "pod.json"))
+}
+
+func (r *Runner) readRecord(uid string) (*podRecord, error) {
+	b, err := os.ReadFile(filepath.Join(r.podDir(uid), "pod.json"))
+	if err != nil {
+		return nil, err
+	}
+	var rec podRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("record of pod %s: %w", uid, err)
+	}
+	return &rec, nil
+}
+
+// RemoveFiles removes what husk pod run made for a pod outside the
+// runtime: its state dir (emptyDir volumes included) and its log dir.
+func (r *Runner) RemoveFiles(uid string) error {
+	if uid == "" || strings.ContainsAny(uid, "/") || uid == "." || uid == ".." {
+		return nil
+	}
+	rec, err := r.readRecord(uid)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // not a pod of husk pod run (or of another --state-dir)
+	}
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	} else if rec.LogDirectory != "" && filepath.Base(rec.LogDirectory) == rec.Namespace+"_"+rec.Name+"_"+rec.UID {
+		if err := os.RemoveAll(rec.LogDirectory); err != nil {
+			errs = append(errs, fmt.Errorf("remove log dir of pod %s/%s: %w", rec.Namespace, rec.Name, err))
+		}
+	}
+	// Memory emptyDirs are tmpfs mounts in there: unmounted first, or the
+	// removal would fail on them and leave them mounted.
+	if err := unmountUnder(r.podDir(uid)); err != nil {
+		errs = append(errs, fmt.Errorf("remove state dir of pod %s: %w", uid, err))
+	} else if err := os.RemoveAll(r.podDir(uid)); err != nil {
+		errs = append(errs, fmt.Errorf("remove state dir of pod %s: %w", uid, err))
+	}
+	return errors.Join(errs...)
+}
