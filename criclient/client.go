@@ -74,7 +74,9 @@ func (e *Error) Error() string {
 	if !ok {
 		return e.Op + ": " + e.Err.Error()
 	}
-	return fmt.Sprintf("%s: %s: %s", e.Op, st.Code(), st.Message())
+	// Line breaks folded: a pull tried on several registry hosts reports
+	// one line per host.
+	return fmt.Sprintf("%s: %s: %s", e.Op, st.Code(), strings.Join(strings.Fields(st.Message()), " "))
 }
 
 func (e *Error) Unwrap() error { return e.Err }

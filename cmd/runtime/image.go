@@ -16,10 +16,9 @@ import (
 	"time"
 
 	huskapi "github.com/husk-runtime/husk/api/v1"
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // archiveTimeout bounds import and export when --timeout is 0: archives
@@ -80,7 +79,7 @@ archive is imported or none is.`,
 			client := huskapi.NewImagesClient(c.Conn)
 			resp, err := sendArchive(ctx, client, in)
 			if err != nil {
-				return imageRPCError("import "+file, err)
+				return criclient.Wrap(err, "import %s", file)
 			}
 			out := cmd.OutOrStdout()
 			for _, img := range resp.GetImages() {
@@ -159,15 +158,15 @@ pulled before husk kept them) cannot be exported: FailedPrecondition.`,
 			client := huskapi.NewImagesClient(c.Conn)
 			stream, err := client.Export(ctx, &huskapi.ExportRequest{Ref: ref, Format: f})
 			if err != nil {
-				return imageRPCError("export "+ref, err)
+				return criclient.Wrap(err, "export %s", ref)
 			}
 			if file == "-" {
 				_, err := receiveArchive(stream, cmd.OutOrStdout())
-				return imageRPCError("export "+ref, err)
+				return criclient.Wrap(err, "export %s", ref)
 			}
 			n, err := receiveToFile(stream, file)
 			if err != nil {
-				return imageRPCError("export "+ref, err)
+				return criclient.Wrap(err, "export %s", ref)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "exported %s to %s (%s, %d bytes)\n", ref, file, format, n)
 			return nil
@@ -238,22 +237,4 @@ func receiveArchive(stream grpc.ServerStreamingClient[huskapi.ExportChunk], w io
 			return n, err
 		}
 	}
-}
-
-// imageRPCError puts a failed call on one line: what failed, the gRPC
-// code, the daemon's message with its line breaks folded (a pull tried on
-// several registry hosts reports one line per host).
-func imageRPCError(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	msg := strings.Join(strings.Fields(st.Message()), " ")
-	if st.Code() == codes.Unavailable {
-		msg += " (is the runtime running at " + clientFlags.endpoint + "? see --endpoint)"
-	}
-	return fmt.Errorf("%s: %s: %s", op, st.Code(), msg)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/husk-runtime/husk/criclient"
+	"github.com/husk-runtime/husk/pullprogress"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -46,7 +47,7 @@ list to the images that name matches.`,
 			}
 			resp, err := c.Images.ListImages(ctx, req)
 			if err != nil {
-				return imageRPCError("list images", err)
+				return criclient.Wrap(err, "list images")
 			}
 			imgs := resp.GetImages()
 			sort.SliceStable(imgs, func(i, j int) bool { return imageSortKey(imgs[i]) < imageSortKey(imgs[j]) })
@@ -73,9 +74,9 @@ list to the images that name matches.`,
 						pinned = "true"
 					}
 					if digests {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", row.repo, row.tag, row.digest, shortImageID(im.GetId()), humanSize(int64(im.GetSize())), pinned)
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", row.repo, row.tag, row.digest, shortImageID(im.GetId()), pullprogress.HumanSize(int64(im.GetSize())), pinned)
 					} else {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", row.repo, row.tag, shortImageID(im.GetId()), humanSize(int64(im.GetSize())), pinned)
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", row.repo, row.tag, shortImageID(im.GetId()), pullprogress.HumanSize(int64(im.GetSize())), pinned)
 					}
 				}
 			}
@@ -96,7 +97,7 @@ func imageRows(im *runtimeapi.Image) []imageRow {
 	digestOf := map[string]string{}
 	for _, rd := range im.GetRepoDigests() {
 		if name, d, ok := strings.Cut(rd, "@"); ok {
-			digestOf[name] = shortDigest(d)
+			digestOf[name] = pullprogress.ShortDigest(d)
 		}
 	}
 	var rows []imageRow
@@ -113,7 +114,7 @@ func imageRows(im *runtimeapi.Image) []imageRow {
 	if len(rows) == 0 {
 		for _, rd := range im.GetRepoDigests() {
 			name, d, _ := strings.Cut(rd, "@")
-			rows = append(rows, imageRow{repo: name, tag: "<none>", digest: shortDigest(d)})
+			rows = append(rows, imageRow{repo: name, tag: "<none>", digest: pullprogress.ShortDigest(d)})
 		}
 	}
 	if len(rows) == 0 {
@@ -186,13 +187,13 @@ func removeImage(cmd *cobra.Command, c *criclient.Client, ref string) error {
 	spec := &runtimeapi.ImageSpec{Image: ref}
 	st, err := c.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec})
 	if err != nil {
-		return imageRPCError("image status "+ref, err)
+		return criclient.Wrap(err, "image status %s", ref)
 	}
 	if st.GetImage() == nil {
 		return fmt.Errorf("remove image %s: %w", ref, criclient.ErrNotFound)
 	}
 	if _, err := c.Images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: spec}); err != nil {
-		return imageRPCError("remove image "+ref, err)
+		return criclient.Wrap(err, "remove image %s", ref)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "Deleted: %s\n", ref)
 	return nil

@@ -6,14 +6,7 @@ import (
 	"testing"
 
 	"github.com/husk-runtime/husk/cristats"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
-
-func cpuAt(ts int64, ns uint64) *runtimeapi.CpuUsage {
-	return &runtimeapi.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: u64v(ns)}
-}
-
-func u64v(v uint64) *runtimeapi.UInt64Value { return &runtimeapi.UInt64Value{Value: v} }
 
 func TestRenderStatsContainers(t *testing.T) {
 	pct, layer := 12.345, uint64(8192)

@@ -1,4 +1,4 @@
-package main
+package pullprogress
 
 import (
 	"regexp"
@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	huskapi "github.com/husk-runtime/husk/api/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func TestProgressBar(t *testing.T) {
@@ -30,8 +29,8 @@ func TestProgressBar(t *testing.T) {
 
 func TestHumanSize(t *testing.T) {
 	for n, want := range map[int64]string{0: "0B", 999: "999B", 1000: "1kB", 12_345_678: "12.35MB", 4_194_304: "4.194MB", 3_000_000_000: "3GB"} {
-		if got := humanSize(n); got != want {
-			t.Errorf("humanSize(%d) = %q, want %q", n, got, want)
+		if got := HumanSize(n); got != want {
+			t.Errorf("HumanSize(%d) = %q, want %q", n, got, want)
 		}
 	}
 }
@@ -135,22 +134,5 @@ bbbbbbbbbbbb: Pull complete
 		if l.GetDownloadedBytes() != l.GetTotalBytes() {
 			t.Errorf("completed layer %s at %d of %d bytes", l.GetDigest(), l.GetDownloadedBytes(), l.GetTotalBytes())
 		}
-	}
-}
-
-func TestImageRows(t *testing.T) {
-	im := &runtimeapi.Image{
-		Id:          "sha256:" + strings.Repeat("f", 64),
-		RepoTags:    []string{"docker.io/library/busybox:1.36", "127.0.0.1:5000/test/busybox:1"},
-		RepoDigests: []string{"docker.io/library/busybox@" + dgst},
-	}
-	got := imageRows(im)
-	want := []imageRow{{"docker.io/library/busybox", "1.36", "9ad63333ebc9"}, {"127.0.0.1:5000/test/busybox", "1", "<none>"}}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
-		t.Errorf("imageRows = %v, want %v", got, want)
-	}
-	im.RepoTags = nil
-	if got := imageRows(im); len(got) != 1 || got[0] != (imageRow{"docker.io/library/busybox", "<none>", "9ad63333ebc9"}) {
-		t.Errorf("untagged imageRows = %v", got)
 	}
 }
