@@ -100,90 +100,6 @@ func rawInfo(info map[string]string) map[string]json.RawMessage {
 	return out
 }
 
-// cniSummary is the CNI part of the verbose info, from husk's "cni" key or
-// containerd's "cniconfig".
-type cniSummary struct {
-	confDir  string
-	binDirs  []string
-	networks []string // one line each
-	reason   string   // why there is no network
-}
-
-// huskCNI is husk's "cni" info (network.Info).
-type huskCNI struct {
-	ConfDir string   `json:"confDir"`
-	BinDirs []string `json:"binDirs"`
-	Network *struct {
-		Name       string   `json:"name"`
-		CNIVersion string   `json:"cniVersion"`
-		File       string   `json:"file"`
-		Plugins    []string `json:"plugins"`
-	} `json:"network"`
-	Reason string `json:"reason"`
-}
-
-// containerdCNI is containerd's "cniconfig" info (go-cni's ConfigResult).
-type containerdCNI struct {
-	PluginDirs    []string `json:"PluginDirs"`
-	PluginConfDir string   `json:"PluginConfDir"`
-	Networks      []struct {
-		Config struct {
-			Name       string `json:"Name"`
-			CNIVersion string `json:"CNIVersion"`
-			Plugins    []struct {
-				Network struct {
-					Type string `json:"type"`
-				} `json:"Network"`
-			} `json:"Plugins"`
-		} `json:"Config"`
-		IFName string `json:"IFName"`
-	} `json:"Networks"`
-}
-
-func networkLine(name, version, file string, plugins []string) string {
-	s := fmt.Sprintf("%s (cniVersion %s)", name, version)
-	if file != "" {
-		s += " from " + file
-	}
-	return s + ": " + strings.Join(plugins, ", ")
-}
-
-func parseCNIInfo(info map[string]string) (cniSummary, bool) {
-	if v, ok := info["cni"]; ok {
-		var h huskCNI
-		if json.Unmarshal([]byte(v), &h) == nil {
-			s := cniSummary{confDir: h.ConfDir, binDirs: h.BinDirs, reason: h.Reason}
-			if n := h.Network; n != nil {
-				s.networks = append(s.networks, networkLine(n.Name, n.CNIVersion, n.File, n.Plugins))
-			}
-			return s, true
-		}
-	}
-	if v, ok := info["cniconfig"]; ok {
-		var c containerdCNI
-		if json.Unmarshal([]byte(v), &c) == nil {
-			s := cniSummary{confDir: c.PluginConfDir, binDirs: c.PluginDirs}
-			for _, n := range c.Networks {
-				var plugins []string
-				for _, p := range n.Config.Plugins {
-					plugins = append(plugins, p.Network.Type)
-				}
-				// Source is the config's text, not its file: not shown.
-				line := networkLine(n.Config.Name, n.Config.CNIVersion, "", plugins)
-				if n.IFName != "" {
-					line = n.IFName + ": " + line
-				}
-				s.networks = append(s.networks, line)
-			}
-			if len(s.networks) == 0 {
-				s.reason = info["lastCNILoadStatus"]
-			}
-			return s, true
-		}
-	}
-	return cniSummary{}, false
-}
-
 func yesNo(b bool) string {
 	if b {
 		return "yes"
@@ -224,16 +140,16 @@ func renderInfo(w io.Writer, ver *runtimeapi.VersionResponse, st *runtimeapi.Sta
 	}
 	info := st.GetInfo()
 	shown := map[string]bool{}
-	if cni, ok := parseCNIInfo(info); ok {
+	if cni, ok := criclient.ParseCNIInfo(info); ok {
 		shown["cni"], shown["cniconfig"] = true, true
 		fmt.Fprintln(tw, "CNI:")
-		fmt.Fprintf(tw, "  conf dir\t%s\n", cni.confDir)
-		fmt.Fprintf(tw, "  plugin dirs\t%s\n", strings.Join(cni.binDirs, ", "))
-		for _, n := range cni.networks {
+		fmt.Fprintf(tw, "  conf dir\t%s\n", cni.ConfDir)
+		fmt.Fprintf(tw, "  plugin dirs\t%s\n", strings.Join(cni.BinDirs, ", "))
+		for _, n := range cni.Networks {
 			fmt.Fprintf(tw, "  network\t%s\n", n)
 		}
-		if len(cni.networks) == 0 {
-			fmt.Fprintf(tw, "  network\tnone: %s\n", cni.reason)
+		if len(cni.Networks) == 0 {
+			fmt.Fprintf(tw, "  network\tnone: %s\n", cni.Reason)
 		}
 	}
 	if err := tw.Flush(); err != nil {
