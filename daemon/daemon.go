@@ -17,6 +17,7 @@ import (
 	"github.com/husk-runtime/husk/cri"
 	"github.com/husk-runtime/husk/hostcgroup"
 	"github.com/husk-runtime/husk/image"
+	"github.com/husk-runtime/husk/layout"
 	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/pause"
 	"github.com/husk-runtime/husk/sandbox"
@@ -65,10 +66,11 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 			return fmt.Errorf("register built-in pause image %s: %w", sandboxImage, err)
 		}
 	}
+	paths := layout.Layout{Root: cfg.Root, State: cfg.State}
 	netMgr, err := network.New(network.Config{
 		ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs,
-		CacheDir: filepath.Join(cfg.Root, "cni", "cache"), IPAMDataDir: filepath.Join(cfg.Root, "cni", "networks"),
-		NetnsDir: filepath.Join(cfg.State, "netns"), DefaultNetwork: cfg.CNI.DefaultNetwork,
+		CacheDir: paths.CNICacheDir(), IPAMDataDir: paths.IPAMDir(),
+		NetnsDir: paths.NetnsDir(), DefaultNetwork: cfg.CNI.DefaultNetwork,
 		BridgeName: cfg.CNI.Bridge, Subnet: cfg.CNI.Subnet, Logger: log,
 	})
 	if err != nil {

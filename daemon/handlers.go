@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/config"
+	"github.com/husk-runtime/husk/layout"
 	"github.com/husk-runtime/husk/sandbox"
 	"github.com/husk-runtime/husk/shim"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -24,7 +25,7 @@ import (
 // whose binary is not installed is left out with a warning: the defaults
 // name crun and runc, which a node may lack.
 func handlers(cfg config.Config, ociPath string, log *slog.Logger) map[string]sandbox.Handler {
-	huskOCI := shim.Runtime{Path: ociPath, Root: filepath.Join(cfg.State, "oci")}
+	huskOCI := shim.Runtime{Path: ociPath, Root: layout.Layout{Root: cfg.Root, State: cfg.State}.OCIDir()}
 	out := map[string]sandbox.Handler{"": {Runtime: huskOCI, RecursiveReadOnly: true, Userns: true}}
 	for name, r := range cfg.Runtimes {
 		switch r.Type {

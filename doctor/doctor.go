@@ -13,11 +13,12 @@ package doctor
 
 import (
 	"context"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/husk-runtime/husk/layout"
 )
 
 // Status is the outcome of one check.
@@ -90,14 +91,15 @@ type Config struct {
 	AuthFile           string
 }
 
-// The layout of DESIGN.md, "Where state lives", as the daemon builds it
-// (daemon.Run, sandbox.Manager, network.Config).
-func (c Config) podsDir() string     { return filepath.Join(c.Root, "pods") }
-func (c Config) netnsDir() string    { return filepath.Join(c.State, "netns") }
-func (c Config) shimSockDir() string { return filepath.Join(c.State, "s") }
-func (c Config) ociDir() string      { return filepath.Join(c.State, "oci") }
-func (c Config) ipamDir() string     { return filepath.Join(c.Root, "cni", "networks") }
-func (c Config) cniCacheDir() string { return filepath.Join(c.Root, "cni", "cache") }
+// The layout the daemon builds (package layout), which doctor reads
+// without a daemon.
+func (c Config) paths() layout.Layout { return layout.Layout{Root: c.Root, State: c.State} }
+func (c Config) podsDir() string      { return c.paths().PodsDir() }
+func (c Config) netnsDir() string     { return c.paths().NetnsDir() }
+func (c Config) shimSockDir() string  { return c.paths().ShimSocketDir() }
+func (c Config) ociDir() string       { return c.paths().OCIDir() }
+func (c Config) ipamDir() string      { return c.paths().IPAMDir() }
+func (c Config) cniCacheDir() string  { return c.paths().CNICacheDir() }
 
 // idRe matches husk's pod and container ids (sandbox.newID): 32 random
 // bytes in hex. Only entries so named are ever taken for leftovers, so a

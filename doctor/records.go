@@ -47,7 +47,7 @@ func readRecords(cfg Config) (map[string]*record, error) {
 		if !e.IsDir() || !isID(e.Name()) {
 			continue
 		}
-		dir := filepath.Join(cfg.podsDir(), e.Name())
+		dir := cfg.paths().PodDir(e.Name())
 		r := &record{}
 		if fi, err := os.Stat(dir); err == nil {
 			r.ModTime = fi.ModTime()
@@ -63,7 +63,7 @@ func readRecords(cfg Config) (map[string]*record, error) {
 				r.Err = fmt.Errorf("parse %s: %w", filepath.Join(dir, "pod.json"), err)
 			}
 		}
-		cts, _ := os.ReadDir(filepath.Join(dir, "containers"))
+		cts, _ := os.ReadDir(cfg.paths().ContainersDir(e.Name()))
 		for _, c := range cts {
 			if c.IsDir() && isID(c.Name()) {
 				r.Containers = append(r.Containers, c.Name())

@@ -17,6 +17,7 @@ import (
 
 	"github.com/husk-runtime/husk/hostcgroup"
 	"github.com/husk-runtime/husk/image"
+	"github.com/husk-runtime/husk/layout"
 	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/shim"
 )
@@ -87,6 +88,7 @@ type Handler struct {
 // Manager runs pods and containers.
 type Manager struct {
 	cfg    Config
+	paths  layout.Layout // where every record and runtime file lives
 	images Images
 	net    Network
 	shims  Shims
@@ -117,7 +119,7 @@ func (m *Manager) UnreadableRecords() []string { return m.unreadable }
 // New opens the manager over its state, recovering what a previous daemon
 // left.
 func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.Logger) (*Manager, error) {
-	m := &Manager{cfg: cfg, images: images, net: net, shims: cfg.Shims, log: log, cg: cfg.Cgroups, cdi: &cdiDevices{dirs: cfg.CDISpecDirs},
+	m := &Manager{cfg: cfg, paths: layout.Layout{Root: cfg.Root, State: cfg.State}, images: images, net: net, shims: cfg.Shims, log: log, cg: cfg.Cgroups, cdi: &cdiDevices{dirs: cfg.CDISpecDirs},
 		pods: map[string]*Pod{}, ctrs: map[string]*Container{}, names: map[string]string{}}
 	if m.shims == nil {
 		m.shims = processShims{}
@@ -136,7 +138,7 @@ func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.
 	if _, ok := m.cfg.Handlers[""]; !ok {
 		m.cfg.Handlers[""] = Handler{Runtime: shim.Runtime{Path: cfg.OCIPath, Root: m.ociRoot()}, RecursiveReadOnly: true, Userns: true}
 	}
-	dirs := []string{filepath.Join(cfg.Root, "pods"), filepath.Join(cfg.State, "s"), m.ociRoot()}
+	dirs := []string{m.paths.PodsDir(), m.paths.ShimSocketDir(), m.ociRoot()}
 	for _, h := range m.cfg.Handlers {
 		dirs = append(dirs, h.Runtime.Root)
 	}
@@ -154,11 +156,9 @@ func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.
 	return m, nil
 }
 
-func (m *Manager) podDir(id string) string { return filepath.Join(m.cfg.Root, "pods", id) }
-func (m *Manager) ctrDir(podID, id string) string {
-	return filepath.Join(m.podDir(podID), "containers", id)
-}
-func (m *Manager) ociRoot() string { return filepath.Join(m.cfg.State, "oci") }
+func (m *Manager) podDir(id string) string        { return m.paths.PodDir(id) }
+func (m *Manager) ctrDir(podID, id string) string { return m.paths.ContainerDir(podID, id) }
+func (m *Manager) ociRoot() string                { return m.paths.OCIDir() }
 
 // handler returns the RuntimeClass handler named name, InvalidArgument
 // naming it (and the ones there are) when none is configured.
@@ -197,11 +197,7 @@ func (m *Manager) podRuntime(p *Pod) shim.Runtime {
 	return m.cfg.Handlers[""].Runtime
 }
 
-// shimSocket is short: a unix socket path must fit in 108 bytes, also under
-// a test's deep temp dir.
-func (m *Manager) shimSocket(podID string) string {
-	return filepath.Join(m.cfg.State, "s", podID[:12]+".sock")
-}
+func (m *Manager) shimSocket(podID string) string { return m.paths.ShimSocket(podID) }
 
 func (m *Manager) shim(p *Pod) Shim { return m.shims.Dial(p.ShimSocket) }
 

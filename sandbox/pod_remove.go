@@ -58,7 +58,7 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 	}
 	// What a create's rollback could not delete (see CreateContainer):
 	// every container with a record is gone by now, so any dir left is one.
-	ents, err := os.ReadDir(filepath.Join(m.podDir(p.ID), "containers"))
+	ents, err := os.ReadDir(m.paths.ContainersDir(p.ID))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove pod %s: %w", p.ID, err)
 	}

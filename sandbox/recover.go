@@ -23,7 +23,7 @@ func (m *Manager) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	podsDir := filepath.Join(m.cfg.Root, "pods")
+	podsDir := m.paths.PodsDir()
 	ents, err := os.ReadDir(podsDir)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", podsDir, err)
@@ -83,7 +83,7 @@ func (m *Manager) podsList() []*Pod {
 }
 
 func (m *Manager) loadContainers(p *Pod) {
-	dir := filepath.Join(m.podDir(p.ID), "containers")
+	dir := m.paths.ContainersDir(p.ID)
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		var c Container
@@ -174,7 +174,7 @@ func (m *Manager) checkBoot() (bool, error) {
 		return false, fmt.Errorf("read boot id: %w", err)
 	}
 	now := strings.TrimSpace(string(data))
-	path := filepath.Join(m.cfg.State, "boot_id")
+	path := m.paths.BootIDFile()
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("read %s: %w", path, err)

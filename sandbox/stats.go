@@ -239,7 +239,7 @@ func (m *Manager) containerStatsIf(c *Container, podCgroup string, keep func(Con
 		}
 		st.Cgroup = u
 	}
-	l, err := m.statsCache().layer(v.ID, filepath.Join(m.ctrDir(v.PodID, v.ID), "upper"), filepath.Join(m.cfg.Root, "pods"))
+	l, err := m.statsCache().layer(v.ID, filepath.Join(m.ctrDir(v.PodID, v.ID), "upper"), m.paths.PodsDir())
 	if err != nil {
 		errs = append(errs, fmt.Errorf("container %s: %w", v.ID, err))
 	}

@@ -232,7 +232,7 @@ type FsUsage struct {
 // layerFs reads the filesystem under the pods dir, where every writable
 // layer lives (container_fs_limit_bytes and the inode figures).
 func (m *Manager) layerFs() (*FsUsage, error) {
-	dir := filepath.Join(m.cfg.Root, "pods")
+	dir := m.paths.PodsDir()
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return nil, &fs.PathError{Op: "statfs", Path: dir, Err: err}
