@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/husk-runtime/husk/mount"
 	"github.com/husk-runtime/husk/network"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -35,7 +36,7 @@ func NewHost(cfg Config) (*Host, error) {
 	return &Host{
 		Proc: "/proc", Sys: "/sys", MountInfo: "/proc/self/mountinfo",
 		Links:   netlinkLinks{},
-		Unmount: func(p string) error { return unix.Unmount(p, unix.MNT_DETACH) },
+		Unmount: mount.Unmount,
 		Kill:    func(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) },
 		Teardown: func(ctx context.Context, podID, netns string) error {
 			return net.Teardown(ctx, network.PodNetwork{PodID: podID, NetnsPath: netns})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/husk-runtime/husk/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,7 +46,7 @@ func (s *Store) idmapLowers(lowers []string, userns string) (_ []string, cleanup
 		for _, p := range attached {
 			// MNT_DETACH: overlayfs holds its own clone, and nothing else
 			// may keep this one busy.
-			_ = unix.Unmount(p, unix.MNT_DETACH)
+			_ = mount.Unmount(p)
 			// rmdir, never RemoveAll: were the clone still mounted, a
 			// recursive removal would delete the shared layer's files.
 			_ = os.Remove(p)
@@ -109,8 +110,8 @@ func (s *Store) cleanIdmapDir() error {
 		clones, _ := os.ReadDir(base)
 		for _, c := range clones {
 			p := filepath.Join(base, c.Name())
-			if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-				return fmt.Errorf("image store: unmount %s: %w", p, err)
+			if err := mount.Unmount(p); err != nil {
+				return fmt.Errorf("image store: %w", err)
 			}
 			// rmdir only (see idmapLowers).
 			if err := os.Remove(p); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/husk-runtime/husk/mount"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
@@ -138,33 +139,7 @@ const emptyLayerDir = "empty"
 
 // Unmount unmounts dir/rootfs if it is mounted, and removes nothing. It is
 // idempotent: a dir that does not exist or is not mounted is fine.
-func Unmount(dir string) error {
-	rootfs := filepath.Join(dir, "rootfs")
-	// Loop: a mount may be stacked on another.
-	for range 16 {
-		m, err := mountinfo.Mounted(rootfs)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("unmount %s: %w", rootfs, err)
-		}
-		if !m {
-			return nil
-		}
-		if err := unix.Unmount(rootfs, 0); err != nil {
-			if errors.Is(err, unix.EBUSY) {
-				// A process still holds it; detach now so removal can go on,
-				// the kernel frees it when the last user leaves.
-				err = unix.Unmount(rootfs, unix.MNT_DETACH)
-			}
-			if err != nil && !errors.Is(err, unix.EINVAL) {
-				return fmt.Errorf("unmount %s: %w", rootfs, err)
-			}
-		}
-	}
-	return fmt.Errorf("unmount %s: still mounted", rootfs)
-}
+func Unmount(dir string) error { return mount.Unmount(filepath.Join(dir, "rootfs")) }
 
 // Unmount is the package's Unmount, for callers that hold the store
 // behind an interface.

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/husk-runtime/husk/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,20 +43,8 @@ func Pin(src, path string) error {
 // missing path is not an error. The namespace itself is freed by the kernel
 // once no process and no mount holds it any more.
 func Unpin(path string) error {
-	// MNT_DETACH: a process that still has the file open (a CNI plugin, a
-	// port-forward) must not make removal fail; the mount is detached now
-	// and released when the last user closes it. Loop in case the path was
-	// mounted more than once (e.g. by another tool).
-	for range 16 {
-		err := unix.Unmount(path, unix.MNT_DETACH)
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-			// EINVAL: not a mount point (any more); ENOENT: no such file.
-			break
-		}
-		return &os.PathError{Op: "umount", Path: path, Err: err}
+	if err := mount.Unmount(path); err != nil {
+		return err
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove namespace file: %w", err)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/husk-runtime/husk/mount"
 )
 
 // podRecord is what husk pod run keeps about a pod it started, at
@@ -71,7 +73,7 @@ func (r *Runner) RemoveFiles(uid string) error {
 	}
 	// Memory emptyDirs are tmpfs mounts in there: unmounted first, or the
 	// removal would fail on them and leave them mounted.
-	if err := unmountUnder(r.podDir(uid)); err != nil {
+	if err := mount.UnmountAll(r.podDir(uid)); err != nil {
 		errs = append(errs, fmt.Errorf("remove state dir of pod %s: %w", uid, err))
 	} else if err := os.RemoveAll(r.podDir(uid)); err != nil {
 		errs = append(errs, fmt.Errorf("remove state dir of pod %s: %w", uid, err))

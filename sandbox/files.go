@@ -71,14 +71,4 @@ func (m *Manager) mountShm(p *Pod, path string) error {
 	return nil
 }
 
-// unmount detaches a mount if one is there. A missing mount is fine, which
-// keeps cleanup idempotent.
-func unmount(path string) error {
-	err := unix.Unmount(path, unix.MNT_DETACH)
-	if err == nil || err == unix.EINVAL || err == unix.ENOENT {
-		return nil
-	}
-	return fmt.Errorf("unmount %s: %w", path, err)
-}
-
 func syscallKill(pid int) error { return unix.Kill(pid, unix.SIGKILL) }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/husk-runtime/husk/mount"
 	"github.com/husk-runtime/husk/shim"
 )
 
@@ -79,7 +80,7 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 	if err := m.images.Unmount(dir); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.ID, err)
 	}
-	if err := unmount(filepath.Join(dir, "shm")); err != nil {
+	if err := mount.Unmount(filepath.Join(dir, "shm")); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.ID, err)
 	}
 	// A pod left half-made by a crash may have run CNI ADD without the

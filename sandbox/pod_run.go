@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/atomicfile"
+	"github.com/husk-runtime/husk/mount"
 	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/shim"
 	"google.golang.org/protobuf/proto"
@@ -201,7 +202,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err := m.mountShm(p, files.Shm); err != nil {
 		return "", err
 	}
-	u.push(func() { _ = unmount(files.Shm) })
+	u.push(func() { _ = mount.Unmount(files.Shm) })
 	st.mark("files+shm")
 
 	client, shimPid, err := m.shims.Launch(ctx, shim.LaunchConfig{
