@@ -12,10 +12,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/husk-runtime/husk/apiserver"
 	"github.com/husk-runtime/husk/config"
 	"github.com/husk-runtime/husk/cri"
 	"github.com/husk-runtime/husk/hostcgroup"
+	"github.com/husk-runtime/husk/huskrpc"
 	"github.com/husk-runtime/husk/image"
 	"github.com/husk-runtime/husk/layout"
 	"github.com/husk-runtime/husk/network"
@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	}
 	g := grpc.NewServer(grpc.UnaryInterceptor(logErrors(log)), grpc.StreamInterceptor(logStreamErrors(log)))
 	srv.Register(g)
-	(&apiserver.Server{Images: images}).Register(g) // husk's own API (api/v1) on the same socket
+	(&huskrpc.Server{Images: images}).Register(g) // husk's own API (api/v1) on the same socket
 
 	if err := os.Remove(cfg.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale socket %s: %w", cfg.Socket, err)

@@ -1,10 +1,10 @@
-// Package apiserver serves husk's own gRPC API (api/v1, package husk.v1)
+// Package huskrpc serves husk's own gRPC API (api/v1, package husk.v1)
 // beside the CRI on the daemon's socket: what the husk CLI needs the daemon
 // to do and the CRI has no call for. As in the cri package, each RPC lives
 // in its own file, named for it, and is a thin translation into the image
 // package; RPCs not built yet fall through to the embedded Unimplemented
 // server and answer codes.Unimplemented.
-package apiserver
+package huskrpc
 
 import (
 	huskapi "github.com/husk-runtime/husk/api/v1"
