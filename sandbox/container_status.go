@@ -59,7 +59,9 @@ func (m *Manager) viewContainer(c *Container) ContainerView {
 	v := ContainerView{Container: *c}
 	if c.State == ContainerExited && c.Exit != nil {
 		switch {
-		case c.Exit.Signal == -1:
+		// Signal -1 is how husk marked a shim's death in exit.json before
+		// the record said so: records from then still read right.
+		case c.ShimDied || c.Exit.Signal == -1:
 			v.Reason = ReasonShimDied
 		case c.Exit.OOMKilled:
 			v.Reason = ReasonOOMKilled
@@ -91,11 +93,12 @@ func (m *Manager) refreshContainer(c *Container) {
 }
 
 // markShimDead records that a container lost its shim: nothing can collect
-// its exit any more. Signal -1 marks the reason.
+// its exit any more. The exit file stands in for the one the shim would
+// have written, and the record says why.
 func (m *Manager) markShimDead(c *Container) {
 	m.set(func() {
-		c.State = ContainerExited
-		c.Exit = &shim.ExitStatus{Code: 255, Signal: -1, FinishedAt: time.Now().UTC()}
+		c.State, c.ShimDied = ContainerExited, true
+		c.Exit = &shim.ExitStatus{Code: 255, FinishedAt: time.Now().UTC()}
 	})
 	m.emitContainer(c, evStopped)
 	_ = atomicfile.WriteJSON(filepath.Join(m.ctrDir(c.PodID, c.ID), "exit.json"), c.Exit)

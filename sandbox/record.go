@@ -80,6 +80,9 @@ type Container struct {
 	// User is who the process runs as, resolved at create (ContainerStatus
 	// reports it; kubelet checks it against runAsNonRoot and the policy).
 	User specs.User `json:"user"`
+	// ShimDied: the container's shim died while it ran, so its exit
+	// status is unknown (ContainerStatus reason ShimDied).
+	ShimDied bool `json:"shim_died,omitempty"`
 
 	// Exit is filled from exit.json, which the shim writes.
 	Exit *shim.ExitStatus `json:"-"`
