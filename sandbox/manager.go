@@ -95,6 +95,7 @@ type Manager struct {
 	log    *slog.Logger
 	cg     *hostcgroup.Layout // what every cgroup decision asks
 	cgr    *cgroupReader      // the stats reads, over cg
+	stats  statsCache         // CPU samples and layer figures (stats_cache.go)
 
 	mu    sync.RWMutex // guards the maps and every record field
 	pods  map[string]*Pod
