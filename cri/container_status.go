@@ -71,7 +71,7 @@ func containerStatus(c sandbox.ContainerView) *runtimeapi.ContainerStatus {
 	return st
 }
 
-func containerState(s string) runtimeapi.ContainerState {
+func containerState(s sandbox.ContainerState) runtimeapi.ContainerState {
 	switch s {
 	case sandbox.ContainerCreated:
 		return runtimeapi.ContainerState_CONTAINER_CREATED

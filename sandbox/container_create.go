@@ -187,8 +187,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		return "", fmt.Errorf("container %q: %w", md.GetName(), notFoundIfMissingCommand(err))
 	}
 	st.mark("shim-create")
-	m.set(func() { c.Pid = pid; c.State = ContainerCreated })
-	if err := m.saveContainer(c); err != nil {
+	if err := m.updateContainer(c, func() { c.Pid = pid; c.State = ContainerCreated }); err != nil {
 		return "", err
 	}
 	st.mark("save")

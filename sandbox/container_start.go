@@ -24,13 +24,13 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 	if err := m.shim(p).Start(ctx, c.ID); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, notFoundIfMissingCommand(err))
 	}
-	m.set(func() { c.State = ContainerRunning; c.StartedAt = time.Now().UTC() })
+	err = m.updateContainer(c, func() { c.State = ContainerRunning; c.StartedAt = time.Now().UTC() })
 	m.emitContainer(c, evStarted)
 	m.watchExit(p, c.ID)
-	return m.saveContainer(c)
+	return err
 }
 
-func (m *Manager) containerState(c *Container) string {
+func (m *Manager) containerState(c *Container) ContainerState {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return c.State

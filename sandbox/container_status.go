@@ -87,9 +87,8 @@ func (m *Manager) refreshContainer(c *Container) {
 	if err := atomicfile.ReadJSON(filepath.Join(m.ctrDir(podID, c.ID), "exit.json"), &ex); err != nil {
 		return
 	}
-	m.set(func() { c.State = ContainerExited; c.Exit = &ex })
+	_ = m.updateContainer(c, func() { c.State = ContainerExited; c.Exit = &ex })
 	m.emitContainer(c, evStopped)
-	_ = m.saveContainer(c)
 }
 
 // markShimDead records that a container lost its shim: nothing can collect

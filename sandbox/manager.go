@@ -303,7 +303,20 @@ func (m *Manager) saveContainer(c *Container) error {
 	return writeRecord(filepath.Join(m.ctrDir(c.PodID, c.ID), "container.json"), c)
 }
 
-// set changes record fields under the manager's lock.
+// updatePod changes pod p's fields with f, under the manager's lock, and
+// writes its record: the one way a pod's state changes.
+func (m *Manager) updatePod(p *Pod, f func()) error {
+	m.set(f)
+	return m.savePod(p)
+}
+
+// updateContainer is updatePod for a container.
+func (m *Manager) updateContainer(c *Container, f func()) error {
+	m.set(f)
+	return m.saveContainer(c)
+}
+
+// set changes record fields under the manager's lock, in memory only.
 func (m *Manager) set(f func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

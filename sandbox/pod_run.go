@@ -125,8 +125,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 			os.RemoveAll(dir)
 			return
 		}
-		m.set(func() { p.State = PodNotReady; p.NetworkDone = !hostNet })
-		if err := m.savePod(p); err != nil {
+		if err := m.updatePod(p, func() { p.State = PodNotReady; p.NetworkDone = !hostNet }); err != nil {
 			m.log.Warn("rollback: record the pod left for removal", "pod", id, "error", err)
 		}
 	})
@@ -265,8 +264,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 			return "", err
 		}
 	}
-	m.set(func() { p.State = PodReady })
-	if err := m.savePod(p); err != nil {
+	if err := m.updatePod(p, func() { p.State = PodReady }); err != nil {
 		return "", err
 	}
 	st.mark("save")

@@ -45,9 +45,9 @@ func (m *Manager) stopPod(ctx context.Context, p *Pod) error {
 	if err := m.teardownNetwork(ctx, p); err != nil {
 		return err
 	}
-	m.set(func() { p.State = PodNotReady })
+	err := m.updatePod(p, func() { p.State = PodNotReady })
 	m.emitPod(p, evStopped)
-	return m.savePod(p)
+	return err
 }
 
 func (m *Manager) stopInfra(ctx context.Context, p *Pod) error {

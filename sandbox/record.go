@@ -8,18 +8,30 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Pod states as stored; CRI sees creating/ready as READY once done and the
+// PodState is where a pod is, as its record stores it. The transitions the
+// code makes, each through updatePod (state and record together):
+//
+//	creating --RunPodSandbox done--> ready --StopPodSandbox--> notready
+//	creating --rollback that could not delete the infra--> notready
+//	creating --the daemon killed mid-way--> (removed by recovery or removal)
+//	any --RemovePodSandbox--> (gone)
+//
+// A ready pod whose infra exited reads as NOTREADY without a new state
+// (infraExit, from the shim's exit.json). CRI sees ready as READY and the
 // rest as NOTREADY.
+type PodState string
+
+// The pod states.
 const (
-	PodCreating = "creating" // half-made: recovery removes it
-	PodReady    = "ready"
-	PodNotReady = "notready" // stopped, or its infra process died
+	PodCreating PodState = "creating" // half-made: recovery removes it
+	PodReady    PodState = "ready"
+	PodNotReady PodState = "notready" // stopped, or its rollback was cut short
 )
 
 // Pod is the sandbox record, pods/<id>/pod.json.
 type Pod struct {
 	ID          string                       `json:"id"`
-	State       string                       `json:"state"`
+	State       PodState                     `json:"state"`
 	CreatedAt   time.Time                    `json:"created_at"`
 	Config      *runtimeapi.PodSandboxConfig `json:"config"`
 	Handler     string                       `json:"runtime_handler,omitempty"`
@@ -48,19 +60,28 @@ type Pod struct {
 	shimStopping bool
 }
 
-// Container states as stored.
+// ContainerState is where a container is, as its record stores it. The
+// transitions, each through updateContainer:
+//
+//	creating --the shim's create--> created --StartContainer--> running
+//	created, running --its exit (exit.json), or its shim's death--> exited
+//	creating --a rollback that could not delete--> (dir swept by the pod's removal)
+//	any --RemoveContainer, or its pod's removal--> (gone)
+type ContainerState string
+
+// The container states.
 const (
-	ContainerCreating = "creating" // half-made: recovery removes it
-	ContainerCreated  = "created"
-	ContainerRunning  = "running"
-	ContainerExited   = "exited"
+	ContainerCreating ContainerState = "creating" // half-made: recovery removes it
+	ContainerCreated  ContainerState = "created"
+	ContainerRunning  ContainerState = "running"
+	ContainerExited   ContainerState = "exited"
 )
 
 // Container is a container record, pods/<pod>/containers/<id>/container.json.
 type Container struct {
 	ID        string                      `json:"id"`
 	PodID     string                      `json:"pod_id"`
-	State     string                      `json:"state"`
+	State     ContainerState              `json:"state"`
 	CreatedAt time.Time                   `json:"created_at"`
 	StartedAt time.Time                   `json:"started_at,omitzero"`
 	Config    *runtimeapi.ContainerConfig `json:"config"`
