@@ -49,7 +49,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		return err
 	}
 	images, err := image.Open(ctx, image.Config{Root: cfg.Root, ConfigPath: cfg.Registry.ConfigPath, Insecure: cfg.Registry.Insecure,
-		StallTimeout: time.Duration(cfg.Registry.StallTimeoutSeconds) * time.Second, AuthFile: cfg.Registry.AuthFile})
+		StallTimeout: time.Duration(cfg.Registry.StallTimeoutSeconds) * time.Second, AuthFile: cfg.Registry.AuthFile, Logger: log})
 	if err != nil {
 		return fmt.Errorf("open image store under %s: %w", cfg.Root, err)
 	}

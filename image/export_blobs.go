@@ -120,11 +120,12 @@ func (s *Store) keepingBlob(d v1.Hash, open func() (io.ReadCloser, error)) func(
 			rc.Close()
 			return nil, err
 		}
-		return &keepingReader{rc: rc, w: w, d: d}, nil
+		return &keepingReader{rc: rc, w: w, d: d, log: s.log}, nil
 	}
 }
 
 type keepingReader struct {
+	log *slog.Logger
 	rc  io.ReadCloser
 	w   *blobWriter
 	d   v1.Hash
@@ -157,7 +158,7 @@ func (k *keepingReader) Close() error {
 	if cerr := k.w.commit(k.d); cerr != nil {
 		// The layer is unpacked and usable; only exporting the image
 		// will say its blob is missing.
-		slog.Warn("keeping layer blob failed", "digest", k.d, "error", cerr)
+		k.log.Warn("keeping layer blob failed", "digest", k.d, "error", cerr)
 	}
 	return err
 }

@@ -94,7 +94,7 @@ func FuzzUnpackCompressed(f *testing.F) {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		_, err := unpackVerified(context.Background(), bytes.NewReader(data), dir, sha256Of(data), sha256Of(plain))
+		_, err := unpackVerified(context.Background(), discard, bytes.NewReader(data), dir, sha256Of(data), sha256Of(plain))
 		ents, rerr := os.ReadDir(root)
 		if rerr != nil {
 			t.Fatal(rerr)
@@ -105,7 +105,7 @@ func FuzzUnpackCompressed(f *testing.F) {
 		// A wrong diff id is always refused.
 		if err == nil {
 			other := t.TempDir()
-			if _, err := unpackVerified(context.Background(), bytes.NewReader(data), other, sha256Of(data), sha256Of(append(plain, 0))); err == nil {
+			if _, err := unpackVerified(context.Background(), discard, bytes.NewReader(data), other, sha256Of(data), sha256Of(append(plain, 0))); err == nil {
 				t.Fatal("a layer whose diff id does not match was accepted")
 			}
 		}

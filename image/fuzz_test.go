@@ -42,7 +42,7 @@ func FuzzUnpackLayer(f *testing.F) {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		_, _ = unpackLayer(context.Background(), bytes.NewReader(data), dir)
+		_, _ = unpackLayer(context.Background(), discard, bytes.NewReader(data), dir)
 		ents, err := os.ReadDir(root)
 		if err != nil {
 			t.Fatal(err)

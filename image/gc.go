@@ -2,7 +2,6 @@ package image
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -89,7 +88,7 @@ func (s *Store) gcLocked() error {
 		}
 		dir := filepath.Join(s.layersDir, strconv.Itoa(e.N))
 		if mounted[dir] {
-			slog.Info("keeping unreferenced layer: a container uses it", "dir", dir, "chainID", chain)
+			s.log.Info("keeping unreferenced layer: a container uses it", "dir", dir, "chainID", chain)
 			continue
 		}
 		// Rename first so the index never names a half-deleted directory;

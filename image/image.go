@@ -55,6 +55,8 @@ type Config struct {
 	// "auths" give credentials to pulls whose request carries none. It is
 	// read at each such pull and may not exist.
 	AuthFile string
+	// Logger receives the store's logs; slog.Default() when nil.
+	Logger *slog.Logger
 }
 
 // Image is the store's view of one image.
@@ -84,6 +86,7 @@ type Auth struct {
 
 // Store is the image store. It is safe for concurrent use.
 type Store struct {
+	log        *slog.Logger
 	root       string
 	configPath string
 	insecure   map[string]bool
@@ -122,7 +125,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image store root %q: %w", cfg.Root, err)
 	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	s := &Store{
+		log:        log,
 		root:       root,
 		configPath: cfg.ConfigPath,
 		insecure:   make(map[string]bool),

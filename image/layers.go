@@ -165,7 +165,7 @@ func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest 
 	// unpack rates from these (debug log below).
 	start := time.Now()
 	wr := &waitReader{r: rc}
-	size, err := unpackVerified(ctx, wr, tmp, digest, diffID)
+	size, err := unpackVerified(ctx, s.log, wr, tmp, digest, diffID)
 	if err != nil {
 		return "", fmt.Errorf("layer %s: %w", digest, err)
 	}

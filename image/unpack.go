@@ -30,6 +30,7 @@ const (
 // this process writes to. Every path is checked so that no entry can create
 // or change anything outside root, whatever the layer's author intended.
 type unpacker struct {
+	log    *slog.Logger
 	root   string
 	asRoot bool // ownership and device nodes need root; tests may run without
 	dirs   []pendingDir
@@ -47,8 +48,8 @@ type pendingDir struct {
 
 // unpackLayer extracts the uncompressed tar stream r into dir and returns the
 // sum of the regular files' sizes.
-func unpackLayer(ctx context.Context, r io.Reader, dir string) (int64, error) {
-	u := &unpacker{root: dir, asRoot: os.Geteuid() == 0}
+func unpackLayer(ctx context.Context, log *slog.Logger, r io.Reader, dir string) (int64, error) {
+	u := &unpacker{log: log, root: dir, asRoot: os.Geteuid() == 0}
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -252,7 +253,7 @@ func (u *unpacker) regular(target string, hdr *tar.Header, r io.Reader) error {
 		f.Close()
 		return err
 	}
-	for k, v := range entryXattrs(hdr) {
+	for k, v := range u.entryXattrs(hdr) {
 		if err := unix.Fsetxattr(int(f.Fd()), k, []byte(v), 0); err != nil {
 			f.Close()
 			return fmt.Errorf("set xattr %s: %w", k, err)
@@ -307,7 +308,7 @@ func (u *unpacker) whiteout(parent, base string) error {
 	case strings.HasPrefix(base, whiteoutMeta):
 		// Other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs) has no meaning
 		// for overlayfs.
-		slog.Debug("skipping aufs metadata entry", "entry", base)
+		u.log.Debug("skipping aufs metadata entry", "entry", base)
 		return nil
 	}
 	name := strings.TrimPrefix(base, whiteoutPrefix)
@@ -335,7 +336,7 @@ func (u *unpacker) chown(p string, hdr *tar.Header) error {
 }
 
 func (u *unpacker) setXattrs(p string, hdr *tar.Header) error {
-	for k, v := range entryXattrs(hdr) {
+	for k, v := range u.entryXattrs(hdr) {
 		if err := unix.Lsetxattr(p, k, []byte(v), 0); err != nil {
 			return fmt.Errorf("set xattr %s: %w", k, err)
 		}
@@ -346,7 +347,7 @@ func (u *unpacker) setXattrs(p string, hdr *tar.Header) error {
 // entryXattrs returns the PAX xattr records of hdr, without overlayfs's own
 // trusted.overlay.* attributes: a layer that carries them could redirect
 // lookups in the mounted overlay to other layers' files.
-func entryXattrs(hdr *tar.Header) map[string]string {
+func (u *unpacker) entryXattrs(hdr *tar.Header) map[string]string {
 	var out map[string]string
 	for k, v := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(k, paxXattrPrefix)
@@ -354,7 +355,7 @@ func entryXattrs(hdr *tar.Header) map[string]string {
 			continue
 		}
 		if strings.HasPrefix(name, "trusted.overlay.") {
-			slog.Warn("ignoring overlay xattr in layer", "entry", hdr.Name, "xattr", name)
+			u.log.Warn("ignoring overlay xattr in layer", "entry", hdr.Name, "xattr", name)
 			continue
 		}
 		if out == nil {

@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 func unpackEntries(t *testing.T, dir string, entries []entry) error {
 	t.Helper()
-	_, err := unpackLayer(context.Background(), bytes.NewReader(tarBytes(t, entries)), dir)
+	_, err := unpackLayer(context.Background(), discard, bytes.NewReader(tarBytes(t, entries)), dir)
 	return err
 }
 
@@ -210,13 +211,16 @@ func TestUnpackVerifiedRejectsWrongDiffID(t *testing.T) {
 	data := tarBytes(t, []entry{{name: "f", body: "x"}})
 	d := digestOf(data)
 	other := digestOf([]byte("other"))
-	if _, err := unpackVerified(context.Background(), bytes.NewReader(data), t.TempDir(), d, other); err == nil || !strings.Contains(err.Error(), "diff id") {
+	if _, err := unpackVerified(context.Background(), discard, bytes.NewReader(data), t.TempDir(), d, other); err == nil || !strings.Contains(err.Error(), "diff id") {
 		t.Errorf("wrong diff id: err = %v", err)
 	}
-	if _, err := unpackVerified(context.Background(), bytes.NewReader(data), t.TempDir(), other, d); err == nil || !strings.Contains(err.Error(), "digest") {
+	if _, err := unpackVerified(context.Background(), discard, bytes.NewReader(data), t.TempDir(), other, d); err == nil || !strings.Contains(err.Error(), "digest") {
 		t.Errorf("wrong blob digest: err = %v", err)
 	}
-	if _, err := unpackVerified(context.Background(), bytes.NewReader(data), t.TempDir(), d, d); err != nil {
+	if _, err := unpackVerified(context.Background(), discard, bytes.NewReader(data), t.TempDir(), d, d); err != nil {
 		t.Errorf("correct digests: %v", err)
 	}
 }
+
+// discard is the logger of unpacks a test runs without a store.
+var discard = slog.New(slog.DiscardHandler)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
@@ -25,7 +26,7 @@ var (
 // and the decompressed ones against diffID; both streams are read to their
 // end, so trailing garbage cannot hide from either check. A mismatch fails
 // the unpack, and the caller discards the directory.
-func unpackVerified(ctx context.Context, blob io.Reader, dir string, digest, diffID v1.Hash) (int64, error) {
+func unpackVerified(ctx context.Context, log *slog.Logger, blob io.Reader, dir string, digest, diffID v1.Hash) (int64, error) {
 	ch := sha256.New()
 	br := bufio.NewReader(io.TeeReader(blob, ch))
 	magic, _ := br.Peek(4)
@@ -53,7 +54,7 @@ func unpackVerified(ctx context.Context, blob io.Reader, dir string, digest, dif
 	}
 
 	uh := sha256.New()
-	size, err := unpackLayer(ctx, io.TeeReader(plain, uh), dir)
+	size, err := unpackLayer(ctx, log, io.TeeReader(plain, uh), dir)
 	if err != nil {
 		return 0, err
 	}

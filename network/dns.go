@@ -23,6 +23,8 @@ const (
 
 // WriteResolvConf writes the pod's resolv.conf from the CRI DNSConfig.
 //
+// log gets a warning when the pod gets no nameserver from the host.
+//
 // With servers, searches and options all empty (no DNSConfig, e.g. crictl
 // without one; kubelet itself always fills it in) the host's
 // /etc/resolv.conf is copied, like kubelet's DNSPolicy Default and
@@ -33,15 +35,15 @@ const (
 // (/run/systemd/resolve/resolv.conf) are used when that file exists;
 // otherwise the file is left without nameservers rather than pointing the
 // pod at a public resolver the operator never chose.
-func WriteResolvConf(path string, servers, searches, options []string) error {
-	return writeResolvConf(path, hostResolvConf, systemdResolvConf, servers, searches, options)
+func WriteResolvConf(log *slog.Logger, path string, servers, searches, options []string) error {
+	return writeResolvConf(log, path, hostResolvConf, systemdResolvConf, servers, searches, options)
 }
 
-func writeResolvConf(path, hostPath, fallbackPath string, servers, searches, options []string) error {
+func writeResolvConf(log *slog.Logger, path, hostPath, fallbackPath string, servers, searches, options []string) error {
 	var data []byte
 	if len(servers) == 0 && len(searches) == 0 && len(options) == 0 {
 		var err error
-		data, err = hostResolv(hostPath, fallbackPath)
+		data, err = hostResolv(log, hostPath, fallbackPath)
 		if err != nil {
 			return fmt.Errorf("network: resolv.conf for %s: %w", path, err)
 		}
@@ -77,10 +79,10 @@ func writeResolvConf(path, hostPath, fallbackPath string, servers, searches, opt
 // (see WriteResolvConf). A host without one gives an empty file: the
 // container still needs the bind-mount source, and libc then falls back
 // to its defaults.
-func hostResolv(hostPath, fallbackPath string) ([]byte, error) {
+func hostResolv(log *slog.Logger, hostPath, fallbackPath string) ([]byte, error) {
 	data, err := os.ReadFile(hostPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		slog.Warn("host has no resolv.conf; pod gets an empty one", "path", hostPath)
+		log.Warn("host has no resolv.conf; pod gets an empty one", "path", hostPath)
 		return nil, nil
 	}
 	if err != nil {
@@ -93,7 +95,7 @@ func hostResolv(hostPath, fallbackPath string) ([]byte, error) {
 				return fbOut, nil
 			}
 		}
-		slog.Warn("host resolv.conf has only loopback nameservers, unreachable from a pod; pod gets none", "path", hostPath)
+		log.Warn("host resolv.conf has only loopback nameservers, unreachable from a pod; pod gets none", "path", hostPath)
 	}
 	return out, nil
 }

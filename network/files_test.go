@@ -1,6 +1,7 @@
 package network
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,7 +18,7 @@ func readFile(t *testing.T, path string) string {
 
 func TestWriteResolvConfFromDNSConfig(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "resolv.conf")
-	err := WriteResolvConf(p, []string{"10.96.0.10", "fd00::a"},
+	err := WriteResolvConf(discard, p, []string{"10.96.0.10", "fd00::a"},
 		[]string{"ns1.svc.cluster.local", "svc.cluster.local", "cluster.local"}, []string{"ndots:5", "edns0"})
 	if err != nil {
 		t.Fatal(err)
@@ -32,11 +33,11 @@ func TestWriteResolvConfFromDNSConfig(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("resolv.conf mode = %v, %v; want 0644", fi.Mode(), err)
 	}
-	if err := WriteResolvConf(p, []string{"1.2.3.4\nnameserver 6.6.6.6"}, nil, nil); err == nil {
+	if err := WriteResolvConf(discard, p, []string{"1.2.3.4\nnameserver 6.6.6.6"}, nil, nil); err == nil {
 		t.Error("WriteResolvConf accepted a value with a newline")
 	}
 	// Only options (DNSPolicy None with just options) is written as given.
-	if err := WriteResolvConf(p, nil, nil, []string{"ndots:2"}); err != nil {
+	if err := WriteResolvConf(discard, p, nil, nil, []string{"ndots:2"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, p); got != "options ndots:2\n" {
@@ -49,7 +50,7 @@ func TestWriteResolvConfCopiesHostDroppingLoopback(t *testing.T) {
 	host := filepath.Join(dir, "host-resolv.conf")
 	writeFile(t, host, "# host\nnameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver ::1\nsearch example.org\noptions edns0\n")
 	p := filepath.Join(dir, "resolv.conf")
-	if err := writeResolvConf(p, host, "", nil, nil, nil); err != nil {
+	if err := writeResolvConf(discard, p, host, "", nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	const want = "# host\nnameserver 10.255.255.53\nsearch example.org\noptions edns0\n"
@@ -61,21 +62,21 @@ func TestWriteResolvConfCopiesHostDroppingLoopback(t *testing.T) {
 	writeFile(t, host, "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n")
 	upstream := filepath.Join(dir, "upstream.conf")
 	writeFile(t, upstream, "nameserver 192.0.2.53\nsearch .\n")
-	if err := writeResolvConf(p, host, upstream, nil, nil, nil); err != nil {
+	if err := writeResolvConf(discard, p, host, upstream, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, p); got != "nameserver 192.0.2.53\nsearch .\n" {
 		t.Errorf("resolv.conf with stub resolver = %q, want the upstream servers", got)
 	}
 	// No upstream file: no nameserver at all, rather than an unreachable one.
-	if err := writeResolvConf(p, host, filepath.Join(dir, "missing"), nil, nil, nil); err != nil {
+	if err := writeResolvConf(discard, p, host, filepath.Join(dir, "missing"), nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, p); got != "options edns0 trust-ad\nsearch .\n" {
 		t.Errorf("resolv.conf = %q, want the stub's lines without its nameserver", got)
 	}
 	// No host file: an empty file, so the bind mount still has a source.
-	if err := writeResolvConf(p, filepath.Join(dir, "none"), "", nil, nil, nil); err != nil {
+	if err := writeResolvConf(discard, p, filepath.Join(dir, "none"), "", nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, p); got != "" {
@@ -128,3 +129,6 @@ func TestWriteHostsAndHostname(t *testing.T) {
 		t.Errorf("dir holds %v, want only hosts and hostname", names)
 	}
 }
+
+// discard is the logger of the tests' writes.
+var discard = slog.New(slog.DiscardHandler)

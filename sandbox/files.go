@@ -31,7 +31,7 @@ func (m *Manager) writePodFiles(p *Pod, ips []string) (podFiles, error) {
 		}
 	}
 	dns := p.Config.GetDnsConfig()
-	if err := network.WriteResolvConf(f.ResolvConf, dns.GetServers(), dns.GetSearches(), dns.GetOptions()); err != nil {
+	if err := network.WriteResolvConf(m.log, f.ResolvConf, dns.GetServers(), dns.GetSearches(), dns.GetOptions()); err != nil {
 		return f, err
 	}
 	return f, nil
