@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/husk-runtime/husk/layout"
 )
 
 func TestDefaultParses(t *testing.T) {
@@ -14,6 +16,11 @@ func TestDefaultParses(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	// Packages that default their paths without a config (network, for
+	// one) take layout.Default's: it must be the embedded config's.
+	if c.Root != layout.Default.Root || c.State != layout.Default.State {
+		t.Errorf("embedded root %s and state %s, layout.Default %+v", c.Root, c.State, layout.Default)
 	}
 }
 

@@ -14,6 +14,10 @@ type Layout struct {
 	Root, State string
 }
 
+// Default is the layout of a daemon with the embedded configuration
+// (config's root and state).
+var Default = Layout{Root: "/var/lib/husk", State: "/run/husk"}
+
 // PodsDir holds a dir per pod: <root>/pods.
 func (l Layout) PodsDir() string { return filepath.Join(l.Root, "pods") }
 

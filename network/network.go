@@ -16,18 +16,16 @@ import (
 	"sync"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/husk-runtime/husk/layout"
 )
 
-// Defaults applied by New to empty Config fields. They match DESIGN.md
-// "Where state lives": everything husk owns is under its own roots, so a
-// husk daemon never shares the CNI cache or IPAM leases with containerd or
-// CRI-O on the same node.
+// Defaults applied by New to empty Config fields. The CNI cache, netns
+// and IPAM dirs default to layout.Default's: everything husk owns is under
+// its own roots, so a husk daemon never shares the CNI cache or IPAM
+// leases with containerd or CRI-O on the same node.
 const (
-	DefaultConfDir     = "/etc/cni/net.d"
-	DefaultCacheDir    = "/var/lib/husk/cni/cache"
-	DefaultNetnsDir    = "/run/husk/netns"
-	DefaultIPAMDataDir = "/var/lib/husk/cni/networks"
-	DefaultBridgeName  = "husk0"
+	DefaultConfDir    = "/etc/cni/net.d"
+	DefaultBridgeName = "husk0"
 	// DefaultSubnet collides with neither containerd's/podman's
 	// 10.88.0.0/16 nor CRI-O's 10.85.0.0/16.
 	DefaultSubnet = "10.77.0.0/16"
@@ -80,13 +78,13 @@ func New(cfg Config) (*Manager, error) {
 		cfg.BinDirs = append([]string(nil), DefaultBinDirs...)
 	}
 	if cfg.CacheDir == "" {
-		cfg.CacheDir = DefaultCacheDir
+		cfg.CacheDir = layout.Default.CNICacheDir()
 	}
 	if cfg.NetnsDir == "" {
-		cfg.NetnsDir = DefaultNetnsDir
+		cfg.NetnsDir = layout.Default.NetnsDir()
 	}
 	if cfg.IPAMDataDir == "" {
-		cfg.IPAMDataDir = DefaultIPAMDataDir
+		cfg.IPAMDataDir = layout.Default.IPAMDir()
 	}
 	if cfg.BridgeName == "" {
 		cfg.BridgeName = DefaultBridgeName
