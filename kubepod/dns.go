@@ -63,7 +63,8 @@ func OnlyLoopbackServers(cfg *runtimeapi.DNSConfig) bool {
 // dnsConfig is kubelet's GetPodDNS without a cluster: ClusterFirst has no
 // cluster DNS to point at, so it falls back to the node's resolv.conf
 // (what kubelet itself does when it has no clusterDNS configured).
-func dnsConfig(pod *corev1.Pod, host *runtimeapi.DNSConfig, ws *warnings) *runtimeapi.DNSConfig {
+func (t *translator) dnsConfig(host *runtimeapi.DNSConfig) *runtimeapi.DNSConfig {
+	pod, ws := t.pod, &t.ws
 	cfg := &runtimeapi.DNSConfig{}
 	policy := pod.Spec.DNSPolicy
 	if policy == "" {

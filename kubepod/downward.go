@@ -16,10 +16,10 @@ import (
 // (resourceFieldRef), as kubelet does. ConfigMaps, Secrets and the fields
 // known only once the pod runs (status.podIP, status.hostIP) need a
 // cluster or a running sandbox; ok is false with the reason.
-func envFrom(pod *corev1.Pod, c *corev1.Container, opts Options, src *corev1.EnvVarSource) (value string, ok bool, why string) {
+func (t *translator) envFrom(c *corev1.Container, src *corev1.EnvVarSource) (value string, ok bool, why string) {
 	switch {
 	case src.FieldRef != nil:
-		return fieldRef(pod, opts, src.FieldRef.FieldPath)
+		return t.fieldRef(src.FieldRef.FieldPath)
 	case src.ResourceFieldRef != nil:
 		v, err := resourceFieldRef(c, src.ResourceFieldRef)
 		if err != nil {
@@ -35,7 +35,8 @@ func envFrom(pod *corev1.Pod, c *corev1.Container, opts Options, src *corev1.Env
 }
 
 // fieldRef is the downward API's value of path for pod.
-func fieldRef(pod *corev1.Pod, opts Options, path string) (string, bool, string) {
+func (t *translator) fieldRef(path string) (string, bool, string) {
+	pod, opts := t.pod, t.opts
 	switch path {
 	case "metadata.name":
 		return pod.Name, true, ""

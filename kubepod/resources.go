@@ -148,7 +148,8 @@ func oomScoreAdj(pod *corev1.Pod, c *corev1.Container, memoryCapacity int64) int
 
 // resourceWarnings names the requests and limits husk pod run does not
 // enforce: only cpu and memory become cgroup settings.
-func resourceWarnings(c *corev1.Container, field string, ws *warnings) {
+func (t *translator) resourceWarnings(c *corev1.Container, field string) {
+	ws := &t.ws
 	for _, kind := range []struct {
 		name string
 		list corev1.ResourceList

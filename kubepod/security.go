@@ -156,7 +156,8 @@ func apparmorProfile(p *corev1.AppArmorProfile, field string) (*runtimeapi.Secur
 }
 
 // containerSecurityContext is kubelet's determineEffectiveSecurityContext.
-func containerSecurityContext(pod *corev1.Pod, c *corev1.Container, field string, opts Options) (*runtimeapi.LinuxContainerSecurityContext, error) {
+func (t *translator) containerSecurityContext(c *corev1.Container, field string) (*runtimeapi.LinuxContainerSecurityContext, error) {
+	pod, opts := t.pod, t.opts
 	eff := effectiveSecurityContext(pod, c)
 	sc := &runtimeapi.LinuxContainerSecurityContext{
 		SelinuxOptions:   selinux(eff.SELinuxOptions),

@@ -128,13 +128,24 @@ func LogDirectory(root, namespace, name, uid string) string {
 	return filepath.Join(root, namespace+"_"+name+"_"+uid)
 }
 
+// translator is one Translate call: the pod (a copy Translate may
+// default), the options, the warnings so far, the plan being built and
+// the pod's volumes, which every step of the translation reads.
+type translator struct {
+	pod  *corev1.Pod
+	opts Options
+	ws   warnings
+	plan *Plan
+	vols map[string]volume
+}
+
 // Translate turns a Pod into the CRI configs kubelet would produce for it
 // (kuberuntime_sandbox.go, kuberuntime_container*.go). What it cannot
 // honour without a cluster is in Plan.Warnings; an invalid Pod is an
 // error.
 func Translate(in *corev1.Pod, opts Options) (*Plan, error) {
 	pod := in.DeepCopy()
-	var ws warnings
+	t := &translator{pod: pod, opts: opts}
 	if pod.Name == "" {
 		return nil, fmt.Errorf("metadata.name: required")
 	}
@@ -147,7 +158,7 @@ func Translate(in *corev1.Pod, opts Options) (*Plan, error) {
 	if len(pod.Spec.Containers) == 0 {
 		return nil, fmt.Errorf("spec.containers: a pod needs at least one container")
 	}
-	podWarnings(pod, &ws)
+	t.podWarnings()
 	seen := map[string]string{}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
@@ -155,7 +166,7 @@ func Translate(in *corev1.Pod, opts Options) (*Plan, error) {
 		if err := checkContainer(c, field, seen); err != nil {
 			return nil, err
 		}
-		resourceWarnings(c, field, &ws)
+		t.resourceWarnings(c, field)
 		defaultRequests(c)
 	}
 	for i := range pod.Spec.Containers {
@@ -164,11 +175,12 @@ func Translate(in *corev1.Pod, opts Options) (*Plan, error) {
 		if err := checkContainer(c, field, seen); err != nil {
 			return nil, err
 		}
-		resourceWarnings(c, field, &ws)
+		t.resourceWarnings(c, field)
 		defaultRequests(c)
 	}
 
 	p := &Plan{Name: pod.Name, Namespace: pod.Namespace, UID: opts.UID, RestartPolicy: pod.Spec.RestartPolicy, GracePeriod: 30}
+	t.plan = p
 	if p.RestartPolicy == "" {
 		p.RestartPolicy = corev1.RestartPolicyAlways
 	}
@@ -185,10 +197,10 @@ func Translate(in *corev1.Pod, opts Options) (*Plan, error) {
 	}
 	if pod.Spec.RuntimeClassName != nil && *pod.Spec.RuntimeClassName != "" {
 		p.RuntimeHandler = *pod.Spec.RuntimeClassName
-		ws.add("spec.runtimeClassName", "RuntimeClasses need a cluster; the name is used as the runtime handler")
+		t.ws.add("spec.runtimeClassName", "RuntimeClasses need a cluster; the name is used as the runtime handler")
 	}
 
-	sb, err := sandboxConfig(pod, opts, &ws)
+	sb, err := t.sandboxConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -196,25 +208,24 @@ func Translate(in *corev1.Pod, opts Options) (*Plan, error) {
 	sb.Annotations[AnnotationRestartPolicy] = string(p.RestartPolicy)
 	p.Sandbox = sb
 
-	vols, err := volumes(pod, opts, &ws, p)
-	if err != nil {
+	if t.vols, err = t.volumes(); err != nil {
 		return nil, err
 	}
 	for i := range pod.Spec.InitContainers {
-		c, err := container(pod, &pod.Spec.InitContainers[i], fmt.Sprintf("spec.initContainers[%d]", i), true, vols, opts, &ws, p)
+		c, err := t.container(&pod.Spec.InitContainers[i], fmt.Sprintf("spec.initContainers[%d]", i), true)
 		if err != nil {
 			return nil, err
 		}
 		p.InitContainers = append(p.InitContainers, c)
 	}
 	for i := range pod.Spec.Containers {
-		c, err := container(pod, &pod.Spec.Containers[i], fmt.Sprintf("spec.containers[%d]", i), false, vols, opts, &ws, p)
+		c, err := t.container(&pod.Spec.Containers[i], fmt.Sprintf("spec.containers[%d]", i), false)
 		if err != nil {
 			return nil, err
 		}
 		p.Containers = append(p.Containers, c)
 	}
-	p.Warnings = ws
+	p.Warnings = t.ws
 	return p, nil
 }
 
@@ -233,7 +244,8 @@ func checkContainer(c *corev1.Container, field string, seen map[string]string) e
 }
 
 // podWarnings names the pod-level fields that need a cluster.
-func podWarnings(pod *corev1.Pod, ws *warnings) {
+func (t *translator) podWarnings() {
+	pod, ws := t.pod, &t.ws
 	s := &pod.Spec
 	if s.ServiceAccountName != "" || s.DeprecatedServiceAccount != "" {
 		ws.add("spec.serviceAccountName", "service account tokens need a cluster; no token is mounted")
@@ -307,7 +319,8 @@ func hostname(pod *corev1.Pod) string {
 	return h
 }
 
-func sandboxConfig(pod *corev1.Pod, opts Options, ws *warnings) (*runtimeapi.PodSandboxConfig, error) {
+func (t *translator) sandboxConfig() (*runtimeapi.PodSandboxConfig, error) {
+	pod, opts := t.pod, t.opts
 	labels := map[string]string{}
 	for k, v := range pod.Labels {
 		labels[k] = v
@@ -321,7 +334,7 @@ func sandboxConfig(pod *corev1.Pod, opts Options, ws *warnings) (*runtimeapi.Pod
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: opts.UID},
 		Labels:       labels,
 		Annotations:  annotations,
-		DnsConfig:    dnsConfig(pod, opts.HostDNS, ws),
+		DnsConfig:    t.dnsConfig(opts.HostDNS),
 		LogDirectory: LogDirectory(opts.LogRoot, pod.Namespace, pod.Name, opts.UID),
 	}
 	if !pod.Spec.HostNetwork {
@@ -391,7 +404,8 @@ var unsupportedVolumes = map[string]string{
 	"image":                 "image volumes are not supported by husk pod run yet; volume skipped",
 }
 
-func volumes(pod *corev1.Pod, opts Options, ws *warnings, p *Plan) (map[string]volume, error) {
+func (t *translator) volumes() (map[string]volume, error) {
+	pod, opts, ws, p := t.pod, t.opts, &t.ws, t.plan
 	out := map[string]volume{}
 	for i, v := range pod.Spec.Volumes {
 		field := fmt.Sprintf("spec.volumes[%d]", i)
@@ -488,7 +502,8 @@ func propagation(p *corev1.MountPropagationMode, field string) (runtimeapi.Mount
 	return 0, fmt.Errorf("%s.mountPropagation: unknown mode %q", field, *p)
 }
 
-func mounts(c *corev1.Container, field string, vols map[string]volume, ws *warnings, p *Plan) ([]*runtimeapi.Mount, error) {
+func (t *translator) mounts(c *corev1.Container, field string) ([]*runtimeapi.Mount, error) {
+	vols, ws, p := t.vols, &t.ws, t.plan
 	var out []*runtimeapi.Mount
 	for j, vm := range c.VolumeMounts {
 		mf := fmt.Sprintf("%s.volumeMounts[%d]", field, j)
@@ -528,7 +543,8 @@ func mounts(c *corev1.Container, field string, vols map[string]volume, ws *warni
 	return out, nil
 }
 
-func container(pod *corev1.Pod, c *corev1.Container, field string, init bool, vols map[string]volume, opts Options, ws *warnings, p *Plan) (Container, error) {
+func (t *translator) container(c *corev1.Container, field string, init bool) (Container, error) {
+	pod, opts, ws, p := t.pod, t.opts, &t.ws, t.plan
 	out := Container{Name: c.Name, Image: c.Image, PullPolicy: c.ImagePullPolicy, Field: field}
 	if out.PullPolicy == "" {
 		out.PullPolicy = defaultPullPolicy(c.Image)
@@ -595,7 +611,7 @@ func container(pod *corev1.Pod, c *corev1.Container, field string, init bool, vo
 		if e.ValueFrom != nil {
 			var ok bool
 			var why string
-			if v, ok, why = envFrom(pod, c, opts, e.ValueFrom); !ok {
+			if v, ok, why = t.envFrom(c, e.ValueFrom); !ok {
 				ws.add(fmt.Sprintf("%s.env[%d].valueFrom", field, j), fmt.Sprintf("%s; variable %s is not set", why, e.Name))
 				continue
 			}
@@ -612,11 +628,11 @@ func container(pod *corev1.Pod, c *corev1.Container, field string, init bool, vo
 		args[j] = expand(s, vars)
 	}
 
-	ms, err := mounts(c, field, vols, ws, p)
+	ms, err := t.mounts(c, field)
 	if err != nil {
 		return out, err
 	}
-	sc, err := containerSecurityContext(pod, c, field, opts)
+	sc, err := t.containerSecurityContext(c, field)
 	if err != nil {
 		return out, err
 	}
