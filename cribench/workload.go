@@ -13,9 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -77,13 +77,12 @@ func ParseEndpoint(s string) (name, address string, err error) {
 // Dial connects to an endpoint and asks its runtime's name and version; a
 // runtime that does not answer fails here rather than halfway through.
 func Dial(ctx context.Context, name, address string) (*Endpoint, error) {
-	conn, err := grpc.NewClient(address, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	c, err := criclient.Dial(address, 0)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", address, err)
+		return nil, err
 	}
-	e := &Endpoint{Name: name, Address: address, conn: conn, rt: runtimeapi.NewRuntimeServiceClient(conn),
-		img: runtimeapi.NewImageServiceClient(conn), pods: map[string]bool{}}
+	conn := c.Conn
+	e := &Endpoint{Name: name, Address: address, conn: conn, rt: c.Runtime, img: c.Images, pods: map[string]bool{}}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	v, err := e.rt.Version(cctx, &runtimeapi.VersionRequest{})
