@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/husk-runtime/husk/atomicfile"
 	"github.com/husk-runtime/husk/mount"
 )
 
@@ -34,11 +35,12 @@ func (r *Runner) writeRecord(rec podRecord) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, ".pod.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	// Atomic (house rule 4): a crash mid-write must not leave a record
+	// that `husk pod rm` cannot read, with the pod's dirs it names.
+	if err := atomicfile.Write(filepath.Join(dir, "pod.json"), b, 0o600); err != nil {
 		return fmt.Errorf("write record of pod %s/%s: %w", rec.Namespace, rec.Name, err)
 	}
-	return os.Rename(tmp, filepath.Join(dir, "pod.json"))
+	return nil
 }
 
 func (r *Runner) readRecord(uid string) (*podRecord, error) {
