@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"github.com/husk-runtime/husk/integration/testenv"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -167,13 +167,11 @@ func (d *Daemon) Start() {
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start husk daemon: %v", err)
 	}
-	conn, err := grpc.NewClient("unix://"+d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c, err := criclient.Dial(d.Socket, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.conn = conn
-	d.RT = runtimeapi.NewRuntimeServiceClient(conn)
-	d.Img = runtimeapi.NewImageServiceClient(conn)
+	d.conn, d.RT, d.Img = c.Conn, c.Runtime, c.Images
 	// A socket left by a killed daemon exists before the new one listens:
 	// wait for an answer, not for the file.
 	deadline := time.Now().Add(30 * time.Second)

@@ -21,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -247,13 +247,11 @@ func (c *Containerd) start() error {
 	}
 	c.done = make(chan struct{})
 	go func() { c.waitErr = c.cmd.Wait(); close(c.done) }()
-	conn, err := grpc.NewClient(c.Endpoint(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := criclient.Dial(c.Endpoint(), 0)
 	if err != nil {
 		return err
 	}
-	c.conn = conn
-	c.RT = runtimeapi.NewRuntimeServiceClient(conn)
-	c.Img = runtimeapi.NewImageServiceClient(conn)
+	c.conn, c.RT, c.Img = cc.Conn, cc.Runtime, cc.Images
 	// Serving means the CRI plugin loaded (a bad config leaves the socket
 	// up with the CRI unimplemented) and its CNI config is loaded (until
 	// then RunPodSandbox fails).

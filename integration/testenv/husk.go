@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/husk-runtime/husk/criclient"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -46,12 +46,12 @@ func StartHusk(binDir, dir, socket, bridge, config string) (*Husk, error) {
 	if err := h.cmd.Start(); err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c, err := criclient.Dial(socket, 0)
 	if err != nil {
 		h.Stop()
 		return nil, err
 	}
-	h.conn, h.RT, h.Img = conn, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
+	h.conn, h.RT, h.Img = c.Conn, c.Runtime, c.Images
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
