@@ -201,7 +201,13 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err := m.mountShm(p, files.Shm); err != nil {
 		return "", err
 	}
-	u.push(func() { _ = mount.Unmount(files.Shm) })
+	// Only the pod's own: a host-IPC pod's files.Shm is the node's
+	// /dev/shm, which a rollback must never take down.
+	u.push(func() {
+		if p.ShmMounted {
+			_ = mount.Unmount(files.Shm)
+		}
+	})
 	st.mark("files+shm")
 
 	client, shimPid, err := m.shims.Launch(ctx, shim.LaunchConfig{

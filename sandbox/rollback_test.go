@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -28,7 +29,9 @@ import (
 	"github.com/husk-runtime/husk/image"
 	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/shim"
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -641,5 +644,48 @@ func TestRemovePodSandboxFailedStep(t *testing.T) {
 			}
 			w.assertEmpty()
 		})
+	}
+}
+
+// A host-IPC pod's /dev/shm is the node's: a rollback once detached it
+// (its undo unmounted files.Shm whatever it was). The test mounts a tmpfs
+// on /dev/shm in a mount namespace of its own (this thread's), fails a
+// host-IPC pod's start after the shm step, and checks the mount is still
+// there.
+func TestRollbackKeepsNodeShm(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a mount namespace and a tmpfs")
+	}
+	w := newWorld(t)
+	done := make(chan error, 1)
+	go func() {
+		// The thread stays locked and ends with the goroutine, taking its
+		// namespace with it: nothing here touches the node's mounts.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			done <- err
+			return
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			done <- err
+			return
+		}
+		if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", 0, ""); err != nil {
+			done <- err
+			return
+		}
+		w.failing("Launch pod")
+		if _, err := w.m.RunPodSandbox(context.Background(), podConfig("web"), ""); !injected(err) {
+			done <- fmt.Errorf("RunPodSandbox: %v, want the injected failure", err)
+			return
+		}
+		if m, err := mountinfo.Mounted("/dev/shm"); err != nil || !m {
+			done <- fmt.Errorf("the node's /dev/shm was unmounted by the rollback (mounted %v, %v)", m, err)
+			return
+		}
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
