@@ -48,7 +48,10 @@ deps:
 		esac; \
 	fi
 
+# The built-in pause, static with musl. make lint and make unit need it
+# before any apt step of theirs: a machine without musl-gcc gets deps here.
 pause/pause.bin: pause/c/pause.c
+	@command -v musl-gcc >/dev/null || $(MAKE) deps
 	musl-gcc -static -Os -s -o $@ $<
 
 # Builds husk, husk-shim and husk-oci into bin/.
@@ -155,8 +158,10 @@ critest-strict: build tools
 
 # Every check: lint, unit, integration, critest and the node conformance
 # subset. The last two are part of every test run, so conformance cannot
-# regress silently; --strict fails the run on any failed spec.
-test: lint unit integration critest-strict node-e2e-subset
+# regress silently; --strict fails the run on any failed spec. deps comes
+# first: unit tests that need the CNI plugins or iptables skip without
+# them, and on a fresh machine they would.
+test: deps lint unit integration critest-strict node-e2e-subset
 
 # Installs the binaries in /usr/local/bin and a default /etc/husk/config.toml.
 install: build
