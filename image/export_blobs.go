@@ -2,8 +2,6 @@ package image
 
 import (
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -15,7 +13,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/husk-runtime/husk/atomicfile"
-	"github.com/klauspost/compress/zstd"
 )
 
 // Layer blobs are kept in the content store as distributed (compressed as
@@ -199,24 +196,11 @@ func (s *Store) ensureLayerBlob(ctx context.Context, d, diffID v1.Hash, open fun
 // uncompressed content.
 func diffIDOf(r io.Reader) (v1.Hash, error) {
 	br := bufio.NewReader(r)
-	magic, _ := br.Peek(4)
-	var plain io.Reader = br
-	switch {
-	case bytes.HasPrefix(magic, gzipMagic):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return v1.Hash{}, fmt.Errorf("gunzip: %w", err)
-		}
-		defer zr.Close()
-		plain = zr
-	case bytes.HasPrefix(magic, zstdMagic):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return v1.Hash{}, fmt.Errorf("zstd: %w", err)
-		}
-		defer zr.Close()
-		plain = zr
+	plain, _, done, err := decompress(br)
+	if err != nil {
+		return v1.Hash{}, err
 	}
+	defer done()
 	h, _, err := v1.SHA256(plain)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("decompress: %w", err)

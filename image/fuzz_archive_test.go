@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -25,22 +26,11 @@ const fuzzInflateLimit = 1 << 20
 // magic, else as is); ok is false when it is more than limit bytes or does
 // not decompress.
 func inflated(data []byte, limit int64) ([]byte, bool) {
-	var r io.Reader = bytes.NewReader(data)
-	switch {
-	case bytes.HasPrefix(data, gzipMagic):
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, false
-		}
-		r = zr
-	case bytes.HasPrefix(data, zstdMagic):
-		zr, err := zstd.NewReader(r)
-		if err != nil {
-			return nil, false
-		}
-		defer zr.Close()
-		r = zr
+	r, _, done, err := decompress(bufio.NewReader(bytes.NewReader(data)))
+	if err != nil {
+		return nil, false
 	}
+	defer done()
 	out, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil || int64(len(out)) > limit {
 		return nil, false

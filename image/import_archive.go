@@ -3,8 +3,6 @@ package image
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/husk-runtime/husk/atomicfile"
-	"github.com/klauspost/compress/zstd"
 )
 
 // archive is a tar spooled to an unlinked file under the store's root,
@@ -48,30 +45,13 @@ func (s *Store) spool(ctx context.Context, r io.Reader) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("spool archive: unlink %s: %w", f.Name(), err)
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
-	magic, _ := br.Peek(4)
-	var src io.Reader = br
-	compressed := true
-	switch {
-	case bytes.HasPrefix(magic, gzipMagic):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%w: decompress gzip: %v", ErrInvalidArchive, err)
-		}
-		defer zr.Close()
-		src = zr
-	case bytes.HasPrefix(magic, zstdMagic):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%w: decompress zstd: %v", ErrInvalidArchive, err)
-		}
-		defer zr.Close()
-		src = zr
-	default:
-		compressed = false
+	src, format, done, err := decompress(bufio.NewReaderSize(r, 64<<10))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: decompress %v", ErrInvalidArchive, err)
 	}
+	defer done()
+	compressed := format != ""
 	w := &spoolWriter{f: f}
 	if _, err := io.Copy(w, ctxReader{ctx, src}); err != nil {
 		f.Close()

@@ -2,8 +2,6 @@ package image
 
 import (
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,12 +11,6 @@ import (
 	"log/slog"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/klauspost/compress/zstd"
-)
-
-var (
-	gzipMagic = []byte{0x1f, 0x8b}
-	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 )
 
 // unpackVerified unpacks a layer straight from its distributed stream:
@@ -29,29 +21,11 @@ var (
 func unpackVerified(ctx context.Context, log *slog.Logger, blob io.Reader, dir string, digest, diffID v1.Hash) (int64, error) {
 	ch := sha256.New()
 	br := bufio.NewReader(io.TeeReader(blob, ch))
-	magic, _ := br.Peek(4)
-
-	var plain io.Reader = br
-	var closeDecomp func()
-	switch {
-	case bytes.HasPrefix(magic, gzipMagic):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return 0, fmt.Errorf("gunzip: %w", err)
-		}
-		// Multistream stays on: eStargz layers are many gzip members, and
-		// the diff id covers all of them.
-		plain, closeDecomp = zr, func() { zr.Close() }
-	case bytes.HasPrefix(magic, zstdMagic):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return 0, fmt.Errorf("zstd: %w", err)
-		}
-		plain, closeDecomp = zr, zr.Close
+	plain, _, done, err := decompress(br)
+	if err != nil {
+		return 0, err
 	}
-	if closeDecomp != nil {
-		defer closeDecomp()
-	}
+	defer done()
 
 	uh := sha256.New()
 	size, err := unpackLayer(ctx, log, io.TeeReader(plain, uh), dir)
