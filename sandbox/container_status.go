@@ -95,11 +95,8 @@ func (m *Manager) refreshContainer(c *Container) {
 // its exit any more. The exit file stands in for the one the shim would
 // have written, and the record says why.
 func (m *Manager) markShimDead(c *Container) {
-	m.set(func() {
-		c.State, c.ShimDied = ContainerExited, true
-		c.Exit = &shim.ExitStatus{Code: 255, FinishedAt: time.Now().UTC()}
-	})
+	exit := &shim.ExitStatus{Code: 255, FinishedAt: time.Now().UTC()}
+	_ = atomicfile.WriteJSON(filepath.Join(m.ctrDir(c.PodID, c.ID), "exit.json"), exit)
+	_ = m.updateContainer(c, func() { c.State, c.ShimDied, c.Exit = ContainerExited, true, exit })
 	m.emitContainer(c, evStopped)
-	_ = atomicfile.WriteJSON(filepath.Join(m.ctrDir(c.PodID, c.ID), "exit.json"), c.Exit)
-	_ = m.saveContainer(c)
 }

@@ -9,9 +9,11 @@ import (
 )
 
 // PodState is where a pod is, as its record stores it. The transitions the
-// code makes, each through updatePod (state and record together):
+// code makes, each through updatePod (state and record together), but for
+// the one recovery makes in memory at start after a reboot (re-recorded
+// by the next start, which finds the shim gone):
 //
-//	creating --RunPodSandbox done--> ready --StopPodSandbox--> notready
+//	creating --RunPodSandbox done--> ready --StopPodSandbox, the shim's death--> notready
 //	creating --rollback that could not delete the infra--> notready
 //	creating --the daemon killed mid-way--> (removed by recovery or removal)
 //	any --RemovePodSandbox--> (gone)
@@ -25,7 +27,7 @@ type PodState string
 const (
 	PodCreating PodState = "creating" // half-made: recovery removes it
 	PodReady    PodState = "ready"
-	PodNotReady PodState = "notready" // stopped, or its rollback was cut short
+	PodNotReady PodState = "notready" // stopped, its shim gone, or its rollback cut short
 )
 
 // Pod is the sandbox record, pods/<id>/pod.json.

@@ -143,11 +143,13 @@ func (m *Manager) recoverPod(ctx context.Context, p *Pod) error {
 			// saying so leaves it "created" on disk: the shim knows better.
 			if c.State == ContainerCreated && inShim[c.ID] == shim.StatusRunning {
 				m.log.Info("container was started just before a crash; recording it running", "container", c.ID)
-				c.State = ContainerRunning
-				if c.StartedAt.IsZero() {
-					c.StartedAt = time.Now().UTC() // the real start went unrecorded
-				}
-				if err := m.saveContainer(c); err != nil {
+				err := m.updateContainer(c, func() {
+					c.State = ContainerRunning
+					if c.StartedAt.IsZero() {
+						c.StartedAt = time.Now().UTC() // the real start went unrecorded
+					}
+				})
+				if err != nil {
 					return err
 				}
 			}
@@ -159,8 +161,7 @@ func (m *Manager) recoverPod(ctx context.Context, p *Pod) error {
 	}
 	if !shimAlive && p.State == PodReady {
 		m.log.Warn("shim of pod is gone; pod is NOTREADY", "pod", p.ID)
-		p.State = PodNotReady
-		return m.savePod(p)
+		return m.updatePod(p, func() { p.State = PodNotReady })
 	}
 	return nil
 }

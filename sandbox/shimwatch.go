@@ -64,11 +64,14 @@ func (m *Manager) shimGone(p *Pod) {
 	m.log.Error("shim of pod died; its containers are reported exited and the pod NOTREADY", "pod", p.ID, "pid", p.ShimPid)
 	// The pod first: whoever sees a container reported dead must also see
 	// its pod NOTREADY.
-	m.set(func() {
+	err := m.updatePod(p, func() {
 		if p.State == PodReady {
 			p.State = PodNotReady
 		}
 	})
+	if err != nil {
+		m.log.Error("record shim death", "pod", p.ID, "error", err)
+	}
 	for _, c := range m.podContainers(p.ID) {
 		m.refreshContainer(c)
 		if st := m.containerState(c); st == ContainerRunning || st == ContainerCreated {
@@ -76,7 +79,4 @@ func (m *Manager) shimGone(p *Pod) {
 		}
 	}
 	m.emitPod(p, evStopped)
-	if err := m.savePod(p); err != nil {
-		m.log.Error("record shim death", "pod", p.ID, "error", err)
-	}
 }
