@@ -98,7 +98,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 			c.LogPath = lp
 		}
 	}
-	dir := m.ctrDir(p.ID, id)
+	dir := m.paths.ContainerDir(p.ID, id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create container dir %s: %w", dir, err)
 	}

@@ -58,7 +58,7 @@ func (m *Manager) execProcess(id string, cmd []string) (*Container, *Pod, *specs
 		return nil, nil, nil, err
 	}
 	var spec specs.Spec
-	if err := atomicfile.ReadJSON(filepath.Join(m.ctrDir(p.ID, c.ID), "config.json"), &spec); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(m.paths.ContainerDir(p.ID, c.ID), "config.json"), &spec); err != nil {
 		return nil, nil, nil, fmt.Errorf("exec in %s: %w", c.ID, err)
 	}
 	proc := *spec.Process

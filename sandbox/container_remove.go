@@ -56,7 +56,7 @@ func (m *Manager) removeContainerFiles(ctx context.Context, p *Pod, id string) e
 	if err := m.deleteInShim(ctx, p, id); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
-	dir := m.ctrDir(p.ID, id)
+	dir := m.paths.ContainerDir(p.ID, id)
 	if err := m.unmountImageVolumes(dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}

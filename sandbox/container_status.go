@@ -84,7 +84,7 @@ func (m *Manager) refreshContainer(c *Container) {
 		return
 	}
 	var ex shim.ExitStatus
-	if err := atomicfile.ReadJSON(filepath.Join(m.ctrDir(podID, c.ID), "exit.json"), &ex); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(m.paths.ContainerDir(podID, c.ID), "exit.json"), &ex); err != nil {
 		return
 	}
 	_ = m.updateContainer(c, func() { c.State = ContainerExited; c.Exit = &ex })
@@ -96,7 +96,7 @@ func (m *Manager) refreshContainer(c *Container) {
 // have written, and the record says why.
 func (m *Manager) markShimDead(c *Container) {
 	exit := &shim.ExitStatus{Code: 255, FinishedAt: time.Now().UTC()}
-	_ = atomicfile.WriteJSON(filepath.Join(m.ctrDir(c.PodID, c.ID), "exit.json"), exit)
+	_ = atomicfile.WriteJSON(filepath.Join(m.paths.ContainerDir(c.PodID, c.ID), "exit.json"), exit)
 	_ = m.updateContainer(c, func() { c.State, c.ShimDied, c.Exit = ContainerExited, true, exit })
 	m.emitContainer(c, evStopped)
 }

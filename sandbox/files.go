@@ -41,7 +41,7 @@ func (m *Manager) writePodFiles(p *Pod, ips []string) (podFiles, error) {
 // sees the node's /etc/hosts, as with kubelet; a host-IPC pod the node's
 // /dev/shm.
 func (m *Manager) podFilesOf(p *Pod) podFiles {
-	dir := m.podDir(p.ID)
+	dir := m.paths.PodDir(p.ID)
 	f := podFiles{
 		Hostname: filepath.Join(dir, "hostname"), Hosts: filepath.Join(dir, "hosts"),
 		ResolvConf: filepath.Join(dir, "resolv.conf"), Shm: filepath.Join(dir, "shm"),

@@ -137,9 +137,9 @@ func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.
 		m.cfg.Handlers = map[string]Handler{}
 	}
 	if _, ok := m.cfg.Handlers[""]; !ok {
-		m.cfg.Handlers[""] = Handler{Runtime: shim.Runtime{Path: cfg.OCIPath, Root: m.ociRoot()}, RecursiveReadOnly: true, Userns: true}
+		m.cfg.Handlers[""] = Handler{Runtime: shim.Runtime{Path: cfg.OCIPath, Root: m.paths.OCIDir()}, RecursiveReadOnly: true, Userns: true}
 	}
-	dirs := []string{m.paths.PodsDir(), m.paths.ShimSocketDir(), m.ociRoot()}
+	dirs := []string{m.paths.PodsDir(), m.paths.ShimSocketDir(), m.paths.OCIDir()}
 	for _, h := range m.cfg.Handlers {
 		dirs = append(dirs, h.Runtime.Root)
 	}
@@ -156,10 +156,6 @@ func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.
 	}
 	return m, nil
 }
-
-func (m *Manager) podDir(id string) string        { return m.paths.PodDir(id) }
-func (m *Manager) ctrDir(podID, id string) string { return m.paths.ContainerDir(podID, id) }
-func (m *Manager) ociRoot() string                { return m.paths.OCIDir() }
 
 // handler returns the RuntimeClass handler named name, InvalidArgument
 // naming it (and the ones there are) when none is configured.
@@ -197,8 +193,6 @@ func (m *Manager) podRuntime(p *Pod) shim.Runtime {
 	}
 	return m.cfg.Handlers[""].Runtime
 }
-
-func (m *Manager) shimSocket(podID string) string { return m.paths.ShimSocket(podID) }
 
 func (m *Manager) shim(p *Pod) Shim { return m.shims.Dial(p.ShimSocket) }
 
@@ -294,13 +288,13 @@ func (m *Manager) containerAndPod(id string) (*Container, *Pod, error) {
 func (m *Manager) savePod(p *Pod) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return writeRecord(filepath.Join(m.podDir(p.ID), "pod.json"), p)
+	return writeRecord(filepath.Join(m.paths.PodDir(p.ID), "pod.json"), p)
 }
 
 func (m *Manager) saveContainer(c *Container) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return writeRecord(filepath.Join(m.ctrDir(c.PodID, c.ID), "container.json"), c)
+	return writeRecord(filepath.Join(m.paths.ContainerDir(c.PodID, c.ID), "container.json"), c)
 }
 
 // updatePod changes pod p's fields with f, under the manager's lock, and

@@ -68,7 +68,7 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 			return fmt.Errorf("remove pod %s: container left by a failed create: %w", p.ID, err)
 		}
 	}
-	dir := m.podDir(p.ID)
+	dir := m.paths.PodDir(p.ID)
 	if err := m.deleteInShim(ctx, p, p.ID); err != nil {
 		return fmt.Errorf("remove pod %s: infra: %w", p.ID, err)
 	}

@@ -106,14 +106,14 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	p := &Pod{
 		ID: id, State: PodCreating, CreatedAt: time.Now().UTC(), Config: cfg, Handler: handler,
-		HostNetwork: hostNet, Cgroup: cgroup, OwnCgroup: own, ShimSocket: m.shimSocket(id),
+		HostNetwork: hostNet, Cgroup: cgroup, OwnCgroup: own, ShimSocket: m.paths.ShimSocket(id),
 	}
 	if !hostNet {
 		// Recorded before it exists: a crash after this point leaves a
 		// record that names the netns to remove.
 		p.NetnsPath = m.net.NetnsPath(id)
 	}
-	dir := m.podDir(id)
+	dir := m.paths.PodDir(id)
 	if userns != nil {
 		p.UsernsPath = filepath.Join(dir, "userns")
 	}

@@ -75,7 +75,7 @@ func (m *Manager) refreshInfra(p *Pod) {
 		return
 	}
 	var st shim.ExitStatus
-	if err := atomicfile.ReadJSON(filepath.Join(m.podDir(p.ID), "exit.json"), &st); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(m.paths.PodDir(p.ID), "exit.json"), &st); err != nil {
 		return
 	}
 	m.set(func() { p.infraExit = &st })

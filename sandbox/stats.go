@@ -231,7 +231,7 @@ func (m *Manager) containerStatsIf(c *Container, podCgroup string, keep func(Con
 		}
 		st.Cgroup = u
 	}
-	l, err := m.stats.layer(v.ID, filepath.Join(m.ctrDir(v.PodID, v.ID), "upper"), m.paths.PodsDir())
+	l, err := m.stats.layer(v.ID, filepath.Join(m.paths.ContainerDir(v.PodID, v.ID), "upper"), m.paths.PodsDir())
 	if err != nil {
 		errs = append(errs, fmt.Errorf("container %s: %w", v.ID, err))
 	}
