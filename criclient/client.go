@@ -55,10 +55,15 @@ func (c *Client) Close() { _ = c.Conn.Close() }
 
 // Ctx bounds one CRI call by the client's timeout.
 func (c *Client) Ctx(parent context.Context) (context.Context, context.CancelFunc) {
-	if c.Timeout <= 0 {
+	return CallContext(parent, c.Timeout)
+}
+
+// CallContext bounds one CRI call by timeout; 0 leaves it unbounded.
+func CallContext(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
 		return context.WithCancel(parent)
 	}
-	return context.WithTimeout(parent, c.Timeout)
+	return context.WithTimeout(parent, timeout)
 }
 
 // Error is a CRI call's error as one line: what failed, then the gRPC
@@ -248,9 +253,21 @@ func ctrIDs(cs []*runtimeapi.Container) string {
 
 // ContainerStatus is the status of container id.
 func (c *Client) ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error) {
-	cctx, cancel := c.Ctx(ctx)
+	return ContainerStatusOf(ctx, c.Runtime, c.Timeout, id)
+}
+
+// StatusReader is the call ContainerStatusOf makes: a RuntimeService
+// client has it, and so does a test's fake.
+type StatusReader interface {
+	ContainerStatus(ctx context.Context, in *runtimeapi.ContainerStatusRequest, opts ...grpc.CallOption) (*runtimeapi.ContainerStatusResponse, error)
+}
+
+// ContainerStatusOf is the status of container id, the call bounded by
+// timeout, for callers that hold the runtime behind an interface.
+func ContainerStatusOf(ctx context.Context, rt StatusReader, timeout time.Duration, id string) (*runtimeapi.ContainerStatus, error) {
+	cctx, cancel := CallContext(ctx, timeout)
 	defer cancel()
-	resp, err := c.Runtime.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	resp, err := rt.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
 	if err != nil {
 		return nil, Wrap(err, "status of container %s", ShortID(id))
 	}

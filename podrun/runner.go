@@ -41,20 +41,11 @@ type Runner struct {
 func (r *Runner) podDir(uid string) string { return filepath.Join(r.StateDir, "pods", uid) }
 
 func (r *Runner) ctx(parent context.Context) (context.Context, context.CancelFunc) {
-	if r.Timeout <= 0 {
-		return context.WithCancel(parent)
-	}
-	return context.WithTimeout(parent, r.Timeout)
+	return criclient.CallContext(parent, r.Timeout)
 }
 
 func (r *Runner) containerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error) {
-	cctx, cancel := r.ctx(ctx)
-	defer cancel()
-	resp, err := r.Runtime.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
-	if err != nil {
-		return nil, criclient.Wrap(err, "status of container %s", criclient.ShortID(id))
-	}
-	return resp.Status, nil
+	return criclient.ContainerStatusOf(ctx, r.Runtime, r.Timeout, id)
 }
 
 // Pod is a pod the runner started.
