@@ -196,9 +196,9 @@ func Fix(ctx context.Context, cfg Config, h *Host, list Lister, ls []Leftover) (
 		case KindShim:
 			act(l)(h.killShim(cfg, l))
 		case KindMount:
-			n, err := h.unmountAll(l.Path)
+			was, err := h.unmountAll(l.Path)
 			done := "unmounted"
-			if n == 0 {
+			if !was {
 				done = "gone already"
 			}
 			act(l)(done, err)

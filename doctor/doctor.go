@@ -136,7 +136,8 @@ type Host struct {
 	Sys       string // "/sys"
 	MountInfo string // "/proc/self/mountinfo"
 	Links     Links
-	// Unmount detaches one mount at path; EINVAL means it is no mount.
+	// Unmount takes down every mount at path (mount.Unmount); a path
+	// with none is fine.
 	Unmount func(path string) error
 	// Kill sends sig to pid.
 	Kill func(pid int, sig syscall.Signal) error

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/husk-runtime/husk/mount"
 	"github.com/husk-runtime/husk/network"
-	"github.com/moby/sys/mountinfo"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -37,20 +35,9 @@ func NewHost(cfg Config) (*Host, error) {
 	}
 	return &Host{
 		Proc: "/proc", Sys: "/sys", MountInfo: "/proc/self/mountinfo",
-		Links: netlinkLinks{},
-		// One step of unmountAll's loop, which tells "unmounted" from
-		// "gone already": umount(2)'s answers when nothing is (left) there,
-		// else mount.Unmount, which takes every stacked mount at once.
-		Unmount: func(p string) error {
-			switch m, err := mountinfo.Mounted(p); {
-			case errors.Is(err, fs.ErrNotExist):
-				return unix.ENOENT
-			case err == nil && !m:
-				return unix.EINVAL
-			}
-			return mount.Unmount(p)
-		},
-		Kill: func(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) },
+		Links:   netlinkLinks{},
+		Unmount: mount.Unmount,
+		Kill:    func(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) },
 		Teardown: func(ctx context.Context, podID, netns string) error {
 			return net.Teardown(ctx, network.PodNetwork{PodID: podID, NetnsPath: netns})
 		},

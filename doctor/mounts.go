@@ -1,13 +1,11 @@
 package doctor
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/moby/sys/mountinfo"
-	"golang.org/x/sys/unix"
 )
 
 // mounts reads the host's mount table.
@@ -66,22 +64,21 @@ func mounted(ms []*mountinfo.Info, path string) bool {
 	return false
 }
 
-// unmountAll detaches every mount at path (mounts may be stacked).
-// MNT_DETACH: a process still holding a file open there must not stop the
-// cleanup; the kernel frees it when the last user leaves.
-func (h *Host) unmountAll(path string) (n int, err error) {
-	for range 16 {
-		err := h.Unmount(path)
-		if err == nil {
-			n++
-			continue
-		}
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-			return n, nil // no (more) mount there
-		}
-		return n, fmt.Errorf("unmount %s: %w", path, err)
+// unmountAll takes down every mount at path (stacked ones too: Host.Unmount
+// is mount.Unmount) and says whether the mount table had one there, so
+// the report can tell "unmounted" from "gone already".
+func (h *Host) unmountAll(path string) (was bool, err error) {
+	ms, err := h.mounts()
+	if err != nil {
+		return false, err
 	}
-	return n, fmt.Errorf("unmount %s: still mounted after 16 unmounts", path)
+	if !mounted(ms, path) {
+		return false, nil
+	}
+	if err := h.Unmount(path); err != nil {
+		return true, fmt.Errorf("unmount %s: %w", path, err)
+	}
+	return true, nil
 }
 
 // mountsBelow lists the mount points at or under dir.

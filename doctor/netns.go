@@ -44,18 +44,18 @@ func findNetns(cfg Config, ms []*mountinfo.Info, known Known) ([]Leftover, error
 // does; the kernel frees the namespace (and the veth ends in it) once
 // nothing holds it.
 func (h *Host) removeNetns(path string) (string, error) {
-	n, err := h.unmountAll(path)
+	was, err := h.unmountAll(path)
 	if err != nil {
 		return "", err
 	}
 	err = os.Remove(path)
 	switch {
-	case errors.Is(err, fs.ErrNotExist) && n == 0:
+	case errors.Is(err, fs.ErrNotExist) && !was:
 		return "gone already", nil
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("remove netns pin %s: %w", path, err)
 	}
-	if n > 0 {
+	if was {
 		return "unmounted and removed", nil
 	}
 	return "removed", nil
