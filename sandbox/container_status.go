@@ -23,17 +23,17 @@ type ContainerView struct {
 	Reason string
 }
 
-// Container returns the container with id (or unique prefix).
+// Container returns the container with id (or unique prefix), from memory.
 func (m *Manager) Container(ctx context.Context, id string) (ContainerView, error) {
 	c, err := m.container(id)
 	if err != nil {
 		return ContainerView{}, err
 	}
-	m.refreshContainer(c)
 	return m.viewContainer(c), nil
 }
 
-// ListContainers returns every container that is fully created.
+// ListContainers returns every container that is fully created, from
+// memory (watchExit keeps the states true).
 func (m *Manager) ListContainers(ctx context.Context) []ContainerView {
 	m.mu.RLock()
 	cs := make([]*Container, 0, len(m.ctrs))
@@ -43,7 +43,6 @@ func (m *Manager) ListContainers(ctx context.Context) []ContainerView {
 	m.mu.RUnlock()
 	out := make([]ContainerView, 0, len(cs))
 	for _, c := range cs {
-		m.refreshContainer(c)
 		v := m.viewContainer(c)
 		if v.State == ContainerCreating {
 			continue
@@ -74,8 +73,10 @@ func (m *Manager) viewContainer(c *Container) ContainerView {
 	return v
 }
 
-// refreshContainer picks up an exit the shim recorded. The shim writes the
-// exit file before it tells anyone, so reading it is enough.
+// refreshContainer picks up an exit the shim recorded, reading its exit
+// file. Only the calls that change a container use it, to act on its true
+// state even if watchExit has not yet told; the list and status calls
+// answer from memory.
 func (m *Manager) refreshContainer(c *Container) {
 	m.mu.RLock()
 	st, podID := c.State, c.PodID
@@ -87,8 +88,21 @@ func (m *Manager) refreshContainer(c *Container) {
 	if err := atomicfile.ReadJSON(filepath.Join(m.paths.ContainerDir(podID, c.ID), "exit.json"), &ex); err != nil {
 		return
 	}
-	_ = m.updateContainer(c, func() { c.State = ContainerExited; c.Exit = &ex })
-	m.emitContainer(c, evStopped)
+	m.noteContainerExit(c, &ex)
+}
+
+// noteContainerExit records the exit of a container that ran, once: the
+// first of watchExit and refreshContainer to know it wins.
+func (m *Manager) noteContainerExit(c *Container, ex *shim.ExitStatus) {
+	first := false
+	_ = m.updateContainer(c, func() {
+		if first = c.State == ContainerRunning || c.State == ContainerCreated; first {
+			c.State, c.Exit = ContainerExited, ex
+		}
+	})
+	if first {
+		m.emitContainer(c, evStopped)
+	}
 }
 
 // markShimDead records that a container lost its shim: nothing can collect

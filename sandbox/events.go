@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -176,26 +177,56 @@ func (m *Manager) snapshot(p *Pod) (PodView, []ContainerView) {
 }
 
 // watchExit notices the exit of id (a container, or the pod's infra when id
-// is the pod id) as it happens, so that its stopped event is timely, not
-// sent when someone next reads the status. It holds one shim Wait without a
-// timeout: one goroutine and one idle unix connection here, one goroutine
-// in the shim. The shim writes the exit file before it answers, so the
-// refresh that follows finds it. If the wait fails (the shim died, which
-// watchShim reports, or the container was deleted) there is nothing to do.
+// is the pod id) as it happens. It is what keeps the index true: the list
+// and status calls answer from memory and read no exit file, so kubelet's
+// relist of every container each second costs no I/O. It holds one shim
+// Wait without a timeout: one goroutine and one idle unix connection here,
+// one goroutine in the shim. The exit the Wait returns is the one the shim
+// wrote to the exit file before answering, and it is recorded with the
+// container's record.
+//
+// A Wait that fails while the container still runs in the record and the
+// shim lives (a dial refused for want of file descriptors, say) is tried
+// again, backing off up to 5 s, so an exit is never missed for good. The
+// shim's death ends the watch: watchShim records the containers exited.
 func (m *Manager) watchExit(p *Pod, id string) {
 	client := m.shim(p)
 	go func() {
-		if _, done, err := client.Wait(context.Background(), id, 0); err != nil || !done {
-			return
-		}
-		if id == p.ID {
-			m.refreshInfra(p)
-			return
-		}
-		if c, err := m.container(id); err == nil && c.PodID == p.ID {
-			m.refreshContainer(c)
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			ex, done, err := client.Wait(context.Background(), id, 0)
+			if err == nil && done && ex != nil {
+				if id == p.ID {
+					m.noteInfraExit(p, ex)
+				} else if c, cerr := m.container(id); cerr == nil && c.PodID == p.ID {
+					m.noteContainerExit(c, ex)
+				}
+				return
+			}
+			if !m.stillWatched(p, id) {
+				return
+			}
+			m.log.Warn("waiting for an exit failed; trying again", "pod", p.ID, "id", id, "error", err, "retry_in", backoff)
+			time.Sleep(backoff)
 		}
 	}()
+}
+
+// stillWatched says whether an exit of id is still to be noticed: its pod
+// is known with its shim alive, and id (the infra or a container) runs.
+func (m *Manager) stillWatched(p *Pod, id string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if _, known := m.pods[p.ID]; !known || p.shimStopping || p.State != PodReady && id == p.ID {
+		return false
+	}
+	if p.ShimPid > 0 && unix.Kill(p.ShimPid, 0) != nil {
+		return false
+	}
+	if id == p.ID {
+		return p.infraExit == nil
+	}
+	c, ok := m.ctrs[id]
+	return ok && (c.State == ContainerRunning || c.State == ContainerCreated)
 }
 
 // watchExits arms watchExit for a recovered pod: its infra while it is

@@ -16,15 +16,14 @@ type PodView struct {
 	Ready bool
 }
 
-// PodSandbox returns the pod with id (or unique prefix), refreshing its
-// readiness: a pod whose infra process died is NOTREADY, so kubelet
+// PodSandbox returns the pod with id (or unique prefix), from memory: a pod
+// whose infra process died is NOTREADY (watchExit tells), so kubelet
 // recreates it.
 func (m *Manager) PodSandbox(ctx context.Context, id string) (PodView, error) {
 	p, err := m.pod(id)
 	if err != nil {
 		return PodView{}, err
 	}
-	m.refreshInfra(p)
 	return m.viewPod(p), nil
 }
 
@@ -49,7 +48,6 @@ func (m *Manager) ListPodSandboxes(ctx context.Context) []PodView {
 	m.mu.RUnlock()
 	out := make([]PodView, 0, len(pods))
 	for _, p := range pods {
-		m.refreshInfra(p)
 		v := m.viewPod(p)
 		if v.State == PodCreating {
 			continue // not yet a sandbox kubelet may see
@@ -65,8 +63,10 @@ func (m *Manager) viewPod(p *Pod) PodView {
 	return PodView{Pod: *p, Ready: p.State == PodReady && p.infraExit == nil}
 }
 
-// refreshInfra notices an infra exit the shim recorded: the exit file is
-// written before anyone is told, so it is the truth.
+// refreshInfra notices an infra exit the shim recorded, reading its exit
+// file: the exit file is written before anyone is told, so it is the truth.
+// Only the calls that change a pod use it; the list and status calls
+// answer from memory, which watchExit keeps true.
 func (m *Manager) refreshInfra(p *Pod) {
 	m.mu.RLock()
 	known := p.infraExit != nil || p.State != PodReady
@@ -78,7 +78,20 @@ func (m *Manager) refreshInfra(p *Pod) {
 	if err := atomicfile.ReadJSON(filepath.Join(m.paths.PodDir(p.ID), "exit.json"), &st); err != nil {
 		return
 	}
-	m.set(func() { p.infraExit = &st })
+	m.noteInfraExit(p, &st)
+}
+
+// noteInfraExit records the exit of a ready pod's infra process, once.
+func (m *Manager) noteInfraExit(p *Pod, st *shim.ExitStatus) {
+	first := false
+	m.set(func() {
+		if first = p.infraExit == nil && p.State == PodReady; first {
+			p.infraExit = st
+		}
+	})
+	if !first {
+		return
+	}
 	m.emitPod(p, evStopped)
 	m.log.Warn("infra process of pod exited; pod is NOTREADY", "pod", p.ID, "code", st.Code)
 }

@@ -259,15 +259,17 @@ type fakeShim struct {
 	podID  string
 	socket string
 
-	mu   sync.Mutex
-	gone bool
-	ctrs map[string]*fakeCtr
+	mu        sync.Mutex
+	gone      bool
+	ctrs      map[string]*fakeCtr
+	failWaits int // Waits that fail at once, as a refused dial does
 }
 
 type fakeCtr struct {
 	status   string
 	exitFile string
 	exited   chan struct{}
+	exit     *shim.ExitStatus // what Kill wrote to exitFile
 }
 
 var errConnRefused = errors.New("connect: connection refused")
@@ -360,7 +362,8 @@ func (s *fakeShim) Kill(_ context.Context, id string, sig int) error {
 	defer s.mu.Unlock()
 	if c.status != shim.StatusExited {
 		c.status = shim.StatusExited
-		if err := atomicfile.WriteJSON(c.exitFile, shim.ExitStatus{Code: 128 + sig, FinishedAt: time.Now().UTC()}); err != nil {
+		c.exit = &shim.ExitStatus{Code: 128 + sig, FinishedAt: time.Now().UTC()}
+		if err := atomicfile.WriteJSON(c.exitFile, c.exit); err != nil {
 			return err
 		}
 		close(c.exited)
@@ -373,13 +376,25 @@ func (s *fakeShim) Wait(ctx context.Context, id string, timeout time.Duration) (
 	if err != nil {
 		return nil, false, err
 	}
+	s.mu.Lock()
+	if s.failWaits > 0 {
+		s.failWaits--
+		s.mu.Unlock()
+		return nil, false, errConnRefused
+	}
+	s.mu.Unlock()
 	var expire <-chan time.Time
 	if timeout > 0 {
 		expire = time.After(timeout)
 	}
 	select {
 	case <-c.exited:
-		return &shim.ExitStatus{}, true, nil
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if c.exit == nil { // ended by the shim's shutdown
+			return &shim.ExitStatus{}, true, nil
+		}
+		return c.exit, true, nil
 	case <-expire:
 		return nil, false, nil
 	case <-ctx.Done():

@@ -215,7 +215,6 @@ func (m *Manager) containerStats(c *Container, podCgroup string) (ContainerStats
 // containerStatsIf reads a container's figures when keep (nil: all) takes
 // it. Containers still being created are skipped, as ListContainers does.
 func (m *Manager) containerStatsIf(c *Container, podCgroup string, keep func(ContainerView) bool) (*ContainerStats, error) {
-	m.refreshContainer(c)
 	v := m.viewContainer(c)
 	if v.State == ContainerCreating || (keep != nil && !keep(v)) {
 		return nil, nil
@@ -280,7 +279,6 @@ func (m *Manager) ListPodSandboxStats(ctx context.Context, keep func(PodView) bo
 }
 
 func (m *Manager) podStatsIf(p *Pod, keep func(PodView) bool) (*PodStats, error) {
-	m.refreshInfra(p)
 	v := m.viewPod(p)
 	if v.State == PodCreating || (keep != nil && !keep(v)) {
 		return nil, nil
