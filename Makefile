@@ -144,6 +144,29 @@ bench: build
 bench-pull: build
 	$(GO) test -run '^$$' -bench 'Pull200MB' -benchtime 3x -timeout 30m -v ./integration/ | grep -E '^(Benchmark|\s+bench_pull_test)'
 
+# The newest containerd, the peer of the benchmarks: containerd v2.4.2
+# (its daemon and runc shim) and runc v1.5.3 with seccomp, from the module
+# proxy, pinned by tools/containerd/go.mod, into bin/containerd2/. Built as
+# upstream's Makefile builds them (the shim static without cgo, runc with
+# cgo and libseccomp), less btrfs, which nothing here uses. About 6 minutes
+# cold. The testenv runs it isolated (testenv.ContainerdOptions.BinDir).
+CONTAINERD2_VERSION := v2.4.2
+CONTAINERD2_LDFLAGS := -s -w -X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD2_VERSION)
+.PHONY: containerd2
+containerd2: deps
+	cd tools/containerd && $(GO) build -trimpath -tags 'urfave_cli_no_docs no_btrfs' -ldflags '$(CONTAINERD2_LDFLAGS)' -o ../../$(BIN)/containerd2/containerd github.com/containerd/containerd/v2/cmd/containerd
+	cd tools/containerd && CGO_ENABLED=0 $(GO) build -trimpath -tags 'urfave_cli_no_docs no_grpc' -ldflags '$(CONTAINERD2_LDFLAGS)' -o ../../$(BIN)/containerd2/containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+	cd tools/containerd && CGO_ENABLED=1 $(GO) build -trimpath -tags 'seccomp urfave_cli_no_docs' -ldflags '-s -w -X main.version=1.5.3' -o ../../$(BIN)/containerd2/runc github.com/opencontainers/runc
+
+# husk beside containerd 2.4 and containerd 1.6 in one run: `husk bench`
+# against the three, each isolated on the test registry's images
+# (integration BenchmarkCompare). HUSK_BENCH_ARGS replaces its workload
+# flags; the default is 20 sequential pods, 48 at concurrency 8, and 500
+# pods present for the list and stats calls, memory read at 100 and 500.
+# Not in `make test`; figures, no asserts.
+bench-compare: build containerd2
+	$(GO) test -run '^$$' -bench '^BenchmarkCompare$$' -benchtime 1x -timeout 90m -v ./integration/
+
 # critest, the CRI conformance suite. cri-tools' suite against an isolated
 # husk, with every image served from a local registry through husk's mirror
 # config.
