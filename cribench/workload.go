@@ -37,6 +37,8 @@ type Config struct {
 	Concurrency    int           `json:"concurrency"`
 	ListContainers int           `json:"listContainers"` // pods (one container each) present while lists are timed and memory is read
 	ListCalls      int           `json:"listCalls"`      // timed ListContainers and ListPodSandbox calls per endpoint
+	StatsCalls     int           `json:"statsCalls"`     // timed ListContainerStats calls per endpoint
+	MemoryPods     int           `json:"memoryPods"`     // read memory also when this many of the ListContainers pods run (0: only with all)
 	Settle         time.Duration `json:"settle"`         // wait before reading memory, for the monitors to go idle
 	CallTimeout    time.Duration `json:"-"`              // bound of each CRI call
 	LogDir         string        `json:"-"`              // the pods' log directories are made under it
@@ -423,8 +425,9 @@ func (b *bench) concurrent(ctx context.Context) error {
 }
 
 // populated starts ListContainers pods (a container each) on every
-// endpoint, reads the memory of the runtime's processes, times list calls,
-// and removes the pods.
+// endpoint, batch by batch, reads the memory of the runtime's processes
+// (also on the way, at MemoryPods), times list calls, and removes the
+// pods. The start and removal of them all are timed as walls.
 func (b *bench) populated(ctx context.Context) error {
 	m, c := b.cfg.ListContainers, b.cfg.Concurrency
 	if m <= 0 {
@@ -432,39 +435,74 @@ func (b *bench) populated(ctx context.Context) error {
 	}
 	b.progress("populated: %d pods with a container each on each endpoint", m)
 	pods := map[string][]string{}
+	wall := map[string]time.Duration{}
 	var err error
-	for r := 0; r*c < m && err == nil; r++ {
-		k := min(c, m-r*c)
-		for _, e := range rotate(b.eps, r) {
-			if err = interrupted(ctx); err != nil {
-				break
+	fill := func(target int) {
+		for r := 0; err == nil; r++ {
+			k := min(c, target-len(pods[b.eps[0].Name]))
+			if k <= 0 {
+				return
 			}
-			var ids []string
-			ids, _, err = b.startBatch(ctx, e, k, "")
-			pods[e.Name] = append(pods[e.Name], ids...)
-			if err != nil {
-				break
+			for _, e := range rotate(b.eps, r) {
+				if err = interrupted(ctx); err != nil {
+					return
+				}
+				var ids []string
+				var d time.Duration
+				ids, d, err = b.startBatch(ctx, e, k, "")
+				pods[e.Name] = append(pods[e.Name], ids...)
+				wall[e.Name] += d
+				if err != nil {
+					return
+				}
 			}
 		}
 	}
-	if err == nil {
-		b.progress("memory: settling %s", b.cfg.Settle)
+	readMemory := func(n int, suffix string) {
+		if err != nil {
+			return
+		}
+		b.progress("memory at %d pods: settling %s", n, b.cfg.Settle)
 		select {
 		case <-ctx.Done():
 		case <-time.After(b.cfg.Settle):
 		}
-		err = interrupted(ctx)
+		if err = interrupted(ctx); err == nil {
+			for _, e := range b.eps {
+				b.memory(ctx, e, pods[e.Name], suffix)
+			}
+		}
+	}
+	if mp := b.cfg.MemoryPods; mp > 0 && mp < m {
+		fill(mp)
+		readMemory(mp, fmt.Sprintf(", %d pods", mp))
+		fill(m)
+		readMemory(m, fmt.Sprintf(", %d pods", m))
+	} else {
+		fill(m)
+		readMemory(m, "")
 	}
 	if err == nil {
+		mWall := fmt.Sprintf("%d pods started, concurrency %d, wall", m, c)
 		for _, e := range b.eps {
-			b.memory(ctx, e, pods[e.Name])
+			b.record(mWall, UnitS, e.Name, wall[e.Name].Seconds())
 		}
 		err = b.lists(ctx, m)
 	}
+	if err == nil {
+		err = b.statsLists(ctx, m)
+	}
+	mRmWall := fmt.Sprintf("%d pods stopped and removed, concurrency %d, wall", m, c)
 	for _, e := range b.eps {
+		t0 := time.Now()
+		var rerr error
 		for i := 0; i < len(pods[e.Name]); i += c {
-			err = errors.Join(err, b.removeBatch(ctx, e, pods[e.Name][i:min(i+c, len(pods[e.Name]))], ""))
+			rerr = errors.Join(rerr, b.removeBatch(ctx, e, pods[e.Name][i:min(i+c, len(pods[e.Name]))], ""))
 		}
+		if rerr == nil && err == nil {
+			b.record(mRmWall, UnitS, e.Name, time.Since(t0).Seconds())
+		}
+		err = errors.Join(err, rerr)
 	}
 	return err
 }
@@ -472,6 +510,8 @@ func (b *bench) populated(ctx context.Context) error {
 func (b *bench) lists(ctx context.Context, m int) error {
 	mCtr := fmt.Sprintf("ListContainers, %d containers present", m)
 	mPod := fmt.Sprintf("ListPodSandbox, %d pods present", m)
+	// What kubelet's PLEG does every second: both lists back to back.
+	mRelist := fmt.Sprintf("relist (ListPodSandbox+ListContainers), %d pods", m)
 	b.progress("lists: %d calls of each on each endpoint", b.cfg.ListCalls)
 	for i := 0; i < b.cfg.ListCalls; i++ {
 		for _, e := range rotate(b.eps, i) {
@@ -480,23 +520,53 @@ func (b *bench) lists(ctx context.Context, m int) error {
 			}
 			cctx, cancel := b.call(ctx)
 			t0 := time.Now()
-			cr, err := e.rt.ListContainers(cctx, &runtimeapi.ListContainersRequest{})
+			pr, err := e.rt.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
 			t1 := time.Now()
 			if err != nil {
 				cancel()
-				return fmt.Errorf("%s: ListContainers: %w", e.Name, err)
+				return fmt.Errorf("%s: ListPodSandbox: %w", e.Name, err)
 			}
-			pr, err := e.rt.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
+			cr, err := e.rt.ListContainers(cctx, &runtimeapi.ListContainersRequest{})
 			t2 := time.Now()
 			cancel()
 			if err != nil {
-				return fmt.Errorf("%s: ListPodSandbox: %w", e.Name, err)
+				return fmt.Errorf("%s: ListContainers: %w", e.Name, err)
 			}
-			b.record(mCtr, UnitMs, e.Name, ms(t1.Sub(t0)))
-			b.record(mPod, UnitMs, e.Name, ms(t2.Sub(t1)))
+			b.record(mCtr, UnitMs, e.Name, ms(t2.Sub(t1)))
+			b.record(mPod, UnitMs, e.Name, ms(t1.Sub(t0)))
+			b.record(mRelist, UnitMs, e.Name, ms(t2.Sub(t0)))
 			if i == 0 {
 				b.note(mCtr, e.Name, fmt.Sprintf("%d containers listed", len(cr.Containers)))
 				b.note(mPod, e.Name, fmt.Sprintf("%d pods listed", len(pr.Items)))
+			}
+		}
+	}
+	return nil
+}
+
+// statsLists times ListContainerStats, as kubelet's summary API calls it.
+func (b *bench) statsLists(ctx context.Context, m int) error {
+	if b.cfg.StatsCalls <= 0 {
+		return nil
+	}
+	mStats := fmt.Sprintf("ListContainerStats, %d containers present", m)
+	b.progress("stats: %d ListContainerStats calls on each endpoint", b.cfg.StatsCalls)
+	for i := 0; i < b.cfg.StatsCalls; i++ {
+		for _, e := range rotate(b.eps, i) {
+			if err := interrupted(ctx); err != nil {
+				return err
+			}
+			cctx, cancel := b.call(ctx)
+			t0 := time.Now()
+			r, err := e.rt.ListContainerStats(cctx, &runtimeapi.ListContainerStatsRequest{})
+			d := time.Since(t0)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%s: ListContainerStats: %w", e.Name, err)
+			}
+			b.record(mStats, UnitMs, e.Name, ms(d))
+			if i == 0 {
+				b.note(mStats, e.Name, fmt.Sprintf("%d containers' stats", len(r.Stats)))
 			}
 		}
 	}
@@ -516,7 +586,8 @@ const (
 // of their infra processes and of the daemon (the process listening on
 // the endpoint's socket). A monitor serving several pods is shared among
 // them. What cannot be read is a warning, not a failure.
-func (b *bench) memory(ctx context.Context, e *Endpoint, pods []string) {
+func (b *bench) memory(ctx context.Context, e *Endpoint, pods []string, suffix string) {
+	mMonRSS, mMonPSS, mInfraPSS, mDaemonRSS, mDaemonPSS := mMonRSS+suffix, mMonPSS+suffix, mInfraPSS+suffix, mDaemonRSS+suffix, mDaemonPSS+suffix
 	monitors := map[int]int{} // pid -> pods it serves
 	var infra []float64
 	comm := ""

@@ -324,7 +324,7 @@ func TestBenchCommand(t *testing.T) {
 	}
 
 	args := append([]string{"bench", "--image", ref, "--command", "sleep 3600", "--pods", "3", "--concurrent-pods", "4",
-		"--concurrency", "2", "--list-containers", "3", "--list-calls", "5", "--settle", "1s"}, eps...)
+		"--concurrency", "2", "--list-containers", "3", "--list-calls", "5", "--stats-calls", "2", "--settle", "1s"}, eps...)
 	var rep struct {
 		Endpoints []struct{ Name, RuntimeName string } `json:"endpoints"`
 		Rows      []struct {
@@ -346,6 +346,8 @@ func TestBenchCommand(t *testing.T) {
 		"pod start (run+create+start), sequential": 3, "pod stop+remove, sequential": 3,
 		"pod start, concurrency 2": 4, "pod stop+remove, concurrency 2": 4, "pods started per second, concurrency 2": 1,
 		"ListContainers, 3 containers present": 5, "ListPodSandbox, 3 pods present": 5,
+		"relist (ListPodSandbox+ListContainers), 3 pods": 5, "ListContainerStats, 3 containers present": 2,
+		"3 pods started, concurrency 2, wall": 1, "3 pods stopped and removed, concurrency 2, wall": 1,
 		"monitor RSS per pod": 3, "monitor PSS per pod": 3, "infra (pause) PSS per pod": 3, "daemon RSS": 1, "daemon PSS": 1,
 	}
 	seen := map[string][]string{}
@@ -365,6 +367,8 @@ func TestBenchCommand(t *testing.T) {
 			lo, hi = 1, 1<<20
 		case "pods/s":
 			lo, hi = 0.01, 10000
+		case "s":
+			lo, hi = 0.001, 3600
 		default:
 			t.Errorf("%s: unit %q", metric, r.Unit)
 		}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,11 @@ type ContainerdOptions struct {
 	// LogLevel is containerd's log level ("info" unless set); at "debug" it
 	// logs each layer it applies ("diff applied", with the time it took).
 	LogLevel string
+	// Newest runs containerd 2 (`make containerd2`, bin/containerd2)
+	// rather than Debian's 1.6.
+	Newest bool
+	// Subnet replaces the pod network's own /24.
+	Subnet string
 }
 
 // StartContainerd starts an isolated containerd. Its sandbox image and
@@ -54,13 +60,22 @@ func StartContainerdWith(t testing.TB, opts ContainerdOptions) *Containerd {
 	busybox := busyboxRef(t)
 	sandboxImage := pauseImageRef(t)
 	n := subnetSeq.Add(1)
+	subnet := fmt.Sprintf("10.%d.%d.0/24", 200+os.Getpid()%50, n%250)
+	if opts.Subnet != "" {
+		subnet = opts.Subnet
+	}
+	newest := ""
+	if opts.Newest {
+		newest = filepath.Join(binDir(t), "containerd2")
+	}
 	c, err := testenv.StartContainerd(testenv.ContainerdOptions{
 		SandboxImage: sandboxImage,
 		Registry:     strings.SplitN(busybox, "/", 2)[0],
 		// The upstream hosts a default or a typo could name.
 		MirrorHosts: testenv.CritestUpstreamHosts,
-		Subnet:      fmt.Sprintf("10.%d.%d.0/24", 200+os.Getpid()%50, n%250),
+		Subnet:      subnet,
 		LogLevel:    opts.LogLevel,
+		BinDir:      newest,
 	})
 	if errors.Is(err, testenv.ErrNoContainerd) {
 		t.Skip(err)

@@ -33,9 +33,12 @@ func benchCmd() *cobra.Command {
   - --pods pods started (RunPodSandbox, CreateContainer, StartContainer) and
     removed (StopPodSandbox, RemovePodSandbox) one at a time;
   - --concurrent-pods pods the same way, --concurrency at a time;
-  - --list-containers pods with a container each kept running while
-    ListContainers and ListPodSandbox are timed (--list-calls each) and the
-    memory of the runtime's processes is read from /proc: each pod's
+  - --list-containers pods with a container each started (the wall time to
+    start them all, and later to remove them all, is reported) and kept
+    running while ListPodSandbox, ListContainers and the two back to back
+    (kubelet's relist) are timed (--list-calls each), ListContainerStats
+    (--stats-calls), and the memory of the runtime's processes is read
+    from /proc (also on the way, at --memory-pods): each pod's
     monitor (the parent of its infra process: husk-shim,
     containerd-shim-runc-v2), its infra process, and the daemon (the process
     listening on the endpoint's socket), as RSS and PSS (shared pages split
@@ -55,6 +58,7 @@ outright leaves its pods labelled husk-bench=true: --clean removes them.`,
     --endpoint husk=unix:///run/husk/husk.sock \
     --endpoint containerd=unix:///run/containerd/containerd.sock
   husk bench --image busybox:1.36 --command 'sleep 3600' --pods 20 --concurrent-pods 50 --concurrency 8 -o json
+  husk bench --image busybox:1.36 --command 'sleep 3600' --list-containers 500 --memory-pods 100 --endpoint ... --endpoint ...
   husk bench --clean --endpoint unix:///run/containerd/containerd.sock`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -67,8 +71,8 @@ outright leaves its pods labelled husk-bench=true: --clean removes them.`,
 			if !clean && cfg.Image == "" {
 				return errors.New("--image is required: the image of the pods' container, pulled first on each endpoint")
 			}
-			if cfg.Pods < 0 || cfg.ConcurrentPods < 0 || cfg.Concurrency < 1 || cfg.ListContainers < 0 || cfg.ListCalls < 0 {
-				return errors.New("--pods, --concurrent-pods, --list-containers and --list-calls must be >= 0, --concurrency >= 1")
+			if cfg.Pods < 0 || cfg.ConcurrentPods < 0 || cfg.Concurrency < 1 || cfg.ListContainers < 0 || cfg.ListCalls < 0 || cfg.StatsCalls < 0 || cfg.MemoryPods < 0 {
+				return errors.New("--pods, --concurrent-pods, --list-containers, --list-calls, --stats-calls and --memory-pods must be >= 0, --concurrency >= 1")
 			}
 			// Interrupted, the bench still removes what it made: the
 			// signals stay caught until it returns, so a second Ctrl-C
@@ -148,6 +152,8 @@ outright leaves its pods labelled husk-bench=true: --clean removes them.`,
 	f.IntVar(&cfg.Concurrency, "concurrency", 8, "pods in flight at once in the concurrent and populated phases")
 	f.IntVar(&cfg.ListContainers, "list-containers", 50, "pods (one container each) present while lists are timed and memory is read")
 	f.IntVar(&cfg.ListCalls, "list-calls", 100, "timed ListContainers and ListPodSandbox calls on each endpoint")
+	f.IntVar(&cfg.StatsCalls, "stats-calls", 20, "timed ListContainerStats calls on each endpoint, with the --list-containers pods present")
+	f.IntVar(&cfg.MemoryPods, "memory-pods", 0, "also read memory when this many of the --list-containers pods run (0: only with all of them)")
 	f.DurationVar(&cfg.Settle, "settle", 2*time.Second, "wait before reading memory, for the runtimes' processes to go idle")
 	f.DurationVar(&cfg.CallTimeout, "call-timeout", 2*time.Minute, "timeout of each CRI call")
 	f.BoolVar(&clean, "clean", false, "only remove the pods that any husk bench left (labelled husk-bench=true), and exit")

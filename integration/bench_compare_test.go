@@ -1,0 +1,39 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// BenchmarkCompare runs `husk bench` against husk, the newest containerd
+// (2.4, `make containerd2`) and Debian's containerd 1.6 in one run,
+// interleaved, each isolated with the test registry's images: what `make
+// bench-compare` prints. The bench's flags come from HUSK_BENCH_ARGS
+// (default: 20 sequential pods, 48 at concurrency 8, 500 pods for the lists
+// and stats with memory read at 100). Figures, no asserts: the table goes
+// to stdout. Each runtime gets a /22, as 500 pods need more than a /24.
+func BenchmarkCompare(b *testing.B) {
+	ref := busyboxRef(b)
+	net := 200 + os.Getpid()%50
+	d := StartDaemonWith(b, DaemonOptions{Subnet: fmt.Sprintf("10.%d.0.0/22", net)})
+	ctrd2 := StartContainerdWith(b, ContainerdOptions{Newest: true, Subnet: fmt.Sprintf("10.%d.4.0/22", net)})
+	ctrd := StartContainerdWith(b, ContainerdOptions{Subnet: fmt.Sprintf("10.%d.8.0/22", net)})
+	args := strings.Fields(os.Getenv("HUSK_BENCH_ARGS"))
+	if len(args) == 0 {
+		args = strings.Fields("--pods 20 --concurrent-pods 48 --concurrency 8 --list-containers 500 --memory-pods 100 --list-calls 100 --stats-calls 20 --settle 5s")
+	}
+	args = append([]string{"bench", "--image", ref, "--command", "sleep 3600",
+		"--endpoint", "husk=unix://" + d.Socket, "--endpoint", "containerd2=" + ctrd2.Endpoint(),
+		"--endpoint", "containerd=" + ctrd.Endpoint()}, args...)
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(filepath.Join(binDir(b), "husk"), args...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("husk %s: %v", strings.Join(args, " "), err)
+		}
+	}
+}
