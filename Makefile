@@ -25,7 +25,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 # husk-shim lives as long as its pod: static and without cgo, so no libc is
 # mapped and its pages are shared by every shim on the node.
 
-.PHONY: all deps build tools run test unit integration bench bench-pull install critest critest-strict clean help lint
+.PHONY: all deps build tools run test unit integration bench bench-pull bench-compare install critest critest-strict clean help lint
 
 # Builds husk, husk-shim and husk-oci into bin/ (as make build).
 all: build
@@ -137,14 +137,14 @@ bench: build
 	$(GO) test -run '^$$' -bench 'PodStart|PodMemory' -benchtime 30x -timeout 30m -v ./integration/ | grep -E '^(Benchmark|\s+time=.*steps)'
 	$(GO) test -run '^$$' -bench 'ListContainerStats' -benchtime 30x -timeout 30m -v ./integration/ | grep -E '^Benchmark'
 
-# Pull speed beside containerd's. Pulls a 216 MiB, six-layer image from a
-# local registry through husk and through containerd, side by side: download
-# and unpack MB/s apart. Not in `make test`; figures, no asserts. The image
+# Pull speed beside containerd 2.4's and 1.6's. Pulls a 216 MiB, six-layer
+# image from a local registry through husk and both containerds,
+# interleaved: whole-pull, download and unpack MB/s apart. Not in `make test`; figures, no asserts. The image
 # is built once into the testenv cache (~/.cache/husk-testenv/pullbench-*).
-bench-pull: build
+bench-pull: build containerd2
 	$(GO) test -run '^$$' -bench 'Pull200MB' -benchtime 3x -timeout 30m -v ./integration/ | grep -E '^(Benchmark|\s+bench_pull_test)'
 
-# The newest containerd, the peer of the benchmarks: containerd v2.4.2
+# Builds the newest containerd, the benchmarks' peer. containerd v2.4.2
 # (its daemon and runc shim) and runc v1.5.3 with seccomp, from the module
 # proxy, pinned by tools/containerd/go.mod, into bin/containerd2/. Built as
 # upstream's Makefile builds them (the shim static without cgo, runc with
@@ -158,7 +158,7 @@ containerd2: deps
 	cd tools/containerd && CGO_ENABLED=0 $(GO) build -trimpath -tags 'urfave_cli_no_docs no_grpc' -ldflags '$(CONTAINERD2_LDFLAGS)' -o ../../$(BIN)/containerd2/containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 	cd tools/containerd && CGO_ENABLED=1 $(GO) build -trimpath -tags 'seccomp urfave_cli_no_docs' -ldflags '-s -w -X main.version=1.5.3' -o ../../$(BIN)/containerd2/runc github.com/opencontainers/runc
 
-# husk beside containerd 2.4 and containerd 1.6 in one run: `husk bench`
+# husk beside containerd 2.4 and containerd 1.6 in one run. `husk bench`
 # against the three, each isolated on the test registry's images
 # (integration BenchmarkCompare). HUSK_BENCH_ARGS replaces its workload
 # flags; the default is 20 sequential pods, 48 at concurrency 8, and 500
