@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -236,7 +237,7 @@ func (u *unpacker) regular(target string, hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(f, r)
+	n, err := copyFile(f, r)
 	if err != nil {
 		f.Close()
 		return err
@@ -398,4 +399,31 @@ func toTimespec(t time.Time) unix.Timespec {
 		return unix.Timespec{Nsec: unix.UTIME_OMIT}
 	}
 	return unix.NsecToTimespec(t.UnixNano())
+}
+
+// copyBufs are copyFile's buffers: 1 MiB, where io.Copy's 32 kB cost a
+// read and a write syscall per 32 kB of a layer.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// startWritebackAt is the file size from which copyFile starts the
+// file's writeback at once.
+const startWritebackAt = 1 << 20
+
+// copyFile writes r's bytes to f. For a large file it then starts the
+// kernel's writeback of what it wrote (sync_file_range with WRITE only,
+// which queues the pages and does not wait for them): the layer's
+// syncfs, which does wait, then finds most of the layer on disk or on its
+// way, rather than starting all of it at the end. The safety is the
+// syncfs's, as before; this only moves the disk's work earlier, beside
+// the unpacking of the next files. A 42 MB layer took 100 ms to unpack
+// and 100 ms more to syncfs here.
+func copyFile(f *os.File, r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, r, *bp)
+	if err == nil && n >= startWritebackAt {
+		// Advice only: a filesystem without it loses nothing.
+		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
+	return n, err
 }
