@@ -163,6 +163,27 @@ func (c *Containerd) setUp(opts ContainerdOptions) error {
 	return c.start()
 }
 
+// configHead is how both config versions start: this instance's paths,
+// socket, log level and cgroup.
+func (c *Containerd) configHead(version int, level string) string {
+	return fmt.Sprintf(`version = %d
+root = %q
+state = %q
+# The opt plugin would create /opt/containerd; nothing here uses it.
+disabled_plugins = ["io.containerd.internal.v1.opt"]
+
+[grpc]
+  address = %q
+
+[debug]
+  level = %q
+
+[cgroup]
+  path = %q
+
+`, version, c.Root, c.State, c.Socket, level, c.Cgroup)
+}
+
 // config renders containerd's configuration (version 2, containerd 1.6).
 func (c *Containerd) config(sandboxImage, level string, handlers []string) string {
 	var runtimes strings.Builder
@@ -175,23 +196,8 @@ func (c *Containerd) config(sandboxImage, level string, handlers []string) strin
         Root = %[2]q
 `, h, filepath.Join(c.State, "runc"))
 	}
-	return fmt.Sprintf(`version = 2
-root = %[1]q
-state = %[2]q
-# The opt plugin would create /opt/containerd; nothing here uses it.
-disabled_plugins = ["io.containerd.internal.v1.opt"]
-
-[grpc]
-  address = %[3]q
-
-[debug]
-  level = %[4]q
-
-[cgroup]
-  path = %[5]q
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = %[6]q
+	return c.configHead(2, level) + fmt.Sprintf(`[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %[1]q
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   # The host forbids lowering oom_score_adj below the daemon's own (as
@@ -202,13 +208,13 @@ disabled_plugins = ["io.containerd.internal.v1.opt"]
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
-%[7]s  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = %[8]q
-    conf_dir = %[9]q
+%[2]s  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = %[3]q
+    conf_dir = %[4]q
     max_conf_num = 1
   [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = %[10]q
-`, c.Root, c.State, c.Socket, level, c.Cgroup, sandboxImage, runtimes.String(),
+    config_path = %[5]q
+`, sandboxImage, runtimes.String(),
 		cniBinDir(c.Dir), c.CNIDir, c.CertsDir)
 }
 
@@ -230,47 +236,33 @@ func (c *Containerd) configV3(sandboxImage, level string, handlers []string) str
         Root = %[3]q
 `, h, filepath.Join(c.binDir, "runc"), filepath.Join(c.State, "runc"))
 	}
-	return fmt.Sprintf(`version = 3
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.internal.v1.opt"]
-
-[grpc]
-  address = %[3]q
-
-[debug]
-  level = %[4]q
-
-[cgroup]
-  path = %[5]q
-
-[plugins.'io.containerd.cri.v1.images']
+	return c.configHead(3, level) + fmt.Sprintf(`[plugins.'io.containerd.cri.v1.images']
   snapshotter = 'overlayfs'
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
-    sandbox = %[6]q
+    sandbox = %[1]q
   [plugins.'io.containerd.cri.v1.images'.registry]
-    config_path = %[10]q
+    config_path = %[5]q
 
 [plugins.'io.containerd.transfer.v1.local']
   max_concurrent_downloads = 3
   concurrent_layer_fetch_buffer = 8388608
   max_concurrent_unpacks = 3
-  config_path = %[10]q
+  config_path = %[5]q
 
 [plugins.'io.containerd.cri.v1.runtime']
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = 'runc'
-%[7]s  [plugins.'io.containerd.cri.v1.runtime'.cni]
-    bin_dirs = [%[8]q]
-    conf_dir = %[9]q
+%[2]s  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = [%[3]q]
+    conf_dir = %[4]q
     max_conf_num = 1
 
 [plugins.'io.containerd.grpc.v1.cri']
   stream_server_address = '127.0.0.1'
   stream_server_port = '0'
-`, c.Root, c.State, c.Socket, level, c.Cgroup, sandboxImage, runtimes.String(),
+`, sandboxImage, runtimes.String(),
 		cniBinDir(c.Dir), c.CNIDir, c.CertsDir)
 }
 
