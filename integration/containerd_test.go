@@ -44,6 +44,8 @@ type ContainerdOptions struct {
 	Newest bool
 	// Subnet replaces the pod network's own /24.
 	Subnet string
+	// NoMasquerade: no ipMasq in the pod network (testenv.BridgeConflist).
+	NoMasquerade bool
 }
 
 // StartContainerd starts an isolated containerd. Its sandbox image and
@@ -72,10 +74,11 @@ func StartContainerdWith(t testing.TB, opts ContainerdOptions) *Containerd {
 		SandboxImage: sandboxImage,
 		Registry:     strings.SplitN(busybox, "/", 2)[0],
 		// The upstream hosts a default or a typo could name.
-		MirrorHosts: testenv.CritestUpstreamHosts,
-		Subnet:      subnet,
-		LogLevel:    opts.LogLevel,
-		BinDir:      newest,
+		MirrorHosts:  testenv.CritestUpstreamHosts,
+		Subnet:       subnet,
+		LogLevel:     opts.LogLevel,
+		BinDir:       newest,
+		NoMasquerade: opts.NoMasquerade,
 	})
 	if errors.Is(err, testenv.ErrNoContainerd) {
 		t.Skip(err)

@@ -79,6 +79,9 @@ type DaemonOptions struct {
 	// Subnet replaces the pod network's own /24 (a bench of 500 pods
 	// needs more addresses).
 	Subnet string
+	// NoMasquerade gives the daemon, instead of its default network, the
+	// same network by file without ipMasq (testenv.BridgeConflist).
+	NoMasquerade bool
 }
 
 // StartDaemon starts a daemon in a fresh temp dir. Cleanup removes every
@@ -116,6 +119,13 @@ func StartDaemonWith(t testing.TB, opts DaemonOptions) *Daemon {
 	}
 	for _, p := range []string{d.CNIDir, d.CertsDir, d.CDIDir} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if opts.NoMasquerade {
+		opts.NoDefaultNetwork = true
+		conf := testenv.BridgeConflist(d.Bridge, d.Subnet, filepath.Join(dir, "ipam"), false)
+		if err := os.WriteFile(filepath.Join(d.CNIDir, "10-"+d.Bridge+".conflist"), conf, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
