@@ -16,7 +16,7 @@ import (
 // fakeLayout mounts, under a temp dir, v1 hierarchies named by ctls
 // ("cpu,cpuacct") and, when unified is not "-", a cgroup2 mount offering
 // unified's controllers.
-func fakeLayout(t *testing.T, unified string, ctls ...string) (*hostcgroup.Layout, string) {
+func fakeLayout(t testing.TB, unified string, ctls ...string) (*hostcgroup.Layout, string) {
 	root := t.TempDir()
 	var table strings.Builder
 	for i, c := range ctls {

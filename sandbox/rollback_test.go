@@ -41,7 +41,7 @@ var errInjected = errors.New("injected failure")
 // "<Call> <what>" (what: pod, ctr, infra, or the image ref), and fail the
 // calls named in fail.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	m      *Manager
 	root   string
 	layout *hostcgroup.Layout
@@ -52,7 +52,7 @@ type world struct {
 	shims map[string]*fakeShim // by socket
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	layout, _ := fakeLayout(t, "-", "cpu", "memory", "pids")
 	w := &world{t: t, root: t.TempDir(), layout: layout, fail: map[string]bool{}, shims: map[string]*fakeShim{}}
@@ -71,7 +71,7 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func truePath(t *testing.T) string {
+func truePath(t testing.TB) string {
 	p, err := exec.LookPath("true")
 	if err != nil {
 		t.Fatal(err)
