@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 
+	"github.com/husk-runtime/husk/logformat"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -28,6 +29,7 @@ type Config struct {
 	State        string   `toml:"state"`
 	Socket       string   `toml:"socket"`
 	LogLevel     string   `toml:"log_level"`
+	LogFormat    string   `toml:"log_format"`
 	CgroupDriver string   `toml:"cgroup_driver"`
 	SandboxImage string   `toml:"sandbox_image"`
 	ShimPath     string   `toml:"shim_path"`
@@ -147,6 +149,9 @@ func (c Config) Validate() error {
 		if err := r.validate(name); err != nil {
 			return err
 		}
+	}
+	if err := logformat.Check(c.LogFormat); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	if c.CgroupDriver != "cgroupfs" {
 		return fmt.Errorf("config: cgroup_driver %q is not supported yet (only cgroupfs)", c.CgroupDriver)

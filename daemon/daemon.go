@@ -18,6 +18,7 @@ import (
 	"github.com/husk-runtime/husk/huskrpc"
 	"github.com/husk-runtime/husk/image"
 	"github.com/husk-runtime/husk/layout"
+	"github.com/husk-runtime/husk/logformat"
 	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/pause"
 	"github.com/husk-runtime/husk/sandbox"
@@ -31,6 +32,7 @@ func PauseImage(version string) string { return "localhost/husk/pause:" + versio
 // Run serves until ctx ends, then stops serving. Pods keep running: the
 // shims do not depend on the daemon.
 func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logger) error {
+	routeLibraryLogs(log)
 	for _, d := range []string{cfg.Root, cfg.State, filepath.Dir(cfg.Socket)} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
@@ -89,6 +91,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Root: cfg.Root, State: cfg.State, ShimPath: shimPath, OCIPath: ociPath,
 		SandboxImage: sandboxImage, MinOOMScoreAdj: floor, CDISpecDirs: cfg.CDISpecDirs,
 		SeccompNativeArchOnly: cfg.SeccompNativeArchOnly, Cgroups: cgroups,
+		JSONLog:  cfg.LogFormat == logformat.JSON,
 		Handlers: handlers(cfg, ociPath, log),
 	}, images, netMgr, log)
 	if err != nil {

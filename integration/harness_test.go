@@ -82,6 +82,8 @@ type DaemonOptions struct {
 	// NoMasquerade gives the daemon, instead of its default network, the
 	// same network by file without ipMasq (testenv.BridgeConflist).
 	NoMasquerade bool
+	// LogFormat is log_format ("" keeps the default, text).
+	LogFormat string
 }
 
 // StartDaemon starts a daemon in a fresh temp dir. Cleanup removes every
@@ -156,6 +158,10 @@ auth_file = %q
 `, d.Root, d.State, d.Socket, d.CDIDir, opts.SeccompNativeArchOnly, d.CNIDir, !opts.NoDefaultNetwork, d.Bridge, d.Subnet, d.CertsDir, d.AuthFile)
 	if opts.StallTimeoutSeconds > 0 {
 		cfg += fmt.Sprintf("stall_timeout_seconds = %d\n", opts.StallTimeoutSeconds)
+	}
+	if opts.LogFormat != "" {
+		// A top-level key after [registry] would land in that table.
+		cfg = fmt.Sprintf("log_format = %q\n", opts.LogFormat) + cfg
 	}
 	// Last: a table ends the [registry] keys above. husk-oci under another
 	// name, as the node e2e suite's RuntimeClass specs want it; crun and

@@ -57,6 +57,8 @@ type Config struct {
 	// SeccompNativeArchOnly narrows app containers' seccomp filters to the
 	// native ABI too (see nativeArchOnly): faster starts, no 32-bit programs.
 	SeccompNativeArchOnly bool
+	// JSONLog has the shims log JSON lines, as the daemon does.
+	JSONLog bool
 	// Cgroups is the host's cgroup layout, read once by the daemon; nil
 	// reads it here.
 	Cgroups *hostcgroup.Layout

@@ -213,7 +213,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	client, shimPid, err := m.shims.Launch(ctx, shim.LaunchConfig{
 		ShimPath: m.cfg.ShimPath, Runtime: h.Runtime,
 		PodID: id, Socket: p.ShimSocket, LogPath: filepath.Join(dir, "shim.log"),
-		Debug: m.log.Enabled(ctx, slog.LevelDebug),
+		Debug: m.log.Enabled(ctx, slog.LevelDebug), JSONLog: m.cfg.JSONLog,
 	})
 	if err != nil {
 		return "", err

@@ -18,6 +18,7 @@ type LaunchConfig struct {
 	Socket   string
 	LogPath  string // the shim's own log
 	Debug    bool   // log at debug level
+	JSONLog  bool   // log JSON lines (log_format = "json")
 }
 
 // Launch starts husk-shim for a pod, detached in its own session so that
@@ -37,6 +38,9 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, int, error) {
 	args := append([]string{"--id", cfg.PodID, "--socket", cfg.Socket}, cfg.Runtime.Flags()...)
 	if cfg.Debug {
 		args = append(args, "--debug")
+	}
+	if cfg.JSONLog {
+		args = append(args, "--log-json")
 	}
 	cmd := exec.Command(cfg.ShimPath, args...)
 	cmd.Stdout = logf

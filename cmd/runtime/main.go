@@ -13,6 +13,7 @@ import (
 
 	"github.com/husk-runtime/husk/config"
 	"github.com/husk-runtime/husk/daemon"
+	"github.com/husk-runtime/husk/logformat"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -51,7 +52,7 @@ func rootCmd() *cobra.Command {
 }
 
 func daemonCmd() *cobra.Command {
-	var cfgPath, rootDir, stateDir, socket, logLevel string
+	var cfgPath, rootDir, stateDir, socket, logLevel, logFormat string
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Serve the CRI on a unix socket",
@@ -76,6 +77,9 @@ func daemonCmd() *cobra.Command {
 			if logLevel != "" {
 				cfg.LogLevel = logLevel
 			}
+			if logFormat != "" {
+				cfg.LogFormat = logFormat
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -83,7 +87,10 @@ func daemonCmd() *cobra.Command {
 			if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 				return fmt.Errorf("log_level %q: %w", cfg.LogLevel, err)
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			log, err := logformat.New(os.Stderr, lvl, cfg.LogFormat)
+			if err != nil {
+				return err
+			}
 			slog.SetDefault(log)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -96,6 +103,7 @@ func daemonCmd() *cobra.Command {
 	f.StringVar(&stateDir, "state", "", "runtime state directory (default /run/husk)")
 	f.StringVar(&socket, "socket", "", "CRI socket path (default /run/husk/husk.sock)")
 	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "", "text or json (default text)")
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 
+	"github.com/husk-runtime/husk/logformat"
 	"github.com/husk-runtime/husk/shim"
 	"golang.org/x/sys/unix"
 )
@@ -32,6 +33,7 @@ func run() error {
 	flag.StringVar(&cfg.Runtime.Root, "oci-root", "", "the runtime's state root")
 	flag.BoolVar(&cfg.Runtime.CLI, "oci-cli", false, "--oci is an OCI runtime with runc's command line (runc, crun), not husk-oci")
 	debugLog := flag.Bool("debug", false, "log at debug level")
+	jsonLog := flag.Bool("log-json", false, "log JSON lines rather than text")
 	flag.Parse()
 	if cfg.PodID == "" || cfg.Socket == "" || cfg.Runtime.Path == "" || cfg.Runtime.Root == "" {
 		return fmt.Errorf("--id, --socket, --oci and --oci-root are required")
@@ -49,11 +51,18 @@ func run() error {
 	// daemon's shutdown request ends a shim.
 	signal.Ignore(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGPIPE)
 
-	opts := &slog.HandlerOptions{}
+	level, format := slog.LevelInfo, logformat.Text
 	if *debugLog {
-		opts.Level = slog.LevelDebug
+		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, opts)).With("pod", cfg.PodID)
+	if *jsonLog {
+		format = logformat.JSON
+	}
+	log, err := logformat.New(os.Stderr, level, format)
+	if err != nil {
+		return err
+	}
+	log = log.With("pod", cfg.PodID)
 	_ = os.Remove(cfg.Socket)
 	l, err := net.Listen("unix", cfg.Socket)
 	if err != nil {
