@@ -45,6 +45,14 @@ type Config struct {
 	Runtimes map[string]Runtime `toml:"runtimes"`
 
 	Streaming Streaming `toml:"streaming"`
+	Metrics   Metrics   `toml:"metrics"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Address is host:port of http://ADDRESS/metrics; "" is off. A host
+	// left out (":9191") is loopback: the endpoint has no authentication.
+	Address string `toml:"address"`
 }
 
 // Streaming configures the exec/attach/port-forward server.

@@ -19,6 +19,7 @@ import (
 	"github.com/husk-runtime/husk/image"
 	"github.com/husk-runtime/husk/layout"
 	"github.com/husk-runtime/husk/logformat"
+	"github.com/husk-runtime/husk/metrics"
 	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/pause"
 	"github.com/husk-runtime/husk/sandbox"
@@ -50,8 +51,11 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	// Recorded always, served only when metrics.address is set.
+	mets := metrics.New()
 	images, err := image.Open(ctx, image.Config{Root: cfg.Root, ConfigPath: cfg.Registry.ConfigPath, Insecure: cfg.Registry.Insecure,
-		StallTimeout: time.Duration(cfg.Registry.StallTimeoutSeconds) * time.Second, AuthFile: cfg.Registry.AuthFile, Logger: log})
+		StallTimeout: time.Duration(cfg.Registry.StallTimeoutSeconds) * time.Second, AuthFile: cfg.Registry.AuthFile, Logger: log,
+		Recorder: mets})
 	if err != nil {
 		return fmt.Errorf("open image store under %s: %w", cfg.Root, err)
 	}
@@ -91,7 +95,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Root: cfg.Root, State: cfg.State, ShimPath: shimPath, OCIPath: ociPath,
 		SandboxImage: sandboxImage, MinOOMScoreAdj: floor, CDISpecDirs: cfg.CDISpecDirs,
 		SeccompNativeArchOnly: cfg.SeccompNativeArchOnly, Cgroups: cgroups,
-		JSONLog:  cfg.LogFormat == logformat.JSON,
+		JSONLog: cfg.LogFormat == logformat.JSON, Recorder: mets,
 		Handlers: handlers(cfg, ociPath, log),
 	}, images, netMgr, log)
 	if err != nil {
@@ -100,6 +104,10 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	// Collection needs the containers' layers, known only now; running it
 	// at start finishes one a crash cut short.
 	images.SetInUse(mgr.UsedLayers)
+	mets.WatchLive(func() metrics.Live {
+		n := mgr.Counts()
+		return metrics.Live{Pods: n.Pods, Containers: n.Containers, Shims: n.Shims}
+	})
 	if err := images.Collect(); err != nil {
 		log.Warn("image garbage collection at start", "error", err)
 	}
@@ -113,7 +121,8 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Sandboxes: mgr, Images: images, Network: netMgr, Log: log,
 		Streaming: stream, Config: cfg, Cgroups: cgroups,
 	}
-	g := grpc.NewServer(grpc.UnaryInterceptor(logErrors(log)), grpc.StreamInterceptor(logStreamErrors(log)))
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(mets.UnaryInterceptor(), logErrors(log)),
+		grpc.ChainStreamInterceptor(mets.StreamInterceptor(), logStreamErrors(log)))
 	srv.Register(g)
 	(&huskrpc.Server{Images: images}).Register(g) // husk's own API (api/v1) on the same socket
 
@@ -127,6 +136,14 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err := os.Chmod(cfg.Socket, 0o660); err != nil {
 		l.Close()
 		return fmt.Errorf("chmod %s: %w", cfg.Socket, err)
+	}
+	if cfg.Metrics.Address != "" {
+		ml, err := metrics.Listen(cfg.Metrics.Address)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		go mets.Serve(ctx, ml, log)
 	}
 	log.Info("husk serving CRI", "socket", cfg.Socket, "root", cfg.Root, "state", cfg.State,
 		"version", version, "sandbox_image", sandboxImage, "oom_score_adj_floor", floor, "streaming", stream.addr)

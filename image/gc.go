@@ -59,6 +59,8 @@ func (s *Store) Collect() error {
 // temp name that Open removes, and a blob is a file of its own; a kill at
 // any point leaves nothing Open and the next collection cannot finish.
 func (s *Store) gcLocked() error {
+	var layers, blobs int
+	defer func() { s.rec.Collected(layers, blobs) }()
 	used := make(map[string]bool)
 	for k := range s.holds {
 		used[k] = true
@@ -109,6 +111,7 @@ func (s *Store) gcLocked() error {
 		if err := os.RemoveAll(d); err != nil {
 			return fmt.Errorf("remove layer %s: %w", d, err)
 		}
+		layers++
 	}
 
 	ents, err := os.ReadDir(s.contentDir)
@@ -122,6 +125,7 @@ func (s *Store) gcLocked() error {
 		if err := s.removeBlob(v1.Hash{Algorithm: "sha256", Hex: e.Name()}); err != nil {
 			return err
 		}
+		blobs++
 	}
 	return nil
 }

@@ -57,7 +57,24 @@ type Config struct {
 	AuthFile string
 	// Logger receives the store's logs; slog.Default() when nil.
 	Logger *slog.Logger
+	// Recorder is told of every pull and collection (the daemon's
+	// metrics); nil records nothing.
+	Recorder Recorder
 }
+
+// Recorder is what the store reports for metrics.
+type Recorder interface {
+	// PullFinished: one pull of an image from registry (the reference's
+	// host), the layer bytes it received, its duration and outcome.
+	PullFinished(registry string, bytes int64, took time.Duration, err error)
+	// Collected: one collection and the layers and blobs it removed.
+	Collected(layers, blobs int)
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) PullFinished(string, int64, time.Duration, error) {}
+func (nopRecorder) Collected(int, int)                               {}
 
 // Image is the store's view of one image.
 type Image struct {
@@ -113,6 +130,7 @@ type Store struct {
 
 	// progress follows the pulls in progress for watchers (progress.go).
 	progress progressTracker
+	rec      Recorder
 }
 
 // Open loads the store's records from cfg.Root, creating the directories it
@@ -142,6 +160,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		images:     make(map[string]*record),
 		byTag:      make(map[string]string),
 		byDgst:     make(map[string]string),
+		rec:        cfg.Recorder,
+	}
+	if s.rec == nil {
+		s.rec = nopRecorder{}
 	}
 	for _, h := range cfg.Insecure {
 		s.insecure[h] = true

@@ -110,6 +110,18 @@ type layerTrack struct {
 	state      atomic.Int32
 }
 
+// received is the layer bytes the pull has received so far (a retried
+// layer's from its last open).
+func (t *pullTrack) received() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n int64
+	for _, l := range t.layers {
+		n += l.downloaded.Load()
+	}
+	return n
+}
+
 // start records a pull of ref and hands it to the watchers waiting for it.
 // The caller must call finish when the pull ends.
 func (pt *progressTracker) start(ref string) *pullTrack {

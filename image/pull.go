@@ -41,9 +41,11 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth) (Image, error)
 	// Watchers (WatchPull) follow the pull by its normalized ref; the
 	// track rides in ctx down to fetch and ensureLayer.
 	t := s.progress.start(p.String())
+	start := time.Now()
 	img, err := s.pull(withPullTrack(ctx, t), p, auth)
 	err = classifyPull(err)
 	s.progress.finish(t, img, err)
+	s.rec.PullFinished(p.domain(), t.received(), time.Since(start), err)
 	return img, err
 }
 

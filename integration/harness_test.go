@@ -84,6 +84,8 @@ type DaemonOptions struct {
 	NoMasquerade bool
 	// LogFormat is log_format ("" keeps the default, text).
 	LogFormat string
+	// MetricsAddress is metrics.address ("" keeps the endpoint off).
+	MetricsAddress string
 }
 
 // StartDaemon starts a daemon in a fresh temp dir. Cleanup removes every
@@ -167,6 +169,9 @@ auth_file = %q
 	// name, as the node e2e suite's RuntimeClass specs want it; crun and
 	// runc come from the defaults.
 	cfg += "[runtimes.test-handler]\ntype = \"husk\"\n"
+	if opts.MetricsAddress != "" {
+		cfg += fmt.Sprintf("[metrics]\naddress = %q\n", opts.MetricsAddress)
+	}
 	if err := os.WriteFile(d.ConfigPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

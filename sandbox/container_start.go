@@ -24,10 +24,28 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 	if err := m.shim(p).Start(ctx, c.ID); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, notFoundIfMissingCommand(err))
 	}
+	first := m.firstStart(p, c)
 	err = m.updateContainer(c, func() { c.State = ContainerRunning; c.StartedAt = time.Now().UTC() })
+	if first {
+		m.rec.PodStarted(time.Since(p.CreatedAt))
+	}
 	m.emitContainer(c, evStarted)
 	m.watchExit(p, c.ID)
 	return err
+}
+
+// firstStart says whether c is the first of its pod's containers to
+// start, from the records (a start time survives a restart; a container
+// removed before is not seen): the pod start latency is taken there.
+func (m *Manager) firstStart(p *Pod, c *Container) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, o := range m.ctrs {
+		if o.PodID == p.ID && o != c && !o.StartedAt.IsZero() {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *Manager) containerState(c *Container) ContainerState {

@@ -59,6 +59,9 @@ type Config struct {
 	SeccompNativeArchOnly bool
 	// JSONLog has the shims log JSON lines, as the daemon does.
 	JSONLog bool
+	// Recorder is told of pod starts and recoveries (the daemon's
+	// metrics); nil records nothing.
+	Recorder Recorder
 	// Cgroups is the host's cgroup layout, read once by the daemon; nil
 	// reads it here.
 	Cgroups *hostcgroup.Layout
@@ -95,6 +98,7 @@ type Manager struct {
 	net    Network
 	shims  Shims
 	log    *slog.Logger
+	rec    Recorder
 	cg     *hostcgroup.Layout // what every cgroup decision asks
 	cgr    *cgroupReader      // the stats reads, over cg
 	stats  statsCache         // CPU samples and layer figures (stats_cache.go)
@@ -126,6 +130,9 @@ func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.
 		pods: map[string]*Pod{}, ctrs: map[string]*Container{}, names: map[string]string{}}
 	if m.shims == nil {
 		m.shims = processShims{}
+	}
+	if m.rec = cfg.Recorder; m.rec == nil {
+		m.rec = nopRecorder{}
 	}
 	if m.cg == nil {
 		cg, err := hostcgroup.Read()

@@ -60,6 +60,8 @@ type Pod struct {
 	// shimStopping is set before husk shuts the shim down itself, so its
 	// exit is not taken for a death.
 	shimStopping bool
+	// shimDied is set when the shim was found dead (shimGone, recovery).
+	shimDied bool
 }
 
 // ContainerState is where a container is, as its record stores it. The

@@ -113,9 +113,20 @@ func (m *Manager) loadContainers(p *Pod) {
 func (m *Manager) recoverPod(ctx context.Context, p *Pod) error {
 	if p.State == PodCreating {
 		m.log.Info("removing pod left half-made by a crash", "pod", p.ID)
+		m.rec.Recovered(RecoveredRemoved)
 		return m.removePod(ctx, p)
 	}
 	shimAlive := m.shim(p).Version(ctx) == nil
+	if !shimAlive {
+		m.set(func() { p.shimDied = true })
+	}
+	defer func() {
+		if shimAlive {
+			m.rec.Recovered(RecoveredRunning)
+		} else {
+			m.rec.Recovered(RecoveredNotReady)
+		}
+	}()
 	var inShim map[string]string // container id -> the shim's status
 	if shimAlive {
 		if cs, err := m.shim(p).State(ctx); err == nil {

@@ -65,6 +65,7 @@ func (m *Manager) shimGone(p *Pod) {
 	// The pod first: whoever sees a container reported dead must also see
 	// its pod NOTREADY.
 	err := m.updatePod(p, func() {
+		p.shimDied = true
 		if p.State == PodReady {
 			p.State = PodNotReady
 		}
