@@ -46,6 +46,19 @@ type Config struct {
 
 	Streaming Streaming `toml:"streaming"`
 	Metrics   Metrics   `toml:"metrics"`
+	Tracing   Tracing   `toml:"tracing"`
+}
+
+// Tracing configures the OpenTelemetry span export (OTLP over gRPC).
+type Tracing struct {
+	// Endpoint is host:port of an OTLP/gRPC receiver (an OpenTelemetry
+	// collector); "" is off.
+	Endpoint string `toml:"endpoint"`
+	// Insecure sends without TLS (a collector on the node's loopback).
+	Insecure bool `toml:"insecure"`
+	// SamplingRatio is the share of new traces kept, 0 to 1; a call
+	// carrying kubelet's trace context follows its sampled flag.
+	SamplingRatio float64 `toml:"sampling_ratio"`
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -157,6 +170,9 @@ func (c Config) Validate() error {
 		if err := r.validate(name); err != nil {
 			return err
 		}
+	}
+	if r := c.Tracing.SamplingRatio; r < 0 || r > 1 {
+		return fmt.Errorf("config: tracing.sampling_ratio must be between 0 and 1, got %v", r)
 	}
 	if err := logformat.Check(c.LogFormat); err != nil {
 		return fmt.Errorf("config: %w", err)

@@ -11,7 +11,7 @@ import (
 
 func TestDefaultParses(t *testing.T) {
 	c := Default()
-	if c.Root != "/var/lib/husk" || c.Socket != "/run/husk/husk.sock" || !c.CNI.DefaultNetwork || c.LogFormat != "text" {
+	if c.Root != "/var/lib/husk" || c.Socket != "/run/husk/husk.sock" || !c.CNI.DefaultNetwork || c.LogFormat != "text" || c.Tracing.SamplingRatio != 1 || c.Metrics.Address != "" || c.Tracing.Endpoint != "" {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -52,6 +52,10 @@ func TestLoadErrors(t *testing.T) {
 	os.WriteFile(p, []byte("root = \"rel\"\n"), 0o644)
 	if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), "root") {
 		t.Fatalf("relative root accepted: %v", err)
+	}
+	os.WriteFile(p, []byte("[tracing]\nsampling_ratio = 2.0\n"), 0o644)
+	if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), "tracing.sampling_ratio") {
+		t.Fatalf("sampling ratio 2 not refused by name: %v", err)
 	}
 	os.WriteFile(p, []byte("log_format = \"logfmt\"\n"), 0o644)
 	if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), "log_format") {

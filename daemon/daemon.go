@@ -23,6 +23,7 @@ import (
 	"github.com/husk-runtime/husk/network"
 	"github.com/husk-runtime/husk/pause"
 	"github.com/husk-runtime/husk/sandbox"
+	"github.com/husk-runtime/husk/tracing"
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -51,6 +52,18 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Start(ctx, tracingConfig(cfg), version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// What is buffered goes out before the daemon exits, briefly.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: sending the last spans", "error", err)
+		}
+	}()
 	// Recorded always, served only when metrics.address is set.
 	mets := metrics.New()
 	images, err := image.Open(ctx, image.Config{Root: cfg.Root, ConfigPath: cfg.Registry.ConfigPath, Insecure: cfg.Registry.Insecure,
@@ -121,8 +134,12 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Sandboxes: mgr, Images: images, Network: netMgr, Log: log,
 		Streaming: stream, Config: cfg, Cgroups: cgroups,
 	}
-	g := grpc.NewServer(grpc.ChainUnaryInterceptor(mets.UnaryInterceptor(), logErrors(log)),
-		grpc.ChainStreamInterceptor(mets.StreamInterceptor(), logStreamErrors(log)))
+	gopts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(mets.UnaryInterceptor(), logErrors(log)),
+		grpc.ChainStreamInterceptor(mets.StreamInterceptor(), logStreamErrors(log))}
+	if o := tracing.ServerOption(tracingConfig(cfg)); o != nil {
+		gopts = append(gopts, o)
+	}
+	g := grpc.NewServer(gopts...)
 	srv.Register(g)
 	(&huskrpc.Server{Images: images}).Register(g) // husk's own API (api/v1) on the same socket
 
@@ -188,4 +205,10 @@ func firstSet(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// tracingConfig is the [tracing] table as the tracing package takes it.
+func tracingConfig(cfg config.Config) tracing.Config {
+	return tracing.Config{Endpoint: cfg.Tracing.Endpoint, Insecure: cfg.Tracing.Insecure,
+		SamplingRatio: cfg.Tracing.SamplingRatio}
 }

@@ -86,6 +86,8 @@ type DaemonOptions struct {
 	LogFormat string
 	// MetricsAddress is metrics.address ("" keeps the endpoint off).
 	MetricsAddress string
+	// TracingEndpoint is tracing.endpoint, plaintext ("" keeps it off).
+	TracingEndpoint string
 }
 
 // StartDaemon starts a daemon in a fresh temp dir. Cleanup removes every
@@ -171,6 +173,9 @@ auth_file = %q
 	cfg += "[runtimes.test-handler]\ntype = \"husk\"\n"
 	if opts.MetricsAddress != "" {
 		cfg += fmt.Sprintf("[metrics]\naddress = %q\n", opts.MetricsAddress)
+	}
+	if opts.TracingEndpoint != "" {
+		cfg += fmt.Sprintf("[tracing]\nendpoint = %q\ninsecure = true\n", opts.TracingEndpoint)
 	}
 	if err := os.WriteFile(d.ConfigPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

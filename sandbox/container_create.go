@@ -59,15 +59,16 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 			}
 		}
 	}
+	id := newID()
+	st := newSteps(ctx)
+	defer st.log(m.log, "CreateContainer steps", id)
 	img, err := m.images.Resolve(cfg.GetImage().GetImage())
 	if err != nil {
 		return "", fmt.Errorf("container %q: image %q: %w", md.GetName(), cfg.GetImage().GetImage(), err)
 	}
+	st.mark("image-resolve")
 
-	id := newID()
 	key := containerKey(p.ID, md)
-	st := newSteps()
-	defer st.log(m.log, "CreateContainer steps", id)
 	m.mu.Lock()
 	if other, ok := m.names[key]; ok {
 		// kubelet retrying a CreateContainer that timed out on its side

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/codes"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -59,7 +60,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	id := newID()
 	key := podKey(md)
-	st := newSteps()
+	st := newSteps(ctx)
 	defer st.log(m.log, "RunPodSandbox steps", id)
 	if err := m.reservePod(key, id, md); err != nil {
 		if existing, ok := m.retriedPod(err, cfg); ok {
@@ -179,7 +180,13 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		pn := podNetwork(p)
 		cniDone = make(chan cniResult, 1)
 		go func() {
-			res, err := m.net.Setup(ctx, pn)
+			// Beside the steps below, so a span of its own.
+			cctx, span := tracer.Start(ctx, "cni-add")
+			res, err := m.net.Setup(cctx, pn)
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
 			cniDone <- cniResult{res, err}
 		}()
 		// Whatever happens next, DEL runs if ADD may have done anything.
