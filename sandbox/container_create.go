@@ -33,6 +33,13 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err != nil {
 		return "", err
 	}
+	if m.podState(p) == PodCreating {
+		// Its RunPodSandbox is still at work (an NRI plugin's hook, say):
+		// waiting on its lock would make a container in a pod not yet
+		// returned to anyone.
+		return "", fmt.Errorf("pod sandbox %s is still being created: %w", p.ID, ErrFailedPrecondition)
+	}
+	defer m.plugins.BlockSync()()
 	unlock, live := m.lockLive(p)
 	defer unlock()
 	if !live {
@@ -163,6 +170,19 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err := m.cdi.inject(spec, cfg.GetCDIDevices()); err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
 	}
+	pv, cv := m.plugView(p, c)
+	if err := m.plugins.CreateContainer(ctx, pv, cv, spec); err != nil {
+		return "", fmt.Errorf("container %q: NRI: %w", md.GetName(), err)
+	}
+	if err := checkAdjusted(spec); err != nil {
+		return "", fmt.Errorf("container %q: NRI: %w", md.GetName(), err)
+	}
+	m.fitResources(spec.Linux.Resources)
+	u.push(func() {
+		pv, cv := m.plugView(p, c)
+		m.plugins.RemoveContainer(context.WithoutCancel(ctx), pv, cv)
+	})
+	st.mark("nri")
 	if h := m.cfg.Handlers[p.Handler]; h.SpecVersion != "" {
 		spec.Version = h.SpecVersion
 	}
@@ -194,6 +214,8 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	st.mark("save")
 	u.commit()
 	m.emitContainer(c, evCreated)
+	pv, cv = m.plugView(p, c)
+	m.plugins.PostCreateContainer(ctx, pv, cv)
 	return id, nil
 }
 

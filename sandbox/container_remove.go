@@ -19,6 +19,7 @@ func (m *Manager) RemoveContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	defer m.plugins.BlockSync()()
 	unlock, live := m.lockLive(p)
 	defer unlock()
 	if !live || !m.containerLive(c) {
@@ -38,6 +39,8 @@ func (m *Manager) removeContainer(ctx context.Context, p *Pod, c *Container) err
 		delete(m.ctrs, c.ID)
 		delete(m.names, containerKey(p.ID, c.Config.GetMetadata()))
 	})
+	pv, cv := m.plugView(p, c)
+	m.plugins.RemoveContainer(ctx, pv, cv)
 	m.emitContainer(c, evDeleted)
 	// An image removed while this container used it kept its layers for
 	// it (image.Store.SetInUse); they can go now.

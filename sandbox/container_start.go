@@ -12,6 +12,7 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	defer m.plugins.BlockSync()()
 	unlock, live := m.lockLive(p)
 	defer unlock()
 	if !live || !m.containerLive(c) {
@@ -20,6 +21,10 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 	m.refreshContainer(c)
 	if st := m.containerState(c); st != ContainerCreated {
 		return fmt.Errorf("container %s is %s, only a created container can start: %w", c.ID, st, ErrFailedPrecondition)
+	}
+	pv, cv := m.plugView(p, c)
+	if err := m.plugins.StartContainer(ctx, pv, cv); err != nil {
+		return fmt.Errorf("start container %s: NRI: %w", c.ID, err)
 	}
 	if err := m.shim(p).Start(ctx, c.ID); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, notFoundIfMissingCommand(err))
@@ -31,6 +36,8 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 	}
 	m.emitContainer(c, evStarted)
 	m.watchExit(p, c.ID)
+	pv, cv = m.plugView(p, c)
+	m.plugins.PostStartContainer(ctx, pv, cv)
 	return err
 }
 

@@ -102,7 +102,21 @@ func (m *Manager) noteContainerExit(c *Container, ex *shim.ExitStatus) {
 	})
 	if first {
 		m.emitContainer(c, evStopped)
+		m.tellStopped(c)
 	}
+}
+
+// tellStopped tells the plugins a container stopped, in the background:
+// the exit may be noticed under the pod's lock, and a plugin may take its
+// request timeout to answer. The plugins hear of each stop once, so a
+// StopContainer or RemoveContainer that gets there first wins.
+func (m *Manager) tellStopped(c *Container) {
+	p, err := m.pod(c.PodID)
+	if err != nil {
+		return
+	}
+	pv, cv := m.plugView(p, c)
+	go m.plugins.StopContainer(context.Background(), pv, cv)
 }
 
 // markShimDead records that a container lost its shim: nothing can collect
@@ -113,4 +127,5 @@ func (m *Manager) markShimDead(c *Container) {
 	_ = atomicfile.WriteJSON(filepath.Join(m.paths.ContainerDir(c.PodID, c.ID), "exit.json"), exit)
 	_ = m.updateContainer(c, func() { c.State, c.ShimDied, c.Exit = ContainerExited, true, exit })
 	m.emitContainer(c, evStopped)
+	m.tellStopped(c)
 }

@@ -22,6 +22,7 @@ func (m *Manager) StopContainer(ctx context.Context, id string, timeout int64) e
 	if err != nil {
 		return err
 	}
+	defer m.plugins.BlockSync()()
 	mu := m.podMutex(c.PodID)
 	mu.Lock()
 	defer mu.Unlock()
@@ -30,11 +31,18 @@ func (m *Manager) StopContainer(ctx context.Context, id string, timeout int64) e
 	// grace period); under the lock a pod of n containers that ignore
 	// SIGTERM took n grace periods to stop, and blocked every other call
 	// on the pod meanwhile.
-	return m.stopContainerWaiting(ctx, c, time.Duration(timeout)*time.Second, func(wait func()) {
+	err = m.stopContainerWaiting(ctx, c, time.Duration(timeout)*time.Second, func(wait func()) {
 		mu.Unlock()
 		defer mu.Lock()
 		wait()
 	})
+	if p, perr := m.pod(c.PodID); err == nil && perr == nil && m.containerState(c) == ContainerExited {
+		// Told before StopContainer answers, as containerd does; the exit
+		// watcher's own word of it then finds it told.
+		pv, cv := m.plugView(p, c)
+		m.plugins.StopContainer(ctx, pv, cv)
+	}
+	return err
 }
 
 // stopContainer stops c under the pod lock the caller holds.

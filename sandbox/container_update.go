@@ -15,6 +15,18 @@ func (m *Manager) UpdateContainerResources(ctx context.Context, id string, res *
 	if res == nil {
 		return fmt.Errorf("update of container %s: no linux resources given: %w", id, ErrInvalid)
 	}
+	defer m.plugins.BlockSync()()
+	return m.updateResources(ctx, id, res, true)
+}
+
+// ApplyPluginResources is UpdateContainerResources asked by an NRI plugin
+// itself: the plugins are not told (it runs within a plugin's
+// synchronization, which BlockSync would wait for).
+func (m *Manager) ApplyPluginResources(ctx context.Context, id string, res *runtimeapi.LinuxContainerResources) error {
+	return m.updateResources(ctx, id, res, false)
+}
+
+func (m *Manager) updateResources(ctx context.Context, id string, res *runtimeapi.LinuxContainerResources, tell bool) error {
 	c, p, err := m.containerAndPod(id)
 	if err != nil {
 		return err
@@ -27,6 +39,12 @@ func (m *Manager) UpdateContainerResources(ctx context.Context, id string, res *
 	m.refreshContainer(c)
 	if st := m.containerState(c); st != ContainerRunning && st != ContainerCreated {
 		return fmt.Errorf("container %s is %s: %w", c.ID, st, ErrFailedPrecondition)
+	}
+	if tell {
+		pv, cv := m.plugView(p, c)
+		if res, err = m.plugins.UpdateContainer(ctx, pv, cv, res); err != nil {
+			return fmt.Errorf("update of container %s: NRI: %w", c.ID, err)
+		}
 	}
 	r := resources(res)
 	m.fitResources(r)
@@ -41,7 +59,14 @@ func (m *Manager) UpdateContainerResources(ctx context.Context, id string, res *
 		cfg.Linux.Resources = res
 		c.Config = cfg
 	})
-	return m.saveContainer(c)
+	if err := m.saveContainer(c); err != nil {
+		return err
+	}
+	if tell {
+		pv, cv := m.plugView(p, c)
+		m.plugins.PostUpdateContainer(ctx, pv, cv)
+	}
+	return nil
 }
 
 // ReopenContainerLog makes the shim write the container's log to a new

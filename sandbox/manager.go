@@ -71,6 +71,9 @@ type Config struct {
 	// Shims starts and reaches the pods' shims; nil is real husk-shim
 	// processes (ShimPath).
 	Shims Shims
+	// Plugins are the NRI plugins told of and asked about each change;
+	// nil is none.
+	Plugins Plugins
 }
 
 // Handler is one RuntimeClass handler: the runtime that makes its pods'
@@ -92,16 +95,17 @@ type Handler struct {
 
 // Manager runs pods and containers.
 type Manager struct {
-	cfg    Config
-	paths  layout.Layout // where every record and runtime file lives
-	images Images
-	net    Network
-	shims  Shims
-	log    *slog.Logger
-	rec    Recorder
-	cg     *hostcgroup.Layout // what every cgroup decision asks
-	cgr    *cgroupReader      // the stats reads, over cg
-	stats  statsCache         // CPU samples and layer figures (stats_cache.go)
+	cfg     Config
+	paths   layout.Layout // where every record and runtime file lives
+	images  Images
+	net     Network
+	shims   Shims
+	plugins Plugins
+	log     *slog.Logger
+	rec     Recorder
+	cg      *hostcgroup.Layout // what every cgroup decision asks
+	cgr     *cgroupReader      // the stats reads, over cg
+	stats   statsCache         // CPU samples and layer figures (stats_cache.go)
 
 	mu    sync.RWMutex // guards the maps and every record field
 	pods  map[string]*Pod
@@ -130,6 +134,9 @@ func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.
 		pods: map[string]*Pod{}, ctrs: map[string]*Container{}, names: map[string]string{}}
 	if m.shims == nil {
 		m.shims = processShims{}
+	}
+	if m.plugins = cfg.Plugins; m.plugins == nil {
+		m.plugins = noPlugins{}
 	}
 	if m.rec = cfg.Recorder; m.rec == nil {
 		m.rec = nopRecorder{}

@@ -24,6 +24,7 @@ func (m *Manager) RemovePodSandbox(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	defer m.plugins.BlockSync()()
 	unlock, live := m.lockLive(p)
 	defer unlock()
 	if !live {
@@ -112,6 +113,8 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 		delete(m.names, podKey(p.Config.GetMetadata()))
 	})
 	m.locks.Delete(p.ID)
+	pv, _ := m.plugView(p, nil)
+	m.plugins.RemovePod(ctx, pv)
 	m.emitPod(p, evDeleted)
 	m.log.Info("pod sandbox removed", "id", p.ID)
 	return nil

@@ -58,6 +58,9 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err != nil {
 		return "", err
 	}
+	// Before any pod lock: a plugin's synchronization, which this holds
+	// back, may take pod locks to apply its updates.
+	defer m.plugins.BlockSync()()
 	id := newID()
 	key := podKey(md)
 	st := newSteps(ctx)
@@ -277,6 +280,13 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 			return "", err
 		}
 	}
+	// The plugins see the pod made, before anyone else can see it.
+	pv, _ := m.plugView(p, nil)
+	if err := m.plugins.RunPod(ctx, pv); err != nil {
+		return "", fmt.Errorf("pod %s: NRI: %w", md.GetName(), err)
+	}
+	u.push(func() { m.plugins.RemovePod(context.WithoutCancel(ctx), pv) })
+	st.mark("nri")
 	if err := m.updatePod(p, func() { p.State = PodReady }); err != nil {
 		return "", err
 	}

@@ -113,3 +113,9 @@ func (v PodView) String() string {
 	md := v.Config.GetMetadata()
 	return fmt.Sprintf("%s/%s (%s)", md.GetNamespace(), md.GetName(), v.ID)
 }
+
+func (m *Manager) podState(p *Pod) PodState {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return p.State
+}

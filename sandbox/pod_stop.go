@@ -21,6 +21,7 @@ func (m *Manager) StopPodSandbox(ctx context.Context, id string) error {
 	if errors.Is(err, ErrNotFound) {
 		return nil // CRI: stopping an unknown sandbox succeeds
 	}
+	defer m.plugins.BlockSync()()
 	if err != nil {
 		return err
 	}
@@ -39,6 +40,9 @@ func (m *Manager) stopPod(ctx context.Context, p *Pod) error {
 			return fmt.Errorf("stop pod %s: %w", p.ID, err)
 		}
 	}
+	// NRI: the containers stopped, the sandbox still whole.
+	pv, _ := m.plugView(p, nil)
+	m.plugins.StopPod(ctx, pv)
 	if err := m.stopInfra(ctx, p); err != nil {
 		return err
 	}
