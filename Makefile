@@ -22,6 +22,10 @@ APT_PKGS := gcc make musl-tools libseccomp-dev containernetworking-plugins \
 OCI_TAGS    := seccomp netgo osusergo
 OCI_LDFLAGS := -s -w -linkmode external -extldflags "-static"
 LDFLAGS     := -s -w -X main.version=$(VERSION)
+# NRI without its WASM plugin host: github.com/containerd/nri would start a
+# wazero runtime in every daemon for plugins no node here runs; external
+# (socket) and pre-installed (plugin_path) plugins work the same.
+HUSK_TAGS   := nri_no_wasm
 # husk-shim lives as long as its pod: static and without cgo, so no libc is
 # mapped and its pages are shared by every shim on the node.
 
@@ -56,7 +60,7 @@ pause/pause.bin: pause/c/pause.c
 
 # Builds husk, husk-shim and husk-oci into bin/.
 build: deps pause/pause.bin
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/husk ./cmd/runtime
+	$(GO) build -trimpath -tags '$(HUSK_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/husk ./cmd/runtime
 	CGO_ENABLED=0 $(GO) build -trimpath -tags 'netgo osusergo' -ldflags '-s -w' -o $(BIN)/husk-shim ./cmd/shim
 	$(GO) build -trimpath -tags '$(OCI_TAGS)' -ldflags '$(OCI_LDFLAGS)' -o $(BIN)/husk-oci ./cmd/oci
 

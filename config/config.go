@@ -47,6 +47,19 @@ type Config struct {
 	Streaming Streaming `toml:"streaming"`
 	Metrics   Metrics   `toml:"metrics"`
 	Tracing   Tracing   `toml:"tracing"`
+	NRI       NRI       `toml:"nri"`
+}
+
+// NRI configures the NRI runtime side (package nri).
+type NRI struct {
+	Disable          bool   `toml:"disable"`
+	SocketPath       string `toml:"socket_path"`
+	PluginPath       string `toml:"plugin_path"`
+	PluginConfigPath string `toml:"plugin_config_path"`
+	// RegistrationTimeoutSeconds and RequestTimeoutSeconds: a plugin
+	// slower than that to register, or to answer a request, is dropped.
+	RegistrationTimeoutSeconds int `toml:"registration_timeout_seconds"`
+	RequestTimeoutSeconds      int `toml:"request_timeout_seconds"`
 }
 
 // Tracing configures the OpenTelemetry span export (OTLP over gRPC).
@@ -174,6 +187,9 @@ func (c Config) Validate() error {
 	if r := c.Tracing.SamplingRatio; r < 0 || r > 1 {
 		return fmt.Errorf("config: tracing.sampling_ratio must be between 0 and 1, got %v", r)
 	}
+	if err := c.NRI.validate(); err != nil {
+		return err
+	}
 	if err := logformat.Check(c.LogFormat); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -206,6 +222,23 @@ func (r Runtime) validate(name string) error {
 	}
 	if r.Root != "" && !filepath.IsAbs(r.Root) {
 		return fmt.Errorf("config: %s.root must be an absolute path, got %q", key, r.Root)
+	}
+	return nil
+}
+
+func (n NRI) validate() error {
+	if n.Disable {
+		return nil
+	}
+	for key, p := range map[string]string{"socket_path": n.SocketPath, "plugin_path": n.PluginPath, "plugin_config_path": n.PluginConfigPath} {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("config: nri.%s must be an absolute path, got %q", key, p)
+		}
+	}
+	for key, v := range map[string]int{"registration_timeout_seconds": n.RegistrationTimeoutSeconds, "request_timeout_seconds": n.RequestTimeoutSeconds} {
+		if v <= 0 {
+			return fmt.Errorf("config: nri.%s must be positive, got %d", key, v)
+		}
 	}
 	return nil
 }

@@ -57,6 +57,20 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), "tracing.sampling_ratio") {
 		t.Fatalf("sampling ratio 2 not refused by name: %v", err)
 	}
+	for _, c := range []struct{ toml, key string }{
+		{"[nri]\nsocket_path = \"nri.sock\"\n", "nri.socket_path"},
+		{"[nri]\nrequest_timeout_seconds = 0\n", "nri.request_timeout_seconds"},
+	} {
+		os.WriteFile(p, []byte(c.toml), 0o644)
+		if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), c.key) {
+			t.Fatalf("%q not refused by name: %v", c.toml, err)
+		}
+	}
+	// Off, its other keys are not looked at.
+	os.WriteFile(p, []byte("[nri]\ndisable = true\nsocket_path = \"\"\n"), 0o644)
+	if _, err := Load(p, true); err != nil {
+		t.Fatalf("disabled NRI with an empty socket: %v", err)
+	}
 	os.WriteFile(p, []byte("log_format = \"logfmt\"\n"), 0o644)
 	if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), "log_format") {
 		t.Fatalf("unknown log_format not named: %v", err)

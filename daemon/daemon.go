@@ -21,6 +21,7 @@ import (
 	"github.com/husk-runtime/husk/logformat"
 	"github.com/husk-runtime/husk/metrics"
 	"github.com/husk-runtime/husk/network"
+	"github.com/husk-runtime/husk/nri"
 	"github.com/husk-runtime/husk/pause"
 	"github.com/husk-runtime/husk/sandbox"
 	"github.com/husk-runtime/husk/tracing"
@@ -104,15 +105,34 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		return err
 	}
 	log.Info("host cgroups", "layout", cgroups.String())
+	var plugins *nri.Runtime
+	if !cfg.NRI.Disable {
+		if plugins, err = nri.New(nriConfig(cfg), "husk", version, log); err != nil {
+			return err
+		}
+	}
 	mgr, err := sandbox.New(ctx, sandbox.Config{
 		Root: cfg.Root, State: cfg.State, ShimPath: shimPath, OCIPath: ociPath,
 		SandboxImage: sandboxImage, MinOOMScoreAdj: floor, CDISpecDirs: cfg.CDISpecDirs,
 		SeccompNativeArchOnly: cfg.SeccompNativeArchOnly, Cgroups: cgroups,
 		JSONLog: cfg.LogFormat == logformat.JSON, Recorder: mets,
-		Handlers: handlers(cfg, ociPath, log),
+		Handlers: handlers(cfg, ociPath, log), Plugins: sandboxPlugins(plugins),
 	}, images, netMgr, log)
 	if err != nil {
 		return fmt.Errorf("recover pods: %w", err)
+	}
+	if plugins != nil {
+		// After recovery: a plugin connecting is synchronized with the
+		// pods and containers recovered.
+		switch err := plugins.Start(mgr); {
+		case errors.Is(err, nri.ErrSocketInUse):
+			log.Error("NRI is off: another runtime serves its socket; set nri.socket_path (or nri.disable)", "error", err)
+		case err != nil:
+			return err
+		default:
+			defer plugins.Stop()
+			log.Info("NRI on", "socket", cfg.NRI.SocketPath, "plugin_path", cfg.NRI.PluginPath)
+		}
 	}
 	// Collection needs the containers' layers, known only now; running it
 	// at start finishes one a crash cut short.
@@ -211,4 +231,20 @@ func firstSet(a, b string) string {
 func tracingConfig(cfg config.Config) tracing.Config {
 	return tracing.Config{Endpoint: cfg.Tracing.Endpoint, Insecure: cfg.Tracing.Insecure,
 		SamplingRatio: cfg.Tracing.SamplingRatio}
+}
+
+// nriConfig is the [nri] table as package nri takes it.
+func nriConfig(cfg config.Config) nri.Config {
+	return nri.Config{SocketPath: cfg.NRI.SocketPath, PluginPath: cfg.NRI.PluginPath, PluginConfigPath: cfg.NRI.PluginConfigPath,
+		RegistrationTimeout: time.Duration(cfg.NRI.RegistrationTimeoutSeconds) * time.Second,
+		RequestTimeout:      time.Duration(cfg.NRI.RequestTimeoutSeconds) * time.Second}
+}
+
+// sandboxPlugins keeps a nil *nri.Runtime a nil interface: the manager
+// then tells no one.
+func sandboxPlugins(r *nri.Runtime) sandbox.Plugins {
+	if r == nil {
+		return nil
+	}
+	return r
 }
