@@ -60,12 +60,16 @@ type Daemon struct {
 	AuthFile                 string // registry.auth_file, absent until a test writes it: no daemon reads the host's
 	Subnet                   string
 	ConfigPath               string
-	rootOnTmpfs              bool // DaemonOptions.RootSizeMB
-	cmd                      *exec.Cmd
-	logPath                  string
-	RT                       runtimeapi.RuntimeServiceClient
-	Img                      runtimeapi.ImageServiceClient
-	conn                     *grpc.ClientConn
+	// NRISocket is the daemon's own NRI socket: a test daemon never
+	// touches the node's /var/run/nri/nri.sock (NRI's listener removes
+	// whatever file is there).
+	NRISocket   string
+	rootOnTmpfs bool // DaemonOptions.RootSizeMB
+	cmd         *exec.Cmd
+	logPath     string
+	RT          runtimeapi.RuntimeServiceClient
+	Img         runtimeapi.ImageServiceClient
+	conn        *grpc.ClientConn
 }
 
 // DaemonOptions change an isolated daemon's configuration.
@@ -88,6 +92,9 @@ type DaemonOptions struct {
 	MetricsAddress string
 	// TracingEndpoint is tracing.endpoint, plaintext ("" keeps it off).
 	TracingEndpoint string
+	// NRIRequestTimeoutSeconds is nri.request_timeout_seconds (0 keeps
+	// the default).
+	NRIRequestTimeoutSeconds int
 }
 
 // StartDaemon starts a daemon in a fresh temp dir. Cleanup removes every
@@ -119,6 +126,7 @@ func StartDaemonWith(t testing.TB, opts DaemonOptions) *Daemon {
 		CDIDir: filepath.Join(dir, "cdi"), AuthFile: filepath.Join(dir, "auth.json"),
 		Bridge: "hkit" + suffix, Subnet: fmt.Sprintf("10.%d.%d.0/24", 200+os.Getpid()%50, n%250),
 		ConfigPath: filepath.Join(dir, "config.toml"), logPath: filepath.Join(dir, "daemon.log"),
+		NRISocket: filepath.Join(dir, "nri.sock"),
 	}
 	if opts.Subnet != "" {
 		d.Subnet = opts.Subnet
@@ -176,6 +184,10 @@ auth_file = %q
 	}
 	if opts.TracingEndpoint != "" {
 		cfg += fmt.Sprintf("[tracing]\nendpoint = %q\ninsecure = true\n", opts.TracingEndpoint)
+	}
+	cfg += testenv.NRIConfig(dir, d.NRISocket)
+	if opts.NRIRequestTimeoutSeconds > 0 {
+		cfg += fmt.Sprintf("request_timeout_seconds = %d\n", opts.NRIRequestTimeoutSeconds)
 	}
 	if err := os.WriteFile(d.ConfigPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

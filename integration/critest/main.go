@@ -100,6 +100,7 @@ func run() error {
 	}
 	args := []string{
 		"--runtime-endpoint", "unix://" + d.Socket, "--image-endpoint", "unix://" + d.Socket,
+		"-nri-socket", nriSocket(dir),
 		"--ginkgo.no-color", "--ginkgo.skip", strings.Join(skips, "|"),
 	}
 	args = append(args, flag.Args()...)
@@ -181,8 +182,13 @@ bridge = "huskcritest0"
 subnet = "10.198.0.0/16"
 [registry]
 config_path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "run"), filepath.Join(dir, "husk.sock"), filepath.Join(dir, "cni"), certs)
+`, filepath.Join(dir, "root"), filepath.Join(dir, "run"), filepath.Join(dir, "husk.sock"), filepath.Join(dir, "cni"), certs) +
+		testenv.NRIConfig(dir, nriSocket(dir))
 }
+
+// nriSocket is where the isolated husk serves NRI: critest's NRI specs
+// connect their test plugins there (-nri-socket).
+func nriSocket(dir string) string { return filepath.Join(dir, "nri.sock") }
 
 // cleanup removes the pods failing specs leave and the host shared-memory
 // segments the HostIpc specs create with ipcmk and never delete.

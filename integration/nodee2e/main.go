@@ -428,5 +428,6 @@ config_path = %q
 auth_file = ""
 [runtimes.test-handler]
 type = "husk"
-`, filepath.Join(dir, "root"), filepath.Join(dir, "run"), filepath.Join(dir, "husk.sock"), filepath.Join(dir, "cni"), certs)
+`, filepath.Join(dir, "root"), filepath.Join(dir, "run"), filepath.Join(dir, "husk.sock"), filepath.Join(dir, "cni"), certs) +
+		testenv.NRIConfig(dir, filepath.Join(dir, "nri.sock"))
 }

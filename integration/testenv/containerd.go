@@ -265,8 +265,16 @@ func (c *Containerd) configV3(sandboxImage, level string, handlers []string) str
 [plugins.'io.containerd.grpc.v1.cri']
   stream_server_address = '127.0.0.1'
   stream_server_port = '0'
+
+# NRI on, as by default, on this instance's own socket: the default one is
+# the node's, which NRI's listener takes over by removing the file.
+[plugins.'io.containerd.nri.v1.nri']
+  disable = false
+  socket_path = %[6]q
+  plugin_path = %[7]q
+  plugin_config_path = %[7]q
 `, sandboxImage, runtimes.String(),
-		cniBinDir(c.Dir), c.CNIDir, c.CertsDir)
+		cniBinDir(c.Dir), c.CNIDir, c.CertsDir, filepath.Join(c.Dir, "nri.sock"), filepath.Join(c.Dir, "nri-plugins"))
 }
 
 // cniBinDir returns the CNI plugin dir for containerd. containerd 1.6

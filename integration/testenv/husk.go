@@ -143,3 +143,12 @@ func KeepLogs(dir, prefix string, names ...string) string {
 	}
 	return strings.Join(kept, ", ")
 }
+
+// NRIConfig is the [nri] table of a test daemon in dir: its own socket
+// and no plugin dirs of the node's, so test daemons never take over the
+// node's /var/run/nri/nri.sock (NRI's listener removes whatever file is
+// there) nor start a plugin installed on it. It is a table: it goes last.
+func NRIConfig(dir, socket string) string {
+	return fmt.Sprintf("[nri]\nsocket_path = %q\nplugin_path = %q\nplugin_config_path = %q\n",
+		socket, filepath.Join(dir, "nri-plugins"), filepath.Join(dir, "nri-conf.d"))
+}
