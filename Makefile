@@ -11,10 +11,11 @@ export CGO_ENABLED := 1
 # runc) is the comparison runtime of the CLI, bench and pull-bench tests;
 # crun and runc are RuntimeClass handlers (runtimes.crun, runtimes.runc).
 # patch, bzip2 and xz-utils build the node e2e busybox from Debian's source
-# (integration/testenv/busybox_source.go).
+# (integration/testenv/busybox_source.go). criu is what the checkpoint
+# RPCs check for (`criu check`), and name when it cannot work here.
 APT_PKGS := gcc make musl-tools libseccomp-dev containernetworking-plugins \
             docker-registry iptables iproute2 procps util-linux ca-certificates \
-            containerd crun patch bzip2 xz-utils
+            containerd crun patch bzip2 xz-utils criu
 
 # husk-oci embeds libcontainer and is what libcontainer re-executes as the
 # container init: built static, so the libseccomp it runs with is the one it

@@ -20,6 +20,9 @@ var (
 	ErrUnavailable        = errors.New("unavailable")
 	ErrUnauthenticated    = errors.New("unauthenticated")
 	ErrPermissionDenied   = errors.New("permission denied")
+	// ErrNotImplemented: husk does not do this yet (where a peer does);
+	// never a made-up result instead.
+	ErrNotImplemented = errors.New("not implemented")
 )
 
 // New returns a sentinel of class with a message of its own (image's "image

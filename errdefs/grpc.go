@@ -26,6 +26,7 @@ var classCodes = []struct {
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 	{context.Canceled, codes.Canceled},
 	{ErrUnavailable, codes.Unavailable},
+	{ErrNotImplemented, codes.Unimplemented},
 	// A full file system (or quota) under the root or state dir, however
 	// deep the errno sits: the message has the path (every *fs.PathError
 	// names it).

@@ -74,6 +74,9 @@ type Config struct {
 	// Plugins are the NRI plugins told of and asked about each change;
 	// nil is none.
 	Plugins Plugins
+	// CRIU is the criu binary the checkpoint RPCs check for; "" is
+	// checkpoint.DefaultCRIU on PATH.
+	CRIU string
 }
 
 // Handler is one RuntimeClass handler: the runtime that makes its pods'
