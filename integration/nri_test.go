@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -60,6 +61,11 @@ func startNRIPlugin(t *testing.T, d *Daemon, name, idx string, setup func(*nriPl
 		t.Fatalf("NRI plugin %s: %v", name, err)
 	}
 	t.Cleanup(s.Stop)
+	// Start returns at registration; the runtime sends the plugin events
+	// only once its synchronization is done, which NRI logs.
+	// (The text log quotes the message: its quotes come escaped.)
+	synced := fmt.Sprintf(`plugin \"%s-%s\" connected and synchronized`, idx, name)
+	waitFor(t, 20*time.Second, "NRI to log "+synced, func() bool { return strings.Contains(d.Log(), synced) })
 	return p
 }
 

@@ -164,6 +164,9 @@ func TestLifecycleOnce(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The plugin joins the event list after the synchronization, which
+	// holds the sync lock until then.
+	r.BlockSync()()
 	rec.mu.Lock()
 	synced := slices.Clone(rec.synced)
 	rec.mu.Unlock()
