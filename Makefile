@@ -191,11 +191,17 @@ critest-strict: build tools
 # them, and on a fresh machine they would.
 test: deps lint unit integration critest-strict node-e2e-subset
 
-# Installs the binaries in /usr/local/bin and a default /etc/husk/config.toml.
+# Installs the binaries in /usr/local/bin, a default /etc/husk/config.toml
+# and, where systemd is, husk.service (enable it with `systemctl enable
+# --now husk`).
 install: build
 	install -m 0755 $(BIN)/husk $(BIN)/husk-shim $(BIN)/husk-oci /usr/local/bin/
 	@mkdir -p /etc/husk
 	@[ -f /etc/husk/config.toml ] || $(BIN)/husk config default > /etc/husk/config.toml
+	@if [ -d /etc/systemd/system ]; then \
+		install -m 0644 dist/systemd/husk.service /etc/systemd/system/husk.service; \
+		[ -d /run/systemd/system ] && systemctl daemon-reload || true; \
+	fi
 
 # Removes what the build made.
 clean:
