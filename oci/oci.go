@@ -39,11 +39,23 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 	return ReadJSON[specs.Spec](filepath.Join(bundle, "config.json"))
 }
 
+// CreateOptions are Create's choices beyond the spec.
+type CreateOptions struct {
+	// Run also lets the init exec at once, saving a helper round trip
+	// where nothing happens between create and start (the infra
+	// container).
+	Run bool
+	// SystemdCgroup makes the cgroup a transient systemd scope (the
+	// spec's cgroupsPath is slice:prefix:name), as runc's
+	// --systemd-cgroup.
+	SystemdCgroup bool
+}
+
 // Create makes the container and starts its init, which then waits on the
-// exec fifo (state "created") until Start; with run set it also lets it
-// exec at once, saving a helper round trip where nothing happens between
-// create and start (the infra container). It returns the init's pid.
-func Create(root, id, bundle string, stdio Stdio, run bool) (int, error) {
+// exec fifo (state "created") until Start (see CreateOptions.Run). It
+// returns the init's pid.
+func Create(root, id, bundle string, stdio Stdio, opts CreateOptions) (int, error) {
+	run := opts.Run
 	spec, err := LoadSpec(bundle)
 	if err != nil {
 		return 0, err
@@ -52,8 +64,9 @@ func Create(root, id, bundle string, stdio Stdio, run bool) (int, error) {
 		return 0, fmt.Errorf("create %s: spec in %s has no process", id, bundle)
 	}
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
-		CgroupName: id,
-		Spec:       spec,
+		CgroupName:       id,
+		UseSystemdCgroup: opts.SystemdCgroup,
+		Spec:             spec,
 		// Without pivot_root the container could reach the host's mount tree.
 		NoPivotRoot: false,
 	})

@@ -23,6 +23,9 @@ type Runtime struct {
 	Path string // husk-oci, or the runtime's binary
 	Root string // its state root (--root)
 	CLI  bool
+	// SystemdCgroup: containers' cgroups are systemd scopes
+	// (--systemd-cgroup, as runc and crun take it).
+	SystemdCgroup bool
 }
 
 // ociCall is one call of the runtime.
@@ -50,6 +53,9 @@ func (r Runtime) huskOCIArgv(c ociCall) []string {
 	if c.console {
 		argv = append(argv, "--console")
 	}
+	if r.SystemdCgroup && (c.cmd == "create" || c.cmd == "run") {
+		argv = append(argv, "--systemd-cgroup")
+	}
 	return argv
 }
 
@@ -58,6 +64,9 @@ func (r Runtime) huskOCIArgv(c ociCall) []string {
 // errors) and, for a pty, console.sock.
 func (r Runtime) cliArgv(c ociCall, dir string) ([]string, error) {
 	argv := []string{r.Path, "--root", r.Root, "--log", filepath.Join(dir, "log"), "--log-format", "json"}
+	if r.SystemdCgroup {
+		argv = append(argv, "--systemd-cgroup")
+	}
 	pidFile := filepath.Join(dir, "pid")
 	console := func() []string {
 		if c.console {
@@ -93,6 +102,9 @@ func (r Runtime) cliArgv(c ociCall, dir string) ([]string, error) {
 // gone (the daemon runs it itself).
 func (r Runtime) DeleteArgv(id string) []string {
 	if r.CLI {
+		if r.SystemdCgroup {
+			return []string{r.Path, "--root", r.Root, "--systemd-cgroup", "delete", "--force", id}
+		}
 		return []string{r.Path, "--root", r.Root, "delete", "--force", id}
 	}
 	return []string{r.Path, "delete", "--root", r.Root, "--id", id}
@@ -103,6 +115,9 @@ func (r Runtime) Flags() []string {
 	f := []string{"--oci", r.Path, "--oci-root", r.Root}
 	if r.CLI {
 		f = append(f, "--oci-cli")
+	}
+	if r.SystemdCgroup {
+		f = append(f, "--oci-systemd-cgroup")
 	}
 	return f
 }

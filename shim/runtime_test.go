@@ -3,6 +3,7 @@ package shim
 import (
 	"os"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -53,6 +54,27 @@ func TestRuntimeArgv(t *testing.T) {
 	}
 	if got := husk.Flags(); len(got) != 4 {
 		t.Errorf("husk-oci Flags = %q", got)
+	}
+
+	// The systemd driver: husk-oci is told at create (its state keeps
+	// it), a runc-compatible runtime at every call, as runc wants it.
+	husk.SystemdCgroup, crun.SystemdCgroup = true, true
+	for _, cmd := range []string{"create", "run"} {
+		if got := husk.huskOCIArgv(ociCall{cmd: cmd, id: "c1", bundle: "/b"}); got[len(got)-1] != "--systemd-cgroup" {
+			t.Errorf("husk-oci %s under systemd: %q", cmd, got)
+		}
+	}
+	if got := husk.huskOCIArgv(ociCall{cmd: "start", id: "c1"}); slices.Contains(got, "--systemd-cgroup") {
+		t.Errorf("husk-oci start takes no --systemd-cgroup: %q", got)
+	}
+	if got, _ := crun.cliArgv(ociCall{cmd: "update", id: "c1", resources: "/r.json"}, "/d"); !slices.Contains(got, "--systemd-cgroup") || slices.Index(got, "--systemd-cgroup") > slices.Index(got, "update") {
+		t.Errorf("crun update under systemd: %q", got)
+	}
+	if got := crun.DeleteArgv("c1"); !slices.Contains(got, "--systemd-cgroup") {
+		t.Errorf("crun DeleteArgv under systemd: %q", got)
+	}
+	if got := husk.Flags(); got[len(got)-1] != "--oci-systemd-cgroup" {
+		t.Errorf("the shim is not told of the systemd driver: %q", got)
 	}
 }
 

@@ -32,7 +32,7 @@ type result struct {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: husk-oci create|run|start|exec|delete|update --root DIR --id ID [--bundle DIR] [--process FILE] [--console]")
+		return fmt.Errorf("usage: husk-oci create|run|start|exec|delete|update --root DIR --id ID [--bundle DIR] [--process FILE] [--console] [--systemd-cgroup]")
 	}
 	fs := flag.NewFlagSet("husk-oci "+args[0], flag.ContinueOnError)
 	root := fs.String("root", "", "libcontainer state root")
@@ -41,6 +41,10 @@ func run(args []string) error {
 	procFile := fs.String("process", "", "OCI process JSON (exec)")
 	console := fs.Bool("console", false, "give the process a pty; fd 5 is the socket its master is sent on (create, run, exec)")
 	resFile := fs.String("resources", "", "OCI Linux resources JSON (update)")
+	// As runc's global flag: the spec's cgroupsPath is then
+	// slice:prefix:name and the container's cgroup a transient systemd
+	// scope. Later calls read the choice from the container's state.
+	systemd := fs.Bool("systemd-cgroup", false, "manage the container's cgroup through systemd (create, run)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -58,7 +62,7 @@ func run(args []string) error {
 	var err error
 	switch args[0] {
 	case "create", "run":
-		res.Pid, err = oci.Create(*root, *id, *bundle, stdio(), args[0] == "run")
+		res.Pid, err = oci.Create(*root, *id, *bundle, stdio(), oci.CreateOptions{Run: args[0] == "run", SystemdCgroup: *systemd})
 	case "start":
 		err = oci.Start(*root, *id)
 	case "exec":

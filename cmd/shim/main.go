@@ -32,6 +32,7 @@ func run() error {
 	flag.StringVar(&cfg.Runtime.Path, "oci", "", "path of husk-oci, or of an OCI runtime (with --oci-cli)")
 	flag.StringVar(&cfg.Runtime.Root, "oci-root", "", "the runtime's state root")
 	flag.BoolVar(&cfg.Runtime.CLI, "oci-cli", false, "--oci is an OCI runtime with runc's command line (runc, crun), not husk-oci")
+	flag.BoolVar(&cfg.Runtime.SystemdCgroup, "oci-systemd-cgroup", false, "containers' cgroups are systemd scopes (the systemd cgroup driver)")
 	debugLog := flag.Bool("debug", false, "log at debug level")
 	jsonLog := flag.Bool("log-json", false, "log JSON lines rather than text")
 	flag.Parse()
