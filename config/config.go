@@ -112,6 +112,14 @@ type Runtime struct {
 	Root string `toml:"root"`
 }
 
+// The cgroup drivers: cgroupfs writes the cgroup tree itself; systemd has
+// systemd make each container a transient scope in the pod's slice (over
+// D-Bus), as kubelet's systemd driver expects.
+const (
+	CgroupFS      = "cgroupfs"
+	CgroupSystemd = "systemd"
+)
+
 // Runtime types.
 const (
 	RuntimeHusk = "husk"
@@ -193,8 +201,8 @@ func (c Config) Validate() error {
 	if err := logformat.Check(c.LogFormat); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if c.CgroupDriver != "cgroupfs" {
-		return fmt.Errorf("config: cgroup_driver %q is not supported yet (only cgroupfs)", c.CgroupDriver)
+	if c.CgroupDriver != CgroupFS && c.CgroupDriver != CgroupSystemd {
+		return fmt.Errorf("config: cgroup_driver must be %q or %q, got %q", CgroupFS, CgroupSystemd, c.CgroupDriver)
 	}
 	return nil
 }

@@ -66,6 +66,14 @@ func TestLoadErrors(t *testing.T) {
 			t.Fatalf("%q not refused by name: %v", c.toml, err)
 		}
 	}
+	os.WriteFile(p, []byte("cgroup_driver = \"systemd\"\n"), 0o644)
+	if c, err := Load(p, true); err != nil || c.CgroupDriver != CgroupSystemd {
+		t.Fatalf("cgroup_driver systemd: %v", err)
+	}
+	os.WriteFile(p, []byte("cgroup_driver = \"cgroupv1\"\n"), 0o644)
+	if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), "cgroup_driver") {
+		t.Fatalf("an unknown cgroup driver not refused by name: %v", err)
+	}
 	// Off, its other keys are not looked at.
 	os.WriteFile(p, []byte("[nri]\ndisable = true\nsocket_path = \"\"\n"), 0o644)
 	if _, err := Load(p, true); err != nil {

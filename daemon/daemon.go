@@ -49,6 +49,13 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if socketInUse(cfg.Socket) {
 		return fmt.Errorf("socket %s is served by another process (a husk daemon on another root?); refusing to take it over", cfg.Socket)
 	}
+	if cfg.CgroupDriver == config.CgroupSystemd {
+		// The driver asks systemd over D-Bus for every container: fail
+		// here, not at the first pod.
+		if _, err := os.Stat("/run/systemd/system"); err != nil {
+			return fmt.Errorf("cgroup_driver = %q, but systemd does not run this node (/run/systemd/system: %w)", config.CgroupSystemd, err)
+		}
+	}
 	shimPath, ociPath, err := helperPaths(cfg)
 	if err != nil {
 		return err
@@ -115,7 +122,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Root: cfg.Root, State: cfg.State, ShimPath: shimPath, OCIPath: ociPath,
 		SandboxImage: sandboxImage, MinOOMScoreAdj: floor, CDISpecDirs: cfg.CDISpecDirs,
 		SeccompNativeArchOnly: cfg.SeccompNativeArchOnly, Cgroups: cgroups,
-		JSONLog: cfg.LogFormat == logformat.JSON, Recorder: mets,
+		JSONLog: cfg.LogFormat == logformat.JSON, Recorder: mets, SystemdCgroup: cfg.CgroupDriver == config.CgroupSystemd,
 		Handlers: handlers(cfg, ociPath, log), Plugins: sandboxPlugins(plugins),
 	}, images, netMgr, log)
 	if err != nil {
@@ -150,7 +157,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	}
 	defer stream.stop()
 	srv := &cri.Server{
-		RuntimeVersion: version, CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS,
+		RuntimeVersion: version, CgroupDriver: cgroupDriver(cfg),
 		Sandboxes: mgr, Images: images, Network: netMgr, Log: log,
 		Streaming: stream, Config: cfg, Cgroups: cgroups,
 	}
@@ -247,4 +254,13 @@ func sandboxPlugins(r *nri.Runtime) sandbox.Plugins {
 		return nil
 	}
 	return r
+}
+
+// cgroupDriver is what RuntimeConfig reports: kubelet (1.31+) takes its
+// own cgroup driver from it.
+func cgroupDriver(cfg config.Config) runtimeapi.CgroupDriver {
+	if cfg.CgroupDriver == config.CgroupSystemd {
+		return runtimeapi.CgroupDriver_SYSTEMD
+	}
+	return runtimeapi.CgroupDriver_CGROUPFS
 }

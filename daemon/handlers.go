@@ -25,7 +25,8 @@ import (
 // whose binary is not installed is left out with a warning: the defaults
 // name crun and runc, which a node may lack.
 func handlers(cfg config.Config, ociPath string, log *slog.Logger) map[string]sandbox.Handler {
-	huskOCI := shim.Runtime{Path: ociPath, Root: layout.Layout{Root: cfg.Root, State: cfg.State}.OCIDir()}
+	systemd := cfg.CgroupDriver == config.CgroupSystemd
+	huskOCI := shim.Runtime{Path: ociPath, Root: layout.Layout{Root: cfg.Root, State: cfg.State}.OCIDir(), SystemdCgroup: systemd}
 	out := map[string]sandbox.Handler{"": {Runtime: huskOCI, RecursiveReadOnly: true, Userns: true}}
 	for name, r := range cfg.Runtimes {
 		switch r.Type {
@@ -46,7 +47,7 @@ func handlers(cfg config.Config, ociPath string, log *slog.Logger) map[string]sa
 				root = filepath.Join(cfg.State, "runtimes", name)
 			}
 			h := sandbox.Handler{
-				Runtime:           shim.Runtime{Path: path, Root: root, CLI: true},
+				Runtime:           shim.Runtime{Path: path, Root: root, CLI: true, SystemdCgroup: systemd},
 				RecursiveReadOnly: mountOption(path, "rro"),
 				SpecVersion:       specVersion(path),
 			}

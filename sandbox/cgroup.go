@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/opencontainers/cgroups/systemd"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -67,6 +68,67 @@ func rmdirTree(dir string) error {
 		return fmt.Errorf("remove cgroup %s: %w", dir, err)
 	}
 	return nil
+}
+
+// scopePrefix names the systemd scopes of husk's containers
+// (cri-husk-<id>.scope), as containerd's are cri-containerd-<id>.scope.
+const scopePrefix = "cri-husk"
+
+// defaultSlice holds the pods that name no parent under the systemd
+// driver (crictl's, husk pod run's): a slice that always exists, so none
+// is left behind by the last such pod.
+const defaultSlice = "system.slice"
+
+// podCgroupOf is where pod p's cgroup is for the driver in use: the
+// cgroup path (cgroupfs) or slice (systemd), its path below the
+// hierarchies' roots, and whether husk made it and removes it.
+func (m *Manager) podCgroupOf(parent, podID string) (slice, path string, own bool, err error) {
+	if !m.cfg.SystemdCgroup {
+		path, own, err = cgroupParent(parent, podID)
+		return "", path, own, err
+	}
+	slice, path, err = systemdParent(parent)
+	return slice, path, false, err
+}
+
+// systemdParent validates kubelet's cgroup_parent for the systemd driver:
+// a slice, whose cgroup systemd made and removes. kubelet (1.37) sends it
+// as the slice's cgroup path
+// (/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice);
+// a bare slice name (kubepods-besteffort-pod<uid>.slice) is taken too, as
+// containerd and CRI-O take both.
+func systemdParent(parent string) (slice, path string, err error) {
+	if parent == "" {
+		parent = defaultSlice
+	}
+	slice = filepath.Base(parent)
+	path, err = systemd.ExpandSlice(slice)
+	if err == nil && strings.Contains(parent, "/") && filepath.Clean(parent) != path {
+		err = fmt.Errorf("slice %s is at %s, not there", slice, path)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("cgroup_parent %q is not a systemd slice, and husk runs the systemd cgroup driver: %v: %w", parent, err, ErrInvalid)
+	}
+	return slice, path, nil
+}
+
+// cgroupsPath is the spec's cgroupsPath of the container (or infra) id of
+// pod p: a path below the pod's cgroup, or slice:prefix:name whose scope
+// systemd makes.
+func cgroupsPath(p *Pod, id string) string {
+	if p.Slice != "" {
+		return p.Slice + ":" + scopePrefix + ":" + id
+	}
+	return filepath.Join(p.Cgroup, id)
+}
+
+// ctrCgroup is the cgroup (below the hierarchies' roots) of container id
+// in a pod whose cgroup is podCgroup, for the stats reads.
+func (m *Manager) ctrCgroup(podCgroup, id string) string {
+	if m.cfg.SystemdCgroup {
+		return filepath.Join(podCgroup, scopePrefix+"-"+id+".scope")
+	}
+	return filepath.Join(podCgroup, id)
 }
 
 // cgroupParent validates kubelet's cgroup_parent for the cgroupfs driver.

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -102,5 +103,47 @@ func TestCgroupReaderWithoutPids(t *testing.T) {
 	l, root = fakeLayout(t, "-", "cpu,cpuacct", "memory", "pids")
 	if r := newCgroupReader(l); r.cpu != filepath.Join(root, "cpu,cpuacct") || r.pids != filepath.Join(root, "pids") {
 		t.Fatalf("reader over %s: %+v", l, r)
+	}
+}
+
+// TestSystemdCgroups: under the systemd driver a pod's cgroup is the slice
+// kubelet names (its path expanded as systemd does), its containers'
+// cgroupsPath slice:cri-husk:id and their cgroups cri-husk-<id>.scope in
+// it; what is not a slice is InvalidArgument naming it.
+func TestSystemdCgroups(t *testing.T) {
+	m := &Manager{cfg: Config{SystemdCgroup: true}}
+	for _, c := range []struct {
+		parent, slice, path string
+	}{
+		{"kubepods-burstable-pod1234.slice", "kubepods-burstable-pod1234.slice", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice"},
+		{"kubepods.slice", "kubepods.slice", "/kubepods.slice"},
+		{"", "system.slice", "/system.slice"},
+		// kubelet 1.37 sends the slice's path.
+		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod5406.slice", "kubepods-besteffort-pod5406.slice", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod5406.slice"},
+	} {
+		slice, path, own, err := m.podCgroupOf(c.parent, "p1")
+		if err != nil || slice != c.slice || path != c.path || own {
+			t.Errorf("parent %q: slice %q path %q own %v err %v; want %q %q false", c.parent, slice, path, own, err, c.slice, c.path)
+		}
+		p := &Pod{ID: "p1", Slice: slice, Cgroup: path}
+		if got, want := cgroupsPath(p, "c1"), c.slice+":cri-husk:c1"; got != want {
+			t.Errorf("cgroupsPath: %q, want %q", got, want)
+		}
+		if got, want := m.ctrCgroup(path, "c1"), path+"/cri-husk-c1.scope"; got != want {
+			t.Errorf("ctrCgroup: %q, want %q", got, want)
+		}
+	}
+	for _, bad := range []string{"/kubepods/burstable/pod1", "kubepods", "a/b.slice", "-bad-.slice", "/other.slice/kubepods-pod1.slice"} {
+		if _, _, _, err := m.podCgroupOf(bad, "p1"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("parent %q under systemd: %v, want InvalidArgument naming it", bad, err)
+		}
+	}
+	// cgroupfs is unchanged: a path below the pod's cgroup.
+	fs := &Manager{}
+	if _, path, own, err := fs.podCgroupOf("", "p1"); err != nil || path != "/husk/p1" || !own {
+		t.Errorf("cgroupfs default parent: %q %v %v", path, own, err)
+	}
+	if got := cgroupsPath(&Pod{ID: "p1", Cgroup: "/husk/p1"}, "c1"); got != "/husk/p1/c1" {
+		t.Errorf("cgroupfs cgroupsPath: %q", got)
 	}
 }

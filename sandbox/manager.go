@@ -74,6 +74,9 @@ type Config struct {
 	// Plugins are the NRI plugins told of and asked about each change;
 	// nil is none.
 	Plugins Plugins
+	// SystemdCgroup is the systemd cgroup driver: pods' cgroups are the
+	// slices kubelet names, containers' transient scopes in them.
+	SystemdCgroup bool
 	// CRIU is the criu binary the checkpoint RPCs check for; "" is
 	// checkpoint.DefaultCRIU on PATH.
 	CRIU string

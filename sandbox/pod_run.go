@@ -89,7 +89,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	unlock := m.podLock(id)
 	defer unlock()
 
-	cgroup, own, err := cgroupParent(cfg.GetLinux().GetCgroupParent(), id)
+	slice, cgroup, own, err := m.podCgroupOf(cfg.GetLinux().GetCgroupParent(), id)
 	if err != nil {
 		return "", err
 	}
@@ -110,7 +110,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	p := &Pod{
 		ID: id, State: PodCreating, CreatedAt: time.Now().UTC(), Config: cfg, Handler: handler,
-		HostNetwork: hostNet, Cgroup: cgroup, OwnCgroup: own, ShimSocket: m.paths.ShimSocket(id),
+		HostNetwork: hostNet, Cgroup: cgroup, Slice: slice, OwnCgroup: own, ShimSocket: m.paths.ShimSocket(id),
 	}
 	if !hostNet {
 		// Recorded before it exists: a crash after this point leaves a

@@ -43,11 +43,14 @@ type Pod struct {
 	// one (hostUsers: false); its containers' rootfs are idmapped to it.
 	UsernsPath string   `json:"userns_path,omitempty"`
 	IPs        []string `json:"ips,omitempty"`
-	Cgroup     string   `json:"cgroup"`      // the pod's cgroup (kubelet's parent, or ours)
-	OwnCgroup  bool     `json:"own_cgroup"`  // husk made it and removes it
-	ShimSocket string   `json:"shim_socket"` // under the state dir
-	ShimPid    int      `json:"shim_pid,omitempty"`
-	InfraPid   int      `json:"infra_pid,omitempty"`
+	Cgroup     string   `json:"cgroup"`     // the pod's cgroup (kubelet's parent, or ours)
+	OwnCgroup  bool     `json:"own_cgroup"` // husk made it and removes it
+	// Slice is the pod's systemd slice under the systemd cgroup driver
+	// (Cgroup is then its path): its containers are scopes in it.
+	Slice      string `json:"slice,omitempty"`
+	ShimSocket string `json:"shim_socket"` // under the state dir
+	ShimPid    int    `json:"shim_pid,omitempty"`
+	InfraPid   int    `json:"infra_pid,omitempty"`
 	// NetworkDone says CNI ADD ran and DEL still owes: teardown runs DEL
 	// until it succeeds once.
 	NetworkDone bool `json:"network_done,omitempty"`

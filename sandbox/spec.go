@@ -99,7 +99,7 @@ func infraSpec(p *Pod, rootfs string, files podFiles, oomFloor int, userns *user
 		},
 		Mounts: infraMounts(files.Shm),
 		Linux: &specs.Linux{
-			CgroupsPath:   filepath.Join(p.Cgroup, p.ID),
+			CgroupsPath:   cgroupsPath(p, p.ID),
 			Sysctl:        cfg.GetLinux().GetSysctls(),
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
@@ -218,7 +218,7 @@ func containerSpec(p *Pod, c *Container, img imageConfig, rootfs string, user sp
 		Process: proc,
 		Mounts:  baseMounts(),
 		Linux: &specs.Linux{
-			CgroupsPath:       filepath.Join(p.Cgroup, c.ID),
+			CgroupsPath:       cgroupsPath(p, c.ID),
 			Sysctl:            p.Config.GetLinux().GetSysctls(),
 			MaskedPaths:       orDefault(sec.GetMaskedPaths(), maskedPaths),
 			ReadonlyPaths:     orDefault(sec.GetReadonlyPaths(), readonlyPaths),

@@ -224,7 +224,7 @@ func (m *Manager) containerStatsIf(c *Container, podCgroup string, keep func(Con
 	// A created container already sits in its cgroup (runc init waits at
 	// the exec fifo); an exited one's cgroup is destroyed.
 	if (v.State == ContainerRunning || v.State == ContainerCreated) && podCgroup != "" {
-		u, err := m.readUsage("c/"+v.ID, filepath.Join(podCgroup, v.ID), false)
+		u, err := m.readUsage("c/"+v.ID, m.ctrCgroup(podCgroup, v.ID), false)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("container %s: %w", v.ID, err))
 		}

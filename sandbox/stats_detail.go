@@ -288,7 +288,7 @@ func (m *Manager) ListPodSandboxMetricsStats(ctx context.Context) MetricsStats {
 			if c.Cgroup == nil || p.Pod.Cgroup == "" {
 				continue
 			}
-			d, err := m.cgr.readDetail(filepath.Join(p.Pod.Cgroup, c.Container.ID))
+			d, err := m.cgr.readDetail(m.ctrCgroup(p.Pod.Cgroup, c.Container.ID))
 			if err != nil {
 				if !errors.Is(err, fs.ErrNotExist) {
 					m.log.Warn("container metrics", "container", c.Container.ID, "error", err)
