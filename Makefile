@@ -13,9 +13,11 @@ export CGO_ENABLED := 1
 # patch, bzip2 and xz-utils build the node e2e busybox from Debian's source
 # (integration/testenv/busybox_source.go). criu is what the checkpoint
 # RPCs check for (`criu check`), and name when it cannot work here.
+# debootstrap makes the Debian root of the systemd node TestSystemdNode runs
+# husk.service in (integration/testenv/sysnode.go).
 APT_PKGS := gcc make musl-tools libseccomp-dev containernetworking-plugins \
             docker-registry iptables iproute2 procps util-linux ca-certificates \
-            containerd crun patch bzip2 xz-utils criu
+            containerd crun patch bzip2 xz-utils criu debootstrap
 
 # husk-oci embeds libcontainer and is what libcontainer re-executes as the
 # container init: built static, so the libseccomp it runs with is the one it
