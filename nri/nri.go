@@ -17,6 +17,7 @@ import (
 
 	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
+	nrilog "github.com/containerd/nri/pkg/log"
 	"github.com/husk-runtime/husk/sandbox"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -80,6 +81,7 @@ var ErrSocketInUse = errors.New("NRI socket is served by another process")
 // New makes the NRI runtime; Start opens it to plugins.
 func New(cfg Config, name, version string, log *slog.Logger) (*Runtime, error) {
 	r := &Runtime{log: log, pods: map[string]*podState{}, ctrs: map[string]*ctrState{}}
+	nrilog.Set(newLogger(log))
 	// NRI keeps these process-wide; husk runs one NRI runtime.
 	if cfg.RegistrationTimeout > 0 {
 		adaptation.SetPluginRegistrationTimeout(cfg.RegistrationTimeout)

@@ -237,3 +237,22 @@ func TestSocketInUse(t *testing.T) {
 		t.Error("the first runtime's socket was taken away")
 	}
 }
+
+// TestLogger: NRI's messages carry component=nri, and its error about the
+// WASM host husk leaves out on purpose is a debug line.
+func TestLogger(t *testing.T) {
+	var buf strings.Builder
+	l := newLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	ctx := context.Background()
+	l.Errorf(ctx, "failed to initialize WASM support: %v", "WASM support is disabled (at build time)")
+	l.Errorf(ctx, "plugin %s failed", "x")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=DEBUG") || !strings.Contains(lines[1], "level=ERROR") {
+		t.Fatalf("log lines:\n%s", buf.String())
+	}
+	for _, line := range lines {
+		if !strings.Contains(line, "component=nri") {
+			t.Errorf("line without component=nri: %s", line)
+		}
+	}
+}
