@@ -143,41 +143,9 @@ func TestKubelet(t *testing.T) {
 		}
 	}
 	const readOnlyPort = 10255
-	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: 127.0.0.1
-port: 10250
-readOnlyPort: %d
-healthzBindAddress: 127.0.0.1
-healthzPort: 10248
-staticPodPath: %q
-fileCheckFrequency: 1s
-syncFrequency: 5s
-authentication:
-  anonymous:
-    enabled: true
-  webhook:
-    enabled: false
-authorization:
-  mode: AlwaysAllow
-cgroupDriver: cgroupfs
-cgroupRoot: %q
-cgroupsPerQOS: true
-failCgroupV1: false
-failSwapOn: false
-containerRuntimeEndpoint: "unix://%s"
-imageServiceEndpoint: "unix://%s"
-runtimeRequestTimeout: 2m
-podLogsDir: %q
-volumePluginDir: %q
-evictionHard: {}
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-localStorageCapacityIsolation: false
-registerNode: false
-featureGates:
-  PodAndContainerStatsFromCRI: true
-`, readOnlyPort, manifests, cgRoot, d.Socket, d.Socket, filepath.Join(dir, "logs"), filepath.Join(dir, "volume-plugins"))
+	cfg := standaloneKubelet{Port: 10250, ReadOnlyPort: readOnlyPort, HealthzPort: 10248, StaticPodPath: manifests,
+		CgroupDriver: "cgroupfs", CgroupRoot: cgRoot, Endpoint: "unix://" + d.Socket,
+		PodLogsDir: filepath.Join(dir, "logs"), VolumePluginDir: filepath.Join(dir, "volume-plugins"), StatsFromCRI: true}.yaml()
 	cfgPath := filepath.Join(dir, "kubelet.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -673,4 +641,58 @@ func dialInNetns(pid int) func(ctx context.Context, network, addr string) (net.C
 		r := <-ch
 		return r.c, r.err
 	}
+}
+
+// standaloneKubelet is the KubeletConfiguration of a kubelet without an API
+// server, running static pods, as TestKubelet and TestSystemdNode run it.
+type standaloneKubelet struct {
+	Port, ReadOnlyPort, HealthzPort int
+	StaticPodPath, CgroupDriver     string
+	Endpoint                        string // the CRI endpoint, unix://...
+	// CgroupRoot, PodLogsDir, VolumePluginDir: kubelet's defaults when "".
+	CgroupRoot, PodLogsDir, VolumePluginDir string
+	StatsFromCRI                            bool // PodAndContainerStatsFromCRI
+}
+
+func (k standaloneKubelet) yaml() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 127.0.0.1
+port: %d
+readOnlyPort: %d
+healthzBindAddress: 127.0.0.1
+healthzPort: %d
+staticPodPath: %q
+fileCheckFrequency: 1s
+syncFrequency: 5s
+authentication:
+  anonymous:
+    enabled: true
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+cgroupDriver: %s
+cgroupsPerQOS: true
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: %q
+imageServiceEndpoint: %q
+runtimeRequestTimeout: 2m
+evictionHard: {}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+localStorageCapacityIsolation: false
+registerNode: false
+`, k.Port, k.ReadOnlyPort, k.HealthzPort, k.StaticPodPath, k.CgroupDriver, k.Endpoint, k.Endpoint)
+	for _, kv := range [][2]string{{"cgroupRoot", k.CgroupRoot}, {"podLogsDir", k.PodLogsDir}, {"volumePluginDir", k.VolumePluginDir}} {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, "%s: %q\n", kv[0], kv[1])
+		}
+	}
+	if k.StatsFromCRI {
+		b.WriteString("featureGates:\n  PodAndContainerStatsFromCRI: true\n")
+	}
+	return b.String()
 }

@@ -286,39 +286,11 @@ Restart=always
 RestartSec=2
 `
 
-// nodeKubeletConfig is a standalone kubelet (static pods, no API server)
-// with the systemd cgroup driver. The node shares the host's network, so
-// its ports are out of TestKubelet's way.
-const nodeKubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: 127.0.0.1
-port: 10350
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: 10348
-staticPodPath: /etc/kubernetes/manifests
-fileCheckFrequency: 1s
-syncFrequency: 5s
-authentication:
-  anonymous:
-    enabled: true
-  webhook:
-    enabled: false
-authorization:
-  mode: AlwaysAllow
-cgroupDriver: systemd
-cgroupsPerQOS: true
-failCgroupV1: false
-failSwapOn: false
-containerRuntimeEndpoint: unix:///husk-api/husk.sock
-imageServiceEndpoint: unix:///husk-api/husk.sock
-runtimeRequestTimeout: 2m
-evictionHard: {}
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-localStorageCapacityIsolation: false
-registerNode: false
-`
+// nodeKubeletConfig is a standalone kubelet with the systemd cgroup
+// driver. The node shares the host's network: its ports are out of
+// TestKubelet's way.
+var nodeKubeletConfig = standaloneKubelet{Port: 10350, HealthzPort: 10348, StaticPodPath: "/etc/kubernetes/manifests",
+	CgroupDriver: "systemd", Endpoint: "unix:///husk-api/husk.sock"}.yaml()
 
 // staticPod is kubelet's pod on the node (%s: the image); host network, as
 // the node's husk has no pod network.

@@ -209,15 +209,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, pod sandbox.PodView, ctr 
 
 // PostCreateContainer implements sandbox.Plugins.
 func (r *Runtime) PostCreateContainer(ctx context.Context, pod sandbox.PodView, ctr sandbox.ContainerView) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.containerLocked(ctr)
-	if c == nil {
-		return
-	}
-	if err := r.a.PostCreateContainer(ctx, &api.PostCreateContainerRequest{Pod: podToNRI(pod), Container: c}); err != nil {
-		r.log.Warn("NRI: PostCreateContainer", "container", ctr.ID, "error", err)
-	}
+	r.tell(ctx, "PostCreateContainer", pod, ctr, func(p *api.PodSandbox, c *api.Container) error {
+		return r.a.PostCreateContainer(ctx, &api.PostCreateContainerRequest{Pod: p, Container: c})
+	})
 }
 
 // StartContainer implements sandbox.Plugins.
@@ -233,14 +227,22 @@ func (r *Runtime) StartContainer(ctx context.Context, pod sandbox.PodView, ctr s
 
 // PostStartContainer implements sandbox.Plugins.
 func (r *Runtime) PostStartContainer(ctx context.Context, pod sandbox.PodView, ctr sandbox.ContainerView) {
+	r.tell(ctx, "PostStartContainer", pod, ctr, func(p *api.PodSandbox, c *api.Container) error {
+		return r.a.PostStartContainer(ctx, &api.PostStartContainerRequest{Pod: p, Container: c})
+	})
+}
+
+// tell delivers event (one that cannot fail what happened) about ctr,
+// logging a plugin's failure.
+func (r *Runtime) tell(ctx context.Context, event string, pod sandbox.PodView, ctr sandbox.ContainerView, send func(*api.PodSandbox, *api.Container) error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.containerLocked(ctr)
 	if c == nil {
 		return
 	}
-	if err := r.a.PostStartContainer(ctx, &api.PostStartContainerRequest{Pod: podToNRI(pod), Container: c}); err != nil {
-		r.log.Warn("NRI: PostStartContainer", "container", ctr.ID, "error", err)
+	if err := send(podToNRI(pod), c); err != nil {
+		r.log.Warn("NRI: "+event, "container", ctr.ID, "error", err)
 	}
 }
 
