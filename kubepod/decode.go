@@ -27,6 +27,9 @@ type Source struct {
 	// ("spec.template." for a Deployment), put before the field paths of
 	// warnings so they point into the file the user wrote.
 	FieldPrefix string
+	// Objects are the ConfigMaps and Secrets of the whole manifest, which
+	// the Pod's env, envFrom and volumes may name (Options.Objects).
+	Objects *Objects
 	// Warnings found while decoding (unknown fields, a workload's
 	// replicas ignored), already prefixed.
 	Warnings []Warning
@@ -73,11 +76,13 @@ var templateKinds = map[string]string{
 }
 
 // Decode reads every YAML or JSON document of a manifest and returns the
-// Pods to run: each Pod, and the pod template of each workload. Documents
-// of other kinds are reported as warnings, not errors, so a file that also
-// holds a Service still runs its Pods.
+// Pods to run: each Pod, and the pod template of each workload, with the
+// manifest's ConfigMaps and Secrets (in any document, before or after the
+// Pods). Documents of other kinds are reported as warnings, not errors, so
+// a file that also holds a Service still runs its Pods.
 func Decode(r io.Reader) ([]Source, []Warning, error) {
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
+	objs := &Objects{}
 	var out []Source
 	var warns []Warning
 	for doc := 1; ; doc++ {
@@ -92,7 +97,7 @@ func Decode(r io.Reader) ([]Source, []Warning, error) {
 			doc--
 			continue
 		}
-		srcs, w, err := decodeDocument(data, fmt.Sprintf("document %d", doc))
+		srcs, w, err := decodeDocument(data, fmt.Sprintf("document %d", doc), objs)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -101,6 +106,9 @@ func Decode(r io.Reader) ([]Source, []Warning, error) {
 	}
 	if len(out) == 0 {
 		return nil, warns, errors.New("no Pod or workload with a pod template in the manifest")
+	}
+	for i := range out {
+		out[i].Objects = objs
 	}
 	return out, warns, nil
 }
@@ -117,7 +125,7 @@ func stripComments(data []byte) []byte {
 	return b.Bytes()
 }
 
-func decodeDocument(data []byte, where string) ([]Source, []Warning, error) {
+func decodeDocument(data []byte, where string, objs *Objects) ([]Source, []Warning, error) {
 	var tm typeMeta
 	if err := yaml.Unmarshal(data, &tm); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", where, err)
@@ -130,6 +138,26 @@ func decodeDocument(data []byte, where string) ([]Source, []Warning, error) {
 			return nil, nil, fmt.Errorf("%s (Pod): %w", where, err)
 		}
 		return []Source{{Pod: pod, Origin: "Pod/" + podName(pod), Warnings: w}}, nil, nil
+	case "ConfigMap":
+		cm := &corev1.ConfigMap{}
+		w, err := strictUnmarshal(data, cm, "")
+		if err == nil {
+			err = objs.addConfigMap(cm)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s (ConfigMap): %w", where, err)
+		}
+		return nil, prefixed(w, where), nil
+	case "Secret":
+		s := &corev1.Secret{}
+		w, err := strictUnmarshal(data, s, "")
+		if err == nil {
+			err = objs.addSecret(s)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s (Secret): %w", where, err)
+		}
+		return nil, prefixed(w, where), nil
 	case "List":
 		var l list
 		if err := yaml.Unmarshal(data, &l); err != nil {
@@ -138,7 +166,7 @@ func decodeDocument(data []byte, where string) ([]Source, []Warning, error) {
 		var out []Source
 		var warns []Warning
 		for i, item := range l.Items {
-			s, w, err := decodeDocument(item, fmt.Sprintf("%s items[%d]", where, i))
+			s, w, err := decodeDocument(item, fmt.Sprintf("%s items[%d]", where, i), objs)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -240,4 +268,12 @@ func templateUnknownFields(data []byte, prefix string) []Warning {
 	}
 	w, _ := strictUnmarshal(raw, &corev1.PodTemplateSpec{}, prefix)
 	return w
+}
+
+// prefixed puts where (the document) before each warning's field.
+func prefixed(ws []Warning, where string) []Warning {
+	for i := range ws {
+		ws[i].Field = where + ": " + ws[i].Field
+	}
+	return ws
 }

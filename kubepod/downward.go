@@ -13,9 +13,9 @@ import (
 
 // envFrom resolves an env var's valueFrom where no cluster is needed: the
 // downward API's pod fields (fieldRef) and the container's own resources
-// (resourceFieldRef), as kubelet does. ConfigMaps, Secrets and the fields
-// known only once the pod runs (status.podIP, status.hostIP) need a
-// cluster or a running sandbox; ok is false with the reason.
+// (resourceFieldRef), as kubelet does (ConfigMap and Secret keys are
+// keyRef's). The fields known only once the pod runs (status.podIP,
+// status.hostIP) need a running sandbox; ok is false with the reason.
 func (t *translator) envFrom(c *corev1.Container, src *corev1.EnvVarSource) (value string, ok bool, why string) {
 	switch {
 	case src.FieldRef != nil:
@@ -26,10 +26,6 @@ func (t *translator) envFrom(c *corev1.Container, src *corev1.EnvVarSource) (val
 			return "", false, err.Error()
 		}
 		return v, true, ""
-	case src.ConfigMapKeyRef != nil:
-		return "", false, "ConfigMaps need a cluster"
-	case src.SecretKeyRef != nil:
-		return "", false, "Secrets need a cluster"
 	}
 	return "", false, "needs a cluster"
 }

@@ -49,6 +49,9 @@ type Options struct {
 	// SeccompRuntimeDefault gives containers without a seccompProfile the
 	// runtime's default profile, as kubelet's seccompDefault: true does.
 	SeccompRuntimeDefault bool
+	// Objects are the manifest's ConfigMaps and Secrets (Source.Objects);
+	// nil is none.
+	Objects *Objects
 }
 
 // Plan is everything needed to run one Pod through the CRI.
@@ -595,29 +598,58 @@ func (t *translator) container(c *corev1.Container, field string, init bool) (Co
 	if len(c.VolumeDevices) > 0 {
 		ws.add(field+".volumeDevices", "block volumes need a cluster; ignored")
 	}
-	for j := range c.EnvFrom {
-		ws.add(fmt.Sprintf("%s.envFrom[%d]", field, j), "ConfigMaps and Secrets need a cluster; skipped")
-	}
-
-	// Env values may refer to the variables defined before them; command
-	// and args to all of them.
+	// envFrom first, in order, then env, which wins over it (as kubelet
+	// builds the list). Env values may refer to the variables defined
+	// before them; command and args to all of them.
 	vars := map[string]string{}
 	var envs []*runtimeapi.KeyValue
+	set := func(name, v string) {
+		if _, again := vars[name]; again {
+			for _, kv := range envs {
+				if kv.Key == name {
+					kv.Value = []byte(v)
+				}
+			}
+		} else {
+			envs = append(envs, &runtimeapi.KeyValue{Key: name, Value: []byte(v)})
+		}
+		vars[name] = v
+	}
+	for j, ef := range c.EnvFrom {
+		kvs, skipped, err := t.envFromSource(pod.Namespace, ef)
+		if err != nil {
+			return out, fmt.Errorf("%s.envFrom[%d]: %w", field, j, err)
+		}
+		if len(skipped) > 0 {
+			ws.add(fmt.Sprintf("%s.envFrom[%d]", field, j), fmt.Sprintf("keys %s are not variable names; skipped", strings.Join(skipped, ", ")))
+		}
+		for _, kv := range kvs {
+			set(kv[0], kv[1])
+		}
+	}
 	for j, e := range c.Env {
 		if e.Name == "" {
 			return out, fmt.Errorf("%s.env[%d].name: required", field, j)
 		}
 		v := expand(e.Value, vars)
-		if e.ValueFrom != nil {
+		switch src := e.ValueFrom; {
+		case src != nil && (src.ConfigMapKeyRef != nil || src.SecretKeyRef != nil):
+			var ok bool
+			var err error
+			if v, ok, err = t.keyRef(pod.Namespace, src); err != nil {
+				return out, fmt.Errorf("%s.env[%d].valueFrom: %w", field, j, err)
+			} else if !ok {
+				continue // optional, and absent: not set, as kubelet
+			}
+		case src != nil:
 			var ok bool
 			var why string
-			if v, ok, why = t.envFrom(c, e.ValueFrom); !ok {
+			if v, ok, why = t.envFrom(c, src); !ok {
 				ws.add(fmt.Sprintf("%s.env[%d].valueFrom", field, j), fmt.Sprintf("%s; variable %s is not set", why, e.Name))
 				continue
 			}
 		}
-		vars[e.Name] = v
-		envs = append(envs, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(v)})
+		set(e.Name, v)
 	}
 	cmd := make([]string, len(c.Command))
 	for j, s := range c.Command {

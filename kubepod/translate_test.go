@@ -337,10 +337,9 @@ spec:
   containers:
   - name: c
     image: i:1
-    envFrom: [{configMapRef: {name: x}}]
 `)
 	for _, f := range []string{"spec.serviceAccountName", "spec.nodeSelector", "spec.volumes[0].configMap", "spec.volumes[1].persistentVolumeClaim",
-		"spec.volumes[2].projected", "spec.volumes[3].nfs", "spec.containers[0].envFrom[0]"} {
+		"spec.volumes[2].projected", "spec.volumes[3].nfs"} {
 		if !hasWarning(other, f) {
 			t.Errorf("no warning for %s; got %v", f, other.Warnings)
 		}

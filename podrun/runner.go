@@ -129,6 +129,7 @@ func (r *Runner) Plan(src kubepod.Source, dns *runtimeapi.DNSConfig, several boo
 		UID: uid, LogRoot: r.LogRoot, VolumeDir: filepath.Join(r.podDir(uid), "volumes"),
 		HostDNS: dns, MemoryCapacity: memoryCapacity(),
 		SeccompRoot: "/var/lib/kubelet/seccomp", SeccompRuntimeDefault: true,
+		Objects: src.Objects,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src.Origin, err)

@@ -1,0 +1,164 @@
+package kubepod
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Objects are the ConfigMaps and Secrets a manifest carries beside its
+// Pods, which its Pods' env, envFrom and volumes may name: what an API
+// server would hold, for the one namespace-by-name lookup kubelet makes.
+type Objects struct {
+	configMaps map[string]*corev1.ConfigMap
+	secrets    map[string]*corev1.Secret
+}
+
+func objectKey(namespace, name string) string {
+	if namespace == "" {
+		namespace = "default"
+	}
+	return namespace + "/" + name
+}
+
+func (o *Objects) addConfigMap(cm *corev1.ConfigMap) error {
+	if o.configMaps == nil {
+		o.configMaps = map[string]*corev1.ConfigMap{}
+	}
+	k := objectKey(cm.Namespace, cm.Name)
+	if cm.Name == "" {
+		return fmt.Errorf("ConfigMap: metadata.name is required")
+	}
+	if _, dup := o.configMaps[k]; dup {
+		return fmt.Errorf("ConfigMap %s is in the manifest twice", k)
+	}
+	for key := range cm.BinaryData {
+		if _, both := cm.Data[key]; both {
+			return fmt.Errorf("ConfigMap %s: key %q is in both data and binaryData", k, key)
+		}
+	}
+	o.configMaps[k] = cm
+	return nil
+}
+
+// addSecret keeps a Secret as the API server stores it: stringData merged
+// into data, winning over a data key of the same name.
+func (o *Objects) addSecret(s *corev1.Secret) error {
+	if o.secrets == nil {
+		o.secrets = map[string]*corev1.Secret{}
+	}
+	k := objectKey(s.Namespace, s.Name)
+	if s.Name == "" {
+		return fmt.Errorf("Secret: metadata.name is required")
+	}
+	if _, dup := o.secrets[k]; dup {
+		return fmt.Errorf("Secret %s is in the manifest twice", k)
+	}
+	if len(s.StringData) > 0 {
+		if s.Data == nil {
+			s.Data = map[string][]byte{}
+		}
+		for key, v := range s.StringData {
+			s.Data[key] = []byte(v)
+		}
+		s.StringData = nil
+	}
+	o.secrets[k] = s
+	return nil
+}
+
+// configMapData is a ConfigMap's keys and values (data and binaryData).
+func (o *Objects) configMapData(namespace, name string) (map[string][]byte, bool) {
+	if o == nil {
+		return nil, false
+	}
+	cm, ok := o.configMaps[objectKey(namespace, name)]
+	if !ok {
+		return nil, false
+	}
+	out := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+	for k, v := range cm.Data {
+		out[k] = []byte(v)
+	}
+	maps.Copy(out, cm.BinaryData)
+	return out, true
+}
+
+func (o *Objects) secretData(namespace, name string) (map[string][]byte, bool) {
+	if o == nil {
+		return nil, false
+	}
+	s, ok := o.secrets[objectKey(namespace, name)]
+	if !ok {
+		return nil, false
+	}
+	return s.Data, true
+}
+
+// keyRef resolves env.valueFrom's configMapKeyRef or secretKeyRef as
+// kubelet does: a missing object or key is kubelet's error, unless the
+// reference is optional, when the variable is left out (set false).
+func (t *translator) keyRef(namespace string, src *corev1.EnvVarSource) (value string, set bool, err error) {
+	kind, name, key, optional := "ConfigMap", "", "", false
+	data := t.opts.Objects.configMapData
+	if r := src.ConfigMapKeyRef; r != nil {
+		name, key, optional = r.Name, r.Key, r.Optional != nil && *r.Optional
+	} else {
+		r := src.SecretKeyRef
+		kind, name, key, optional = "Secret", r.Name, r.Key, r.Optional != nil && *r.Optional
+		data = t.opts.Objects.secretData
+	}
+	values, ok := data(namespace, name)
+	if !ok {
+		if optional {
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("%s %q not found (it is neither in the manifest nor optional)", strings.ToLower(kind), name)
+	}
+	v, ok := values[key]
+	if !ok {
+		if optional {
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("couldn't find key %s in %s %s/%s", key, kind, namespace, name)
+	}
+	return string(v), true, nil
+}
+
+// envFromSource is the variables of one envFrom entry, its keys sorted (as
+// kubelet sets them), each with the entry's prefix; keys that cannot be
+// variable names are left out and returned as skipped.
+func (t *translator) envFromSource(namespace string, src corev1.EnvFromSource) (vars [][2]string, skipped []string, err error) {
+	kind, name, optional := "ConfigMap", "", false
+	data := t.opts.Objects.configMapData
+	switch {
+	case src.ConfigMapRef != nil:
+		name, optional = src.ConfigMapRef.Name, src.ConfigMapRef.Optional != nil && *src.ConfigMapRef.Optional
+	case src.SecretRef != nil:
+		kind, name, optional = "Secret", src.SecretRef.Name, src.SecretRef.Optional != nil && *src.SecretRef.Optional
+		data = t.opts.Objects.secretData
+	default:
+		return nil, nil, fmt.Errorf("neither configMapRef nor secretRef is set")
+	}
+	values, ok := data(namespace, name)
+	if !ok {
+		if optional {
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("%s %q not found (it is neither in the manifest nor optional)", strings.ToLower(kind), name)
+	}
+	for _, k := range slices.Sorted(maps.Keys(values)) {
+		n := src.Prefix + k
+		// kubelet 1.37 takes any printable name without "=" (relaxed
+		// environment variable validation, GA).
+		if n == "" || strings.ContainsAny(n, "=") || strings.IndexFunc(n, func(r rune) bool { return r < ' ' || r > '~' }) >= 0 {
+			skipped = append(skipped, k)
+			continue
+		}
+		vars = append(vars, [2]string{n, string(values[k])})
+	}
+	return vars, skipped, nil
+}
