@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,19 @@ spec:
     - name: MAYBE
       valueFrom:
         configMapKeyRef: {name: absent, key: k, optional: true}
+    volumeMounts:
+    - {name: conf, mountPath: /etc/conf}
+    - {name: secret, mountPath: /etc/secret}
+  volumes:
+  - name: conf
+    configMap:
+      name: settings
+      items:
+      - {key: color, path: sub/color.txt, mode: 0640}
+  - name: secret
+    secret:
+      secretName: creds
+      defaultMode: 0400
 `
 
 // TestPodYAMLConfigMapEnv runs, through the CLI, a manifest whose Pod takes
@@ -79,10 +93,28 @@ func TestPodYAMLConfigMapEnv(t *testing.T) {
 	if strings.Contains(env, "MAYBE=") {
 		t.Errorf("an optional absent ConfigMap set MAYBE:\n%s", env)
 	}
+	// The volumes: the items asked for with their modes, read-only; the
+	// Secret's on a tmpfs.
+	id := ctrs.Containers[0].Id
+	if got := execOut(t, d, id, "sh", "-c", "cat /etc/conf/sub/color.txt; stat -c %a /etc/conf/sub/color.txt; ls /etc/conf"); got != "blue640\nsub\n" {
+		t.Errorf("configMap volume: %q", got)
+	}
+	if got := execOut(t, d, id, "sh", "-c", "cat /etc/secret/password; stat -c %a /etc/secret/password"); got != "s3cret400\n" {
+		t.Errorf("secret volume: %q", got)
+	}
+	if got := execOut(t, d, id, "sh", "-c", "grep ' /etc/secret ' /proc/mounts | cut -d' ' -f3"); strings.TrimSpace(got) != "tmpfs" {
+		t.Errorf("the secret volume is on %q, want tmpfs", got)
+	}
+	if ex, err := d.RT.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"touch", "/etc/conf/x"}, Timeout: 20}); err != nil || ex.ExitCode == 0 {
+		t.Errorf("the configMap volume is writable: %v %v", err, ex.GetExitCode())
+	}
 	if out := h.ok("pod", "rm", "objpod"); strings.TrimSpace(out) != podID {
 		t.Errorf("pod rm: %q", out)
 	}
 	assertPodGone(t, d, podID)
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), h.stateDir) {
+		t.Errorf("mounts left under the CLI's state dir %s after pod rm", h.stateDir)
+	}
 
 	missing := writeManifest(t, d.Dir, "missing.yaml", strings.Replace(strings.ReplaceAll(objectsYAML, "IMAGE", ref), "name: creds\n", "name: other\n", 1))
 	_, errOut, code = h.run("", "pod", "run", "--detach", "-f", missing)

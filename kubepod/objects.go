@@ -3,6 +3,8 @@ package kubepod
 import (
 	"fmt"
 	"maps"
+	"os"
+	"path"
 	"slices"
 	"strings"
 
@@ -161,4 +163,97 @@ func (t *translator) envFromSource(namespace string, src corev1.EnvFromSource) (
 		vars = append(vars, [2]string{n, string(values[k])})
 	}
 	return vars, skipped, nil
+}
+
+// volumeFiles are the files of a configMap, secret or projected volume as
+// kubelet writes them: every key, or the items named (key, path, mode),
+// with the source's defaultMode (0644) where an item sets none. secret
+// says a Secret is among the sources: the volume is then a tmpfs. A
+// missing object or key fails the pod with kubelet's error unless the
+// source is optional (an absent optional source adds nothing).
+func (t *translator) volumeFiles(v corev1.Volume, field string) (files []VolumeFile, secret bool, err error) {
+	ns := t.pod.Namespace
+	type source struct {
+		kind, name, field string
+		items             []corev1.KeyToPath
+		optional          bool
+	}
+	opt := func(b *bool) bool { return b != nil && *b }
+	var srcs []source
+	defaultMode := int32(0o644)
+	switch {
+	case v.ConfigMap != nil:
+		c := v.ConfigMap
+		srcs = append(srcs, source{"ConfigMap", c.Name, field + ".configMap", c.Items, opt(c.Optional)})
+		if c.DefaultMode != nil {
+			defaultMode = *c.DefaultMode
+		}
+	case v.Secret != nil:
+		c := v.Secret
+		srcs = append(srcs, source{"Secret", c.SecretName, field + ".secret", c.Items, opt(c.Optional)})
+		if c.DefaultMode != nil {
+			defaultMode = *c.DefaultMode
+		}
+	default:
+		if v.Projected.DefaultMode != nil {
+			defaultMode = *v.Projected.DefaultMode
+		}
+		for i, ps := range v.Projected.Sources {
+			f := fmt.Sprintf("%s.projected.sources[%d]", field, i)
+			switch {
+			case ps.ConfigMap != nil:
+				srcs = append(srcs, source{"ConfigMap", ps.ConfigMap.Name, f + ".configMap", ps.ConfigMap.Items, opt(ps.ConfigMap.Optional)})
+			case ps.Secret != nil:
+				srcs = append(srcs, source{"Secret", ps.Secret.Name, f + ".secret", ps.Secret.Items, opt(ps.Secret.Optional)})
+			default:
+				t.ws.add(f, "only configMap and secret sources are projected by husk pod run (tokens, the downward API and cluster trust bundles need a cluster); source skipped")
+			}
+		}
+	}
+	seen := map[string]string{}
+	for _, s := range srcs {
+		data := t.opts.Objects.configMapData
+		if s.kind == "Secret" {
+			data, secret = t.opts.Objects.secretData, true
+		}
+		values, ok := data(ns, s.name)
+		if !ok {
+			if s.optional {
+				continue
+			}
+			return nil, false, fmt.Errorf("%s: %s %q not found (it is neither in the manifest nor optional)", s.field, strings.ToLower(s.kind), s.name)
+		}
+		items := s.items
+		if len(items) == 0 {
+			for _, k := range slices.Sorted(maps.Keys(values)) {
+				items = append(items, corev1.KeyToPath{Key: k, Path: k})
+			}
+		}
+		for j, it := range items {
+			val, ok := values[it.Key]
+			if !ok {
+				if s.optional {
+					continue
+				}
+				return nil, false, fmt.Errorf("%s.items[%d]: couldn't find key %s in %s %s/%s", s.field, j, it.Key, s.kind, ns, s.name)
+			}
+			p := path.Clean(it.Path)
+			if it.Path == "" || path.IsAbs(p) || p == "." || p == ".." || strings.HasPrefix(p, "../") {
+				return nil, false, fmt.Errorf("%s.items[%d].path: %q must be a relative path inside the volume", s.field, j, it.Path)
+			}
+			if other, dup := seen[p]; dup {
+				return nil, false, fmt.Errorf("%s.items[%d].path: %s is written by %s too", s.field, j, p, other)
+			}
+			seen[p] = s.field
+			mode := defaultMode
+			if it.Mode != nil {
+				mode = *it.Mode
+			}
+			if mode < 0 || mode > 0o777 {
+				return nil, false, fmt.Errorf("%s: mode %#o is not a file mode", s.field, mode)
+			}
+			files = append(files, VolumeFile{Path: p, Data: val, Mode: os.FileMode(mode)})
+		}
+	}
+	return files, secret, nil
 }

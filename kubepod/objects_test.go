@@ -1,6 +1,8 @@
 package kubepod
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -121,5 +123,75 @@ spec:
 	}
 	if _, _, err := Decode(strings.NewReader(base + "---\nkind: Secret\napiVersion: v1\nmetadata: {name: s}\n---\nkind: Secret\napiVersion: v1\nmetadata: {name: s}\n")); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("a Secret twice: %v", err)
+	}
+}
+
+// TestObjectVolumes: configMap, secret and projected volumes become the
+// files kubelet writes (every key, or the items with their paths and
+// modes), read-only, the Secret's on a tmpfs; what escapes the volume or
+// is written twice is refused.
+func TestObjectVolumes(t *testing.T) {
+	pod := objectsManifest[:strings.Index(objectsManifest, "---")] + `    volumeMounts:
+    - {name: all, mountPath: /all}
+    - {name: sec, mountPath: /sec}
+    - {name: proj, mountPath: /proj}
+  volumes:
+  - name: all
+    configMap: {name: settings}
+  - name: sec
+    secret:
+      secretName: creds
+      defaultMode: 0400
+      items: [{key: token, path: t/token}]
+  - name: proj
+    projected:
+      sources:
+      - configMap: {name: settings, items: [{key: color, path: c, mode: 0600}]}
+      - secret: {name: creds, items: [{key: user, path: u}]}
+      - configMap: {name: absent, optional: true}
+`
+	srcs, _, err := Decode(strings.NewReader(pod + objectsManifest[strings.Index(objectsManifest, "---"):]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := opts()
+	o.Objects = srcs[0].Objects
+	plan, err := Translate(srcs[0].Pod, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, hp := range plan.HostPaths {
+		var fs []string
+		for _, f := range hp.Files {
+			fs = append(fs, fmt.Sprintf("%s=%q:%#o", f.Path, f.Data, f.Mode))
+		}
+		got[filepath.Base(hp.Path)] = fmt.Sprintf("memory=%v %s", hp.Memory, strings.Join(fs, " "))
+	}
+	want := map[string]string{
+		"all":  `memory=false MODE="from-configmap":0644 bad=key="x":0644 blob="\x00\x01\x02":0644 color="blue":0644`,
+		"sec":  `memory=true t/token="s3cret":0400`,
+		"proj": `memory=true c="blue":0600 u="admin":0644`,
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("volume %s:\n got %s\nwant %s", k, got[k], w)
+		}
+	}
+	for _, m := range plan.Containers[0].config.Mounts {
+		if !m.Readonly {
+			t.Errorf("mount %s is writable", m.ContainerPath)
+		}
+	}
+	for _, bad := range []string{"../escape", "/abs"} {
+		m := strings.Replace(pod, "path: t/token", "path: "+bad, 1) + objectsManifest[strings.Index(objectsManifest, "---"):]
+		srcs, _, err := Decode(strings.NewReader(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Objects = srcs[0].Objects
+		if _, err := Translate(srcs[0].Pod, o); err == nil || !strings.Contains(err.Error(), "items[0].path") {
+			t.Errorf("item path %q: %v", bad, err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package kubepod
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -124,6 +125,17 @@ type HostPath struct {
 	SizeLimit int64
 	// SubPath is a volume's subPath: created as a directory if missing.
 	SubPath bool
+	// Files are what a configMap, secret or projected volume holds,
+	// written into the (emptyDir-like) dir before any container starts;
+	// with Memory (any Secret in it) on a tmpfs, never on disk.
+	Files []VolumeFile
+}
+
+// VolumeFile is one file of a configMap, secret or projected volume.
+type VolumeFile struct {
+	Path string // relative to the volume
+	Data []byte
+	Mode os.FileMode
 }
 
 // LogDirectory is kubelet's pod log directory.
@@ -393,13 +405,11 @@ type volume struct {
 	hostPath string
 	skipped  string // the warning's field, when skipped
 	emptyDir bool
+	readOnly bool // configMap, secret, projected: kubelet mounts them read-only
 }
 
 // unsupportedVolumes says why a volume type cannot be honoured.
 var unsupportedVolumes = map[string]string{
-	"secret":                "Secrets need a cluster; volume skipped",
-	"configMap":             "ConfigMaps need a cluster; volume skipped",
-	"projected":             "projected volumes (tokens, Secrets, ConfigMaps) need a cluster; volume skipped",
 	"persistentVolumeClaim": "PersistentVolumeClaims need a cluster; volume skipped",
 	"downwardAPI":           "the downward API needs a cluster; volume skipped",
 	"ephemeral":             "ephemeral volumes need a cluster's storage; volume skipped",
@@ -441,6 +451,14 @@ func (t *translator) volumes() (map[string]volume, error) {
 			}
 			out[v.Name] = volume{hostPath: dir, emptyDir: true}
 			p.HostPaths = append(p.HostPaths, hp)
+		case v.ConfigMap != nil || v.Secret != nil || v.Projected != nil:
+			files, secret, err := t.volumeFiles(v, field)
+			if err != nil {
+				return nil, err
+			}
+			dir := filepath.Join(opts.VolumeDir, v.Name)
+			out[v.Name] = volume{hostPath: dir, emptyDir: true, readOnly: true}
+			p.HostPaths = append(p.HostPaths, HostPath{Field: field, Path: dir, EmptyDir: true, Memory: secret, Files: files})
 		case v.HostPath != nil:
 			hp := v.HostPath.Path
 			if !filepath.IsAbs(hp) {
@@ -537,7 +555,7 @@ func (t *translator) mounts(c *corev1.Container, field string) ([]*runtimeapi.Mo
 		if err != nil {
 			return nil, err
 		}
-		m := &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly, Propagation: prop}
+		m := &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly || v.readOnly, Propagation: prop}
 		if vm.RecursiveReadOnly != nil && *vm.RecursiveReadOnly == corev1.RecursiveReadOnlyEnabled {
 			m.RecursiveReadOnly = true
 		}

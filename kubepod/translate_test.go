@@ -1,6 +1,7 @@
 package kubepod
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -59,7 +60,7 @@ spec:
   - name: shared
     emptyDir: {}
   - name: creds
-    secret: {secretName: creds}
+    persistentVolumeClaim: {claimName: creds}
   - name: host
     hostPath: {path: /srv/data, type: DirectoryOrCreate}
   initContainers:
@@ -262,7 +263,7 @@ func TestTranslateVolumes(t *testing.T) {
 	p := translate(t, fullPod)
 	mounts := p.Containers[0].Config(0, "").Mounts
 	if len(mounts) != 2 {
-		t.Fatalf("mounts %v (the secret must be skipped)", mounts)
+		t.Fatalf("mounts %v (the claim must be skipped)", mounts)
 	}
 	if m := mounts[0]; m.ContainerPath != "/shared" || m.HostPath != "/var/lib/husk-cli/pods/uid-1/volumes/shared" || m.Readonly {
 		t.Errorf("emptyDir mount %v", m)
@@ -279,7 +280,7 @@ func TestTranslateVolumes(t *testing.T) {
 		{Field: "spec.volumes[2].hostPath", Path: "/srv/data", Type: corev1.HostPathDirectoryOrCreate},
 		{Field: "spec.containers[0].volumeMounts[2].subPath", Path: "/srv/data/logs", SubPath: true},
 	}
-	if !slices.Equal(p.HostPaths, want) {
+	if !reflect.DeepEqual(p.HostPaths, want) {
 		t.Errorf("host paths\n got %v\nwant %v", p.HostPaths, want)
 	}
 	if p.FSGroup == nil || *p.FSGroup != 2000 {
@@ -301,7 +302,7 @@ func TestTranslateVolumes(t *testing.T) {
 func TestTranslateWarnings(t *testing.T) {
 	p := translate(t, fullPod)
 	for _, f := range []string{
-		"spec.volumes[1].secret",
+		"spec.volumes[1].persistentVolumeClaim",
 		"spec.containers[0].volumeMounts[1]",
 		"spec.containers[0].env[2].valueFrom",
 		"spec.containers[0].resources.limits[nvidia.com/gpu]",
@@ -312,8 +313,8 @@ func TestTranslateWarnings(t *testing.T) {
 		}
 	}
 	for _, w := range p.Warnings {
-		if w.Field == "spec.volumes[1].secret" && w.String() != "spec.volumes[1].secret: Secrets need a cluster; volume skipped" {
-			t.Errorf("secret warning reads %q", w)
+		if w.Field == "spec.volumes[1].persistentVolumeClaim" && w.String() != "spec.volumes[1].persistentVolumeClaim: PersistentVolumeClaims need a cluster; volume skipped" {
+			t.Errorf("claim warning reads %q", w)
 		}
 	}
 	// The GPU limit must not turn into a request warning too.
@@ -330,16 +331,16 @@ spec:
   dnsPolicy: None
   dnsConfig: {nameservers: [192.0.2.1], options: [{name: ndots, value: "2"}]}
   volumes:
-  - {name: cm, configMap: {name: x}}
+  - {name: cm, configMap: {name: x, optional: true}}
   - {name: claim, persistentVolumeClaim: {claimName: c}}
-  - {name: proj, projected: {sources: []}}
+  - {name: proj, projected: {sources: [{serviceAccountToken: {path: t}}]}}
   - {name: nfs, nfs: {server: s, path: /}}
   containers:
   - name: c
     image: i:1
 `)
-	for _, f := range []string{"spec.serviceAccountName", "spec.nodeSelector", "spec.volumes[0].configMap", "spec.volumes[1].persistentVolumeClaim",
-		"spec.volumes[2].projected", "spec.volumes[3].nfs"} {
+	for _, f := range []string{"spec.serviceAccountName", "spec.nodeSelector", "spec.volumes[1].persistentVolumeClaim",
+		"spec.volumes[2].projected.sources[0]", "spec.volumes[3].nfs"} {
 		if !hasWarning(other, f) {
 			t.Errorf("no warning for %s; got %v", f, other.Warnings)
 		}
@@ -409,7 +410,7 @@ spec:
     metadata: {labels: {app: dep}}
     spec:
       containers: [{name: c, image: i:1}]
-      volumes: [{name: s, secret: {secretName: s}}]
+      volumes: [{name: s, persistentVolumeClaim: {claimName: s}}]
 ---
 apiVersion: batch/v1
 kind: CronJob
@@ -447,7 +448,7 @@ spec:
 	for _, w := range p.Warnings {
 		fields = append(fields, w.Under(dep.FieldPrefix).Field)
 	}
-	if !slices.Contains(fields, "spec.template.spec.volumes[0].secret") {
+	if !slices.Contains(fields, "spec.template.spec.volumes[0].persistentVolumeClaim") {
 		t.Errorf("deployment warnings not under its template: %v", fields)
 	}
 	if srcs[2].Pod.Name != "cron" || srcs[2].FieldPrefix != "spec.jobTemplate.spec.template." || srcs[2].Pod.Spec.RestartPolicy != corev1.RestartPolicyNever {

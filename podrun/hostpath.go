@@ -39,6 +39,9 @@ func prepareHostPaths(plan *kubepod.Plan) error {
 			if err := os.Chmod(hp.Path, mode); err != nil {
 				return fmt.Errorf("%s: chmod %s: %w", hp.Field, hp.Path, err)
 			}
+			if err := writeVolumeFiles(hp, plan.FSGroup); err != nil {
+				return fmt.Errorf("%s: %w", hp.Field, err)
+			}
 		case hp.SubPath:
 			if _, err := os.Lstat(hp.Path); errors.Is(err, os.ErrNotExist) {
 				if err := os.MkdirAll(hp.Path, 0o750); err != nil {
@@ -115,6 +118,32 @@ func mountMemoryDir(hp kubepod.HostPath) error {
 	}
 	if err := unix.Mount("tmpfs", hp.Path, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", hp.Path, err)
+	}
+	return nil
+}
+
+// writeVolumeFiles writes a configMap, secret or projected volume's files
+// with their modes, group fsGroup when the pod has one (as kubelet's
+// volume plugins do). A Secret's volume is a tmpfs (hp.Memory), so its
+// data never reaches the disk.
+func writeVolumeFiles(hp kubepod.HostPath, fsGroup *int64) error {
+	for _, f := range hp.Files {
+		p := filepath.Join(hp.Path, f.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", filepath.Dir(p), err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		if fsGroup != nil {
+			if err := os.Chown(p, -1, int(*fsGroup)); err != nil {
+				return fmt.Errorf("give %s to fsGroup %d: %w", p, *fsGroup, err)
+			}
+		}
+		// Chmod: WriteFile's mode is filtered by the umask.
+		if err := os.Chmod(p, f.Mode); err != nil {
+			return fmt.Errorf("chmod %s: %w", p, err)
+		}
 	}
 	return nil
 }
