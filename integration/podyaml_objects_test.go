@@ -125,4 +125,22 @@ func TestPodYAMLConfigMapEnv(t *testing.T) {
 	if err != nil || len(pods.Items) != 0 {
 		t.Errorf("pods after a run that failed on a missing Secret: %v %v", pods.GetItems(), err)
 	}
+
+	// The Secret from a file beside it, as podman's --configmap.
+	extra := writeManifest(t, d.Dir, "creds.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: husk-test}\nstringData: {password: other}\n")
+	out, errOut, code = h.run("", "pod", "run", "--detach", "-f", missing, "--configmap", extra)
+	if code != 0 {
+		t.Fatalf("pod run --configmap: exit %d\n%s%s", code, out, errOut)
+	}
+	fields = strings.Fields(strings.TrimSpace(out))
+	podID = fields[len(fields)-1]
+	ctrs, err = d.RT.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: podID}})
+	if err != nil || len(ctrs.Containers) != 1 {
+		t.Fatalf("containers of the pod: %v %v", ctrs, err)
+	}
+	if got := execOut(t, d, ctrs.Containers[0].Id, "sh", "-c", "echo $PASSWORD; cat /etc/secret/password"); got != "other\nother" {
+		t.Errorf("the Secret of --configmap: %q", got)
+	}
+	h.ok("pod", "rm", "objpod")
+	assertPodGone(t, d, podID)
 }

@@ -277,3 +277,32 @@ func prefixed(ws []Warning, where string) []Warning {
 	}
 	return ws
 }
+
+// ReadObjects adds the ConfigMaps and Secrets of r (podman's --configmap
+// files) to o; any other document there is reported and skipped.
+func (o *Objects) ReadObjects(r io.Reader, name string) ([]Warning, error) {
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
+	var warns []Warning
+	for doc := 1; ; doc++ {
+		data, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return warns, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: read document %d: %w", name, doc, err)
+		}
+		if len(bytes.TrimSpace(stripComments(data))) == 0 {
+			doc--
+			continue
+		}
+		where := fmt.Sprintf("%s document %d", name, doc)
+		srcs, w, err := decodeDocument(data, where, o)
+		if err != nil {
+			return nil, err
+		}
+		warns = append(warns, w...)
+		for _, s := range srcs {
+			warns = append(warns, Warning{Field: where, Message: s.Origin + " is not a ConfigMap or Secret; skipped (pods run from -f)"})
+		}
+	}
+}

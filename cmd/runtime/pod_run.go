@@ -15,9 +15,16 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// podRunOptions are husk pod run's flags.
+type podRunOptions struct {
+	file       string
+	configMaps []string // more ConfigMaps and Secrets (podman's --configmap)
+	detach     bool
+	keep       bool
+}
+
 func podRunCmd() *cobra.Command {
-	var file string
-	var detach, keep bool
+	var o podRunOptions
 	cmd := &cobra.Command{
 		Use:   "run -f FILE",
 		Short: "Run the Pods of a manifest",
@@ -38,28 +45,34 @@ With --detach it returns once the app containers are started. A detached
 pod has no supervisor: its containers are NOT restarted when they exit,
 whatever its restartPolicy says, and no probe runs. Stop and remove it with husk pod rm.
 
+ConfigMaps and Secrets in the manifest (or in --configmap files) feed the
+Pods' env, envFrom and configMap, secret and projected volumes; a Secret's
+volume is a tmpfs, never on disk.
+
 Containers without a seccompProfile run with the runtime's default
 profile (kubelet's seccompDefault: true).`,
 		Example: `  husk pod run -f web.yaml
   husk pod run --detach -f web.yaml
+  husk pod run -f web.yaml --configmap settings.yaml --configmap creds.yaml
   kubectl create deployment web --image=nginx --dry-run=client -o yaml | husk pod run -f -
   husk --endpoint unix:///run/containerd/containerd.sock pod run -f web.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
+			if o.file == "" {
 				return errors.New("-f FILE is required (- for stdin)")
 			}
-			return runPods(cmd.Context(), file, detach, keep)
+			return runPods(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&file, "filename", "f", "", "manifest to run (- for stdin)")
-	f.BoolVarP(&detach, "detach", "d", false, "return once the pod is started; a detached pod's containers are not restarted")
-	f.BoolVar(&keep, "keep", false, "leave the pod (stopped) when husk pod run ends or fails, for inspection")
+	f.StringVarP(&o.file, "filename", "f", "", "manifest to run (- for stdin)")
+	f.StringArrayVar(&o.configMaps, "configmap", nil, "a file of ConfigMaps and Secrets the Pods may use (repeatable)")
+	f.BoolVarP(&o.detach, "detach", "d", false, "return once the pod is started; a detached pod's containers are not restarted")
+	f.BoolVar(&o.keep, "keep", false, "leave the pod (stopped) when husk pod run ends or fails, for inspection")
 	return cmd
 }
 
-func readManifest(file string) ([]kubepod.Source, error) {
+func readManifest(file string, configMaps []string) ([]kubepod.Source, error) {
 	var r io.Reader = os.Stdin
 	if file != "-" {
 		f, err := os.Open(file)
@@ -76,11 +89,27 @@ func readManifest(file string) ([]kubepod.Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", file, err)
 	}
+	for _, name := range configMaps {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("--configmap: %w", err)
+		}
+		// Every Source shares the manifest's one Objects.
+		warns, err := srcs[0].Objects.ReadObjects(f, name)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("--configmap %s: %w", name, err)
+		}
+		for _, w := range warns {
+			warnf("%s", w)
+		}
+	}
 	return srcs, nil
 }
 
-func runPods(parent context.Context, file string, detach, keep bool) error {
-	srcs, err := readManifest(file)
+func runPods(parent context.Context, o podRunOptions) error {
+	file, detach, keep := o.file, o.detach, o.keep
+	srcs, err := readManifest(file, o.configMaps)
 	if err != nil {
 		return err
 	}
