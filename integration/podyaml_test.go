@@ -386,7 +386,7 @@ spec:
   restartPolicy: OnFailure
   dnsPolicy: Default
   volumes:
-  - {name: creds, secret: {secretName: creds}}
+  - {name: creds, persistentVolumeClaim: {claimName: creds}}
   - {name: data, emptyDir: {}}
   containers:
   - name: main
@@ -403,7 +403,7 @@ spec:
 		t.Fatalf("pod run: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	for _, want := range []string{
-		"warning: spec.volumes[0].secret: Secrets need a cluster; volume skipped\n",
+		"warning: spec.volumes[0].persistentVolumeClaim: PersistentVolumeClaims need a cluster; volume skipped\n",
 		"warning: spec.containers[0].volumeMounts[0]: volume \"creds\" was skipped",
 		"exited with code 1 (Error); restarting in",
 		"pod default/secretpod completed",

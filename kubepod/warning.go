@@ -5,7 +5,7 @@ package kubepod
 // The rest of the Pod still runs.
 type Warning struct {
 	Field   string // e.g. spec.volumes[0].secret
-	Message string // e.g. Secrets need a cluster; volume skipped
+	Message string // e.g. PersistentVolumeClaims need a cluster; volume skipped
 }
 
 func (w Warning) String() string { return w.Field + ": " + w.Message }
