@@ -100,32 +100,47 @@ func (o *Objects) secretData(namespace, name string) (map[string][]byte, bool) {
 	return s.Data, true
 }
 
+// lookup is the keys and values of the ConfigMap or Secret (kind) named,
+// the one lookup every reference makes: found is false for an optional
+// one that is absent; a required one that is absent is kubelet's error.
+func (o *Objects) lookup(kind, namespace, name string, optional bool) (values map[string][]byte, found bool, err error) {
+	data := o.configMapData
+	if kind == "Secret" {
+		data = o.secretData
+	}
+	values, found = data(namespace, name)
+	if !found && !optional {
+		return nil, false, fmt.Errorf("%s %q not found (it is neither in the manifest nor optional)", strings.ToLower(kind), name)
+	}
+	return values, found, nil
+}
+
+// missingKey is kubelet's error for a key the object lacks.
+func missingKey(key, kind, namespace, name string) error {
+	return fmt.Errorf("couldn't find key %s in %s %s/%s", key, kind, namespace, name)
+}
+
 // keyRef resolves env.valueFrom's configMapKeyRef or secretKeyRef as
 // kubelet does: a missing object or key is kubelet's error, unless the
 // reference is optional, when the variable is left out (set false).
 func (t *translator) keyRef(namespace string, src *corev1.EnvVarSource) (value string, set bool, err error) {
 	kind, name, key, optional := "ConfigMap", "", "", false
-	data := t.opts.Objects.configMapData
 	if r := src.ConfigMapKeyRef; r != nil {
 		name, key, optional = r.Name, r.Key, r.Optional != nil && *r.Optional
 	} else {
 		r := src.SecretKeyRef
 		kind, name, key, optional = "Secret", r.Name, r.Key, r.Optional != nil && *r.Optional
-		data = t.opts.Objects.secretData
 	}
-	values, ok := data(namespace, name)
-	if !ok {
-		if optional {
-			return "", false, nil
-		}
-		return "", false, fmt.Errorf("%s %q not found (it is neither in the manifest nor optional)", strings.ToLower(kind), name)
+	values, found, err := t.opts.Objects.lookup(kind, namespace, name, optional)
+	if err != nil || !found {
+		return "", false, err
 	}
 	v, ok := values[key]
 	if !ok {
 		if optional {
 			return "", false, nil
 		}
-		return "", false, fmt.Errorf("couldn't find key %s in %s %s/%s", key, kind, namespace, name)
+		return "", false, missingKey(key, kind, namespace, name)
 	}
 	return string(v), true, nil
 }
@@ -135,22 +150,17 @@ func (t *translator) keyRef(namespace string, src *corev1.EnvVarSource) (value s
 // variable names are left out and returned as skipped.
 func (t *translator) envFromSource(namespace string, src corev1.EnvFromSource) (vars [][2]string, skipped []string, err error) {
 	kind, name, optional := "ConfigMap", "", false
-	data := t.opts.Objects.configMapData
 	switch {
 	case src.ConfigMapRef != nil:
 		name, optional = src.ConfigMapRef.Name, src.ConfigMapRef.Optional != nil && *src.ConfigMapRef.Optional
 	case src.SecretRef != nil:
 		kind, name, optional = "Secret", src.SecretRef.Name, src.SecretRef.Optional != nil && *src.SecretRef.Optional
-		data = t.opts.Objects.secretData
 	default:
 		return nil, nil, fmt.Errorf("neither configMapRef nor secretRef is set")
 	}
-	values, ok := data(namespace, name)
-	if !ok {
-		if optional {
-			return nil, nil, nil
-		}
-		return nil, nil, fmt.Errorf("%s %q not found (it is neither in the manifest nor optional)", strings.ToLower(kind), name)
+	values, found, err := t.opts.Objects.lookup(kind, namespace, name, optional)
+	if err != nil || !found {
+		return nil, nil, err
 	}
 	for _, k := range slices.Sorted(maps.Keys(values)) {
 		n := src.Prefix + k
@@ -212,16 +222,13 @@ func (t *translator) volumeFiles(v corev1.Volume, field string) (files []VolumeF
 	}
 	seen := map[string]string{}
 	for _, s := range srcs {
-		data := t.opts.Objects.configMapData
-		if s.kind == "Secret" {
-			data, secret = t.opts.Objects.secretData, true
+		secret = secret || s.kind == "Secret"
+		values, found, err := t.opts.Objects.lookup(s.kind, ns, s.name, s.optional)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", s.field, err)
 		}
-		values, ok := data(ns, s.name)
-		if !ok {
-			if s.optional {
-				continue
-			}
-			return nil, false, fmt.Errorf("%s: %s %q not found (it is neither in the manifest nor optional)", s.field, strings.ToLower(s.kind), s.name)
+		if !found {
+			continue
 		}
 		items := s.items
 		if len(items) == 0 {
@@ -235,7 +242,7 @@ func (t *translator) volumeFiles(v corev1.Volume, field string) (files []VolumeF
 				if s.optional {
 					continue
 				}
-				return nil, false, fmt.Errorf("%s.items[%d]: couldn't find key %s in %s %s/%s", s.field, j, it.Key, s.kind, ns, s.name)
+				return nil, false, fmt.Errorf("%s.items[%d]: %w", s.field, j, missingKey(it.Key, s.kind, ns, s.name))
 			}
 			p := path.Clean(it.Path)
 			if it.Path == "" || path.IsAbs(p) || p == "." || p == ".." || strings.HasPrefix(p, "../") {
