@@ -36,11 +36,13 @@ func (m *Manager) StopContainer(ctx context.Context, id string, timeout int64) e
 		defer mu.Lock()
 		wait()
 	})
-	if p, perr := m.pod(c.PodID); err == nil && perr == nil && m.containerState(c) == ContainerExited {
+	if err == nil && m.containerState(c) == ContainerExited {
 		// Told before StopContainer answers, as containerd does; the exit
 		// watcher's own word of it then finds it told.
-		pv, cv := m.plugView(p, c)
-		m.plugins.StopContainer(ctx, pv, cv)
+		if p, perr := m.pod(c.PodID); perr == nil {
+			pv, cv := m.plugView(p, c)
+			m.plugins.StopContainer(ctx, pv, cv)
+		}
 	}
 	return err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
 	"path/filepath"
 
 	"github.com/husk-runtime/husk/atomicfile"
@@ -90,11 +89,7 @@ func (m *Manager) Snapshot(ctx context.Context) ([]PodView, []ContainerView) {
 
 // plugView is the pod and container views the plugins are told of.
 func (m *Manager) plugView(p *Pod, c *Container) (PodView, ContainerView) {
-	pv := m.viewPod(p)
-	if c == nil {
-		return pv, ContainerView{}
-	}
-	return pv, m.viewContainer(c)
+	return m.viewPod(p), m.viewContainer(c)
 }
 
 // OCIResources is CRI's container resources as the OCI spec has them, as

@@ -113,7 +113,7 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 		delete(m.names, podKey(p.Config.GetMetadata()))
 	})
 	m.locks.Delete(p.ID)
-	pv, _ := m.plugView(p, nil)
+	pv := m.viewPod(p)
 	m.plugins.RemovePod(ctx, pv)
 	m.emitPod(p, evDeleted)
 	m.log.Info("pod sandbox removed", "id", p.ID)

@@ -281,7 +281,7 @@ func (m *Manager) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		}
 	}
 	// The plugins see the pod made, before anyone else can see it.
-	pv, _ := m.plugView(p, nil)
+	pv := m.viewPod(p)
 	if err := m.plugins.RunPod(ctx, pv); err != nil {
 		return "", fmt.Errorf("pod %s: NRI: %w", md.GetName(), err)
 	}

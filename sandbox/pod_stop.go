@@ -41,7 +41,7 @@ func (m *Manager) stopPod(ctx context.Context, p *Pod) error {
 		}
 	}
 	// NRI: the containers stopped, the sandbox still whole.
-	pv, _ := m.plugView(p, nil)
+	pv := m.viewPod(p)
 	m.plugins.StopPod(ctx, pv)
 	if err := m.stopInfra(ctx, p); err != nil {
 		return err
