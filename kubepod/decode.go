@@ -10,10 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -31,8 +34,25 @@ type Source struct {
 	// the Pod's env, envFrom and volumes may name (Options.Objects).
 	Objects *Objects
 	// Warnings found while decoding (unknown fields, a workload's
-	// replicas ignored), already prefixed.
+	// fields that need a cluster), already prefixed.
 	Warnings []Warning
+	// Replica numbers the pods of one workload from 0: only the first
+	// one's translation warnings are printed, the rest are the same.
+	Replica int
+	// Job is set for a Job's (or CronJob's) template: its pods are made
+	// by the Job's own loop (podrun), not once each.
+	Job *JobSpec
+}
+
+// JobSpec is what a Job asks of its pods, as the Job controller runs them:
+// Completions of them must succeed, at most Parallelism at once, and the
+// Job fails after more than BackoffLimit failures (failed pods, or
+// container restarts under restartPolicy OnFailure).
+type JobSpec struct {
+	Name         string // the Job's
+	Completions  int32
+	Parallelism  int32
+	BackoffLimit int32
 }
 
 // typeMeta and the workload shapes: only the pod template is read from a
@@ -49,13 +69,22 @@ type workload struct {
 		Namespace string `json:"namespace"`
 	} `json:"metadata"`
 	Spec struct {
-		Template    *corev1.PodTemplateSpec `json:"template"`
+		Template *corev1.PodTemplateSpec `json:"template"`
+		Replicas *int32                  `json:"replicas"`
+		jobFields
 		JobTemplate *struct {
 			Spec struct {
 				Template *corev1.PodTemplateSpec `json:"template"`
+				jobFields
 			} `json:"spec"`
 		} `json:"jobTemplate"`
 	} `json:"spec"`
+}
+
+type jobFields struct {
+	Completions  *int32 `json:"completions"`
+	Parallelism  *int32 `json:"parallelism"`
+	BackoffLimit *int32 `json:"backoffLimit"`
 }
 
 type list struct {
@@ -209,15 +238,124 @@ func decodeDocument(data []byte, where string, objs *Objects) ([]Source, []Warni
 	// workload is not used.
 	w := templateUnknownFields(data, prefix)
 	pod := &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
-	if pod.Name == "" {
-		pod.Name = wl.Metadata.Name
-	}
 	if pod.Namespace == "" {
 		pod.Namespace = wl.Metadata.Namespace
 	}
 	origin := tm.Kind + "/" + wl.Metadata.Name
-	w = append(w, Warning{Field: strings.TrimSuffix(prefix, "."), Message: fmt.Sprintf("%s: its pod template is run once, as Pod %q; replicas, selectors and rollouts need a cluster", origin, podName(pod))})
-	return []Source{{Pod: pod, Origin: origin, FieldPrefix: prefix, Warnings: w}}, nil, nil
+	src := Source{Pod: pod, Origin: origin, FieldPrefix: prefix}
+	return workloadSources(src, tm.Kind, &wl, w)
+}
+
+// workloadSources makes the pods a workload's controller would: names as
+// kubelet would see them (the controllers' generateName patterns), the
+// labels the controllers add, one Source per replica. What needs a
+// cluster (selectors, rollouts, schedules) is a warning.
+func workloadSources(src Source, kind string, wl *workload, w []Warning) ([]Source, []Warning, error) {
+	name, pod := wl.Metadata.Name, src.Pod
+	field := strings.TrimSuffix(src.FieldPrefix, ".")
+	if name == "" {
+		return nil, nil, fmt.Errorf("%s: metadata.name: required", src.Origin)
+	}
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Name, pod.GenerateName = "", name+"-"
+	replicas := int32(1)
+	switch kind {
+	case "Deployment", "ReplicaSet", "ReplicationController", "StatefulSet":
+		if wl.Spec.Replicas != nil {
+			replicas = *wl.Spec.Replicas
+		}
+		if replicas < 0 {
+			return nil, nil, fmt.Errorf("%s: spec.replicas: %d is negative", src.Origin, replicas)
+		}
+		w = append(w, Warning{Field: "spec.selector", Message: fmt.Sprintf("%s: %d pods are run once each; selectors, rollouts and scaling need a cluster", src.Origin, replicas)})
+	case "DaemonSet":
+		w = append(w, Warning{Field: field, Message: src.Origin + ": one pod, for this node"})
+	case "Job", "CronJob":
+		jf := wl.Spec.jobFields
+		if kind == "CronJob" {
+			jf = wl.Spec.JobTemplate.Spec.jobFields
+			w = append(w, Warning{Field: "spec.schedule", Message: src.Origin + ": its Job is run once, now; schedules need a cluster"})
+		}
+		job, err := jobSpec(name, jf, pod)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", src.Origin, err)
+		}
+		pod.Labels["job-name"], pod.Labels["batch.kubernetes.io/job-name"] = name, name
+		src.Job, src.Warnings = job, w
+		return []Source{src}, nil, nil
+	case "PodTemplate":
+		pod.Name, pod.GenerateName = name, ""
+	}
+	if kind == "Deployment" {
+		// The ReplicaSet's name carries the template's hash, and so do
+		// the pods: <deployment>-<hash>-<random>.
+		hash := templateHash(pod)
+		pod.Labels["pod-template-hash"] = hash
+		pod.GenerateName = name + "-" + hash + "-"
+	}
+	var out []Source
+	for i := range int(replicas) {
+		s := src
+		s.Pod, s.Replica = pod.DeepCopy(), i
+		if kind == "StatefulSet" {
+			// StatefulSet pods are named by ordinal, not at random.
+			s.Pod.Name, s.Pod.GenerateName = fmt.Sprintf("%s-%d", name, i), ""
+			s.Pod.Labels["statefulset.kubernetes.io/pod-name"] = s.Pod.Name
+			s.Pod.Labels["apps.kubernetes.io/pod-index"] = strconv.Itoa(i)
+			if s.Pod.Spec.Hostname == "" {
+				s.Pod.Spec.Hostname = s.Pod.Name
+			}
+		}
+		if i == 0 {
+			s.Warnings = w
+		}
+		out = append(out, s)
+	}
+	if replicas == 0 {
+		return nil, []Warning{{Field: "spec.replicas", Message: src.Origin + ": 0 replicas; nothing to run"}}, nil
+	}
+	return out, nil, nil
+}
+
+// jobSpec applies the Job API's defaults: completions and parallelism 1,
+// backoffLimit 6. A Job's pods may not restart Always.
+func jobSpec(name string, jf jobFields, pod *corev1.Pod) (*JobSpec, error) {
+	j := &JobSpec{Name: name, Completions: 1, Parallelism: 1, BackoffLimit: 6}
+	if jf.Completions != nil {
+		j.Completions = *jf.Completions
+	}
+	if jf.Parallelism != nil {
+		j.Parallelism = *jf.Parallelism
+	}
+	if jf.BackoffLimit != nil {
+		j.BackoffLimit = *jf.BackoffLimit
+	}
+	switch {
+	case j.Completions < 1:
+		return nil, fmt.Errorf("spec.completions: %d; husk pod run needs at least 1 (work-queue Jobs need a cluster)", j.Completions)
+	case j.Parallelism < 1:
+		return nil, fmt.Errorf("spec.parallelism: %d; at least 1 pod must run", j.Parallelism)
+	case j.BackoffLimit < 0:
+		return nil, fmt.Errorf("spec.backoffLimit: %d is negative", j.BackoffLimit)
+	}
+	switch pod.Spec.RestartPolicy {
+	case corev1.RestartPolicyNever, corev1.RestartPolicyOnFailure:
+	default:
+		return nil, fmt.Errorf("spec.template.spec.restartPolicy: %q; a Job's pods restart Never or OnFailure", pod.Spec.RestartPolicy)
+	}
+	return j, nil
+}
+
+// templateHash is the Deployment controller's pod-template-hash: FNV-32a
+// of the template, encoded in the API's safe alphabet. (The controller
+// hashes its Go object dump; the value differs, the shape does not.)
+func templateHash(pod *corev1.Pod) string {
+	b, _ := json.Marshal(pod.Spec)
+	h := fnv.New32a()
+	h.Write(b)
+	return rand.SafeEncodeString(strconv.FormatUint(uint64(h.Sum32()), 10))
 }
 
 func podName(p *corev1.Pod) string {

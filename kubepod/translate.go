@@ -58,8 +58,11 @@ type Options struct {
 // Plan is everything needed to run one Pod through the CRI.
 type Plan struct {
 	Name, Namespace, UID string
-	Sandbox              *runtimeapi.PodSandboxConfig
-	RuntimeHandler       string
+	// Origin is the manifest document the pod came from ("Pod/web",
+	// "Deployment/web"), set by the caller.
+	Origin         string
+	Sandbox        *runtimeapi.PodSandboxConfig
+	RuntimeHandler string
 	// InitContainers run in order, each to completion (sidecars, with
 	// restartPolicy Always, are started and left running).
 	InitContainers []Container

@@ -427,8 +427,8 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(srcs) != 3 {
-		t.Fatalf("%d pods, want 3", len(srcs))
+	if len(srcs) != 5 {
+		t.Fatalf("%d pods, want 5 (one, three of the Deployment, the CronJob's)", len(srcs))
 	}
 	if len(warns) != 1 || !strings.Contains(warns[0].String(), "Service is not a Pod") {
 		t.Errorf("document warnings %v", warns)
@@ -437,10 +437,16 @@ spec:
 		t.Errorf("misspelt field not reported: %v", srcs[0].Warnings)
 	}
 	dep := srcs[1]
-	if dep.Pod.Name != "dep" || dep.Pod.Namespace != "apps" || dep.Pod.Labels["app"] != "dep" || dep.Origin != "Deployment/dep" || dep.FieldPrefix != "spec.template." {
+	hash := dep.Pod.Labels["pod-template-hash"]
+	if dep.Pod.Name != "" || hash == "" || dep.Pod.GenerateName != "dep-"+hash+"-" || dep.Pod.Namespace != "apps" || dep.Pod.Labels["app"] != "dep" || dep.Origin != "Deployment/dep" || dep.FieldPrefix != "spec.template." {
 		t.Errorf("deployment pod: %+v", dep)
 	}
-	p, err := Translate(dep.Pod, opts())
+	for i, s := range srcs[1:4] {
+		if s.Replica != i || s.Pod.GenerateName != dep.Pod.GenerateName || (i > 0) != (len(s.Warnings) == 0) {
+			t.Errorf("replica %d: %d, %q, warnings %v", i, s.Replica, s.Pod.GenerateName, s.Warnings)
+		}
+	}
+	p, err := Translate(withName(dep.Pod), opts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,8 +457,73 @@ spec:
 	if !slices.Contains(fields, "spec.template.spec.volumes[0].persistentVolumeClaim") {
 		t.Errorf("deployment warnings not under its template: %v", fields)
 	}
-	if srcs[2].Pod.Name != "cron" || srcs[2].FieldPrefix != "spec.jobTemplate.spec.template." || srcs[2].Pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
-		t.Errorf("cronjob pod: %+v", srcs[2])
+	cron := srcs[4]
+	if cron.Pod.GenerateName != "cron-" || cron.Pod.Labels["job-name"] != "cron" || cron.FieldPrefix != "spec.jobTemplate.spec.template." || cron.Pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("cronjob pod: %+v", cron)
+	}
+	if cron.Job == nil || *cron.Job != (JobSpec{Name: "cron", Completions: 1, Parallelism: 1, BackoffLimit: 6}) {
+		t.Errorf("cronjob's job: %+v", cron.Job)
+	}
+}
+
+func withName(p *corev1.Pod) *corev1.Pod {
+	p = p.DeepCopy()
+	p.Name = p.GenerateName + "x"
+	return p
+}
+
+func TestDecodeReplicas(t *testing.T) {
+	srcs, _, err := Decode(strings.NewReader(`
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 2
+  template: {spec: {containers: [{name: c, image: i:1}]}}
+---
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  template: {spec: {containers: [{name: c, image: i:1}]}}
+---
+kind: Job
+metadata: {name: batch}
+spec:
+  completions: 3
+  parallelism: 2
+  backoffLimit: 2
+  template: {spec: {restartPolicy: OnFailure, containers: [{name: c, image: i:1}]}}
+---
+kind: ReplicaSet
+metadata: {name: none}
+spec:
+  replicas: 0
+  template: {spec: {containers: [{name: c, image: i:1}]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range srcs {
+		names = append(names, s.Pod.Name+"|"+s.Pod.GenerateName)
+	}
+	if want := []string{"db-0|", "db-1|", "|agent-", "|batch-"}; !slices.Equal(names, want) {
+		t.Fatalf("pods %v, want %v", names, want)
+	}
+	if srcs[1].Pod.Spec.Hostname != "db-1" || srcs[1].Pod.Labels["apps.kubernetes.io/pod-index"] != "1" {
+		t.Errorf("statefulset pod 1: %+v", srcs[1].Pod.ObjectMeta)
+	}
+	if j := srcs[3].Job; j == nil || *j != (JobSpec{Name: "batch", Completions: 3, Parallelism: 2, BackoffLimit: 2}) {
+		t.Errorf("job %+v", j)
+	}
+	for _, m := range []string{
+		"kind: Job\nmetadata: {name: j}\nspec: {template: {spec: {containers: [{name: c, image: i}]}}}",
+		"kind: Job\nmetadata: {name: j}\nspec: {completions: 0, template: {spec: {restartPolicy: Never, containers: [{name: c, image: i}]}}}",
+		"kind: Deployment\nmetadata: {name: d}\nspec: {replicas: -1, template: {spec: {containers: [{name: c, image: i}]}}}",
+		"kind: Deployment\nspec: {template: {spec: {containers: [{name: c, image: i}]}}}",
+	} {
+		if _, _, err := Decode(strings.NewReader(m)); err == nil {
+			t.Errorf("no error for %q", m)
+		}
 	}
 }
 

@@ -10,20 +10,57 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/atomicfile"
+	"github.com/husk-runtime/husk/kubepod"
 	"github.com/husk-runtime/husk/mount"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // podRecord is what husk pod run keeps about a pod it started, at
 // <state dir>/pods/<uid>/pod.json: enough for `husk pod rm` to remove the
-// directories it made, which the runtime knows nothing of.
+// directories it made, which the runtime knows nothing of, for `husk pod
+// down` to find the pods of a manifest, and for `husk pod generate` to
+// read back the CRI configs the pod was made from (the CRI's status calls
+// do not return command, env, ports or security contexts).
 type podRecord struct {
-	UID          string    `json:"uid"`
-	Name         string    `json:"name"`
-	Namespace    string    `json:"namespace"`
-	SandboxID    string    `json:"sandboxId,omitempty"`
-	LogDirectory string    `json:"logDirectory"`
-	Source       string    `json:"source,omitempty"`
-	Created      time.Time `json:"created"`
+	UID          string `json:"uid"`
+	Name         string `json:"name"`
+	Namespace    string `json:"namespace"`
+	SandboxID    string `json:"sandboxId,omitempty"`
+	LogDirectory string `json:"logDirectory"`
+	// Source is the document ("Deployment/web"); File the manifest's
+	// absolute path, empty for stdin.
+	Source  string    `json:"source,omitempty"`
+	File    string    `json:"file,omitempty"`
+	Created time.Time `json:"created"`
+	// Sandbox and Containers are the configs sent (protojson), the
+	// containers' as of their first attempt.
+	Sandbox    json.RawMessage   `json:"sandbox,omitempty"`
+	Containers []containerRecord `json:"containers,omitempty"`
+}
+
+// containerRecord is one container's config as husk pod run sent it.
+type containerRecord struct {
+	Name   string          `json:"name"`
+	Kind   string          `json:"kind"` // init, sidecar or app (kubepod.LabelContainerKind)
+	Config json.RawMessage `json:"config"`
+}
+
+func newRecord(plan *kubepod.Plan, file string) (podRecord, error) {
+	rec := podRecord{UID: plan.UID, Name: plan.Name, Namespace: plan.Namespace, LogDirectory: plan.Sandbox.LogDirectory,
+		Source: plan.Origin, File: file, Created: time.Now()}
+	var err error
+	if rec.Sandbox, err = protojson.Marshal(plan.Sandbox); err != nil {
+		return rec, fmt.Errorf("record of pod %s/%s: %w", plan.Namespace, plan.Name, err)
+	}
+	for _, c := range append(append([]kubepod.Container{}, plan.InitContainers...), plan.Containers...) {
+		cfg := c.Config(0, "")
+		b, err := protojson.Marshal(cfg)
+		if err != nil {
+			return rec, fmt.Errorf("record of pod %s/%s: %w", plan.Namespace, plan.Name, err)
+		}
+		rec.Containers = append(rec.Containers, containerRecord{Name: c.Name, Kind: cfg.Labels[kubepod.LabelContainerKind], Config: b})
+	}
+	return rec, nil
 }
 
 func (r *Runner) writeRecord(rec podRecord) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/husk-runtime/husk/criclient"
 	"github.com/husk-runtime/husk/kubepod"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // RunOptions say how Run treats a manifest's pods.
@@ -18,33 +19,45 @@ type RunOptions struct {
 	Detach bool
 	// Keep leaves the pods, stopped, when the run ends or fails.
 	Keep bool
-	// Origins name where each plan came from (file and document), kept in
-	// the pod's record; one per plan, or none.
-	Origins []string
+	// File is the manifest's absolute path (empty for stdin), kept in
+	// each pod's record for `husk pod down`.
+	File string
 	// Release, when set, is called once the user interrupted the run
 	// (ctx cancelled) and the pods are being stopped: the CLI gives the
 	// signals back to their default there, so a second Ctrl-C ends it.
 	Release func()
 }
 
-// Run starts the plans in order and, unless detached, supervises them
-// until each is done for good or ctx ends; then it stops them and removes
-// them (unless Keep). Pods of one manifest go together: when one fails to
+func (o RunOptions) release() {
+	if o.Release != nil {
+		o.Release()
+	}
+}
+
+// Run translates the manifest's pods (every one before any starts, so a
+// bad one runs nothing), starts them in order and, unless detached,
+// supervises them until each is done for good or ctx ends; then it stops
+// them and removes them (unless Keep). A Job's pods are made by its own
+// loop (job.go). Pods of one manifest go together: when one fails to
 // start, those already started go too.
-func (r *Runner) Run(ctx context.Context, plans []*kubepod.Plan, opts RunOptions) error {
-	release := func() {
-		if opts.Release != nil {
-			opts.Release()
+func (r *Runner) Run(ctx context.Context, srcs []kubepod.Source, dns *runtimeapi.DNSConfig, opts RunOptions) error {
+	var plans []*kubepod.Plan
+	var jobs []*jobRun
+	for _, s := range srcs {
+		p, err := r.Plan(s, dns, len(srcs) > 1)
+		if err != nil {
+			return err
+		}
+		if s.Job != nil {
+			jobs = append(jobs, &jobRun{src: s, dns: dns, several: len(srcs) > 1, first: p})
+		} else {
+			plans = append(plans, p)
 		}
 	}
 	var pods []*Pod
 	var startErr error
-	for i, p := range plans {
-		origin := ""
-		if i < len(opts.Origins) {
-			origin = opts.Origins[i]
-		}
-		rp, err := r.Start(ctx, p, origin, opts.Keep)
+	for _, p := range plans {
+		rp, err := r.Start(ctx, p, opts.File, opts.Keep)
 		if err != nil {
 			startErr = err
 			break
@@ -53,6 +66,14 @@ func (r *Runner) Run(ctx context.Context, plans []*kubepod.Plan, opts RunOptions
 		fmt.Fprintf(r.Stdout, "pod %s started: %s\n", rp, rp.ID)
 	}
 	if opts.Detach {
+		for _, j := range jobs {
+			if startErr != nil {
+				break
+			}
+			var started []*Pod
+			started, startErr = r.startJobDetached(ctx, j, opts)
+			pods = append(pods, started...)
+		}
 		if startErr != nil && !opts.Keep {
 			for _, p := range pods {
 				if err := r.RemovePod(context.WithoutCancel(ctx), p.ID, p.Plan.UID, p.Plan.GracePeriod); err != nil {
@@ -63,19 +84,20 @@ func (r *Runner) Run(ctx context.Context, plans []*kubepod.Plan, opts RunOptions
 		return startErr
 	}
 	if startErr != nil {
-		release()
+		opts.release()
 		r.Finish(pods, opts.Keep, ctx.Err() != nil)
 		return startErr
 	}
 
+	several := len(pods)+len(jobs) > 1
 	var wg sync.WaitGroup
-	errs := make([]error, len(pods))
+	errs := make([]error, len(pods)+len(jobs))
 	for i, p := range pods {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			prefix := ""
-			if len(pods) > 1 {
+			if several {
 				prefix = p.Plan.Name + "/"
 			}
 			res, err := r.NewSupervisor(p, prefix).Run(ctx)
@@ -93,9 +115,17 @@ func (r *Runner) Run(ctx context.Context, plans []*kubepod.Plan, opts RunOptions
 			}
 		}()
 	}
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j.prefixed = several
+			errs[len(pods)+i] = r.runJob(ctx, j, opts)
+		}()
+	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		release()
+		opts.release()
 		r.Finish(pods, opts.Keep, true)
 	}
 	return errors.Join(errs...)

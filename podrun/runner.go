@@ -54,7 +54,6 @@ type Pod struct {
 	ID     string            // the sandbox
 	images map[string]string // image as written → image ref from the pull
 	ids    map[string]string // container name → ID of its first attempt
-	origin string
 }
 
 func (p *Pod) String() string { return p.Plan.Namespace + "/" + p.Plan.Name }
@@ -118,7 +117,8 @@ func memoryCapacity() int64 {
 	return 0
 }
 
-// Plan translates one Pod of the manifest and prints its warnings.
+// Plan translates one Pod of the manifest and prints its warnings (once
+// per workload: for its first replica).
 func (r *Runner) Plan(src kubepod.Source, dns *runtimeapi.DNSConfig, several bool) (*kubepod.Plan, error) {
 	pod := src.Pod.DeepCopy()
 	if pod.Name == "" && pod.GenerateName != "" {
@@ -134,9 +134,13 @@ func (r *Runner) Plan(src kubepod.Source, dns *runtimeapi.DNSConfig, several boo
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src.Origin, err)
 	}
+	plan.Origin = src.Origin
+	if src.Replica > 0 {
+		return plan, nil // its warnings are the first replica's
+	}
 	prefix := ""
-	if several {
-		prefix = "pod " + plan.Namespace + "/" + plan.Name + ": "
+	if several || src.Job != nil || src.Pod.GenerateName != "" {
+		prefix = src.Origin + ": "
 	}
 	for _, w := range src.Warnings {
 		fmt.Fprintf(r.Stderr, "warning: %s%s\n", prefix, w)
@@ -148,13 +152,17 @@ func (r *Runner) Plan(src kubepod.Source, dns *runtimeapi.DNSConfig, several boo
 }
 
 // Start runs everything of a plan up to its app containers running. On
-// failure what it made is removed again, unless keep.
-func (r *Runner) Start(ctx context.Context, plan *kubepod.Plan, origin string, keep bool) (_ *Pod, err error) {
-	p := &Pod{Plan: plan, images: map[string]string{}, ids: map[string]string{}, origin: origin}
+// failure what it made is removed again, unless keep. file is the
+// manifest's absolute path (empty for stdin), kept for `husk pod down`.
+func (r *Runner) Start(ctx context.Context, plan *kubepod.Plan, file string, keep bool) (_ *Pod, err error) {
+	p := &Pod{Plan: plan, images: map[string]string{}, ids: map[string]string{}}
 	if err := r.checkNameFree(ctx, plan); err != nil {
 		return nil, err
 	}
-	rec := podRecord{UID: plan.UID, Name: plan.Name, Namespace: plan.Namespace, LogDirectory: plan.Sandbox.LogDirectory, Source: origin, Created: time.Now()}
+	rec, err := newRecord(plan, file)
+	if err != nil {
+		return nil, err
+	}
 	// The record comes first, so that `husk pod rm` finds every directory
 	// even if this process dies half-way.
 	if err := r.writeRecord(rec); err != nil {

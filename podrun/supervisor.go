@@ -54,6 +54,9 @@ type Supervisor struct {
 	logPrefix string // before the container name in log lines
 	followers sync.WaitGroup
 	now       func() time.Time // the clock; tests step their own
+	// onRestart, when set, is told of each restart the supervisor
+	// schedules (a Job counts them against its backoffLimit).
+	onRestart func()
 }
 
 // NewSupervisor supervises p; logPrefix goes before the container name in
@@ -175,6 +178,9 @@ func (s *Supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 			st.nextStart = time.Unix(0, cs.FinishedAt).Add(st.backoff)
 			fmt.Fprintf(s.r.Stderr, "container %s of pod %s exited with code %d (%s); restarting in %s\n",
 				st.c.Name, s.p, cs.ExitCode, cs.Reason, st.nextStart.Sub(s.now()).Round(time.Second))
+			if s.onRestart != nil {
+				s.onRestart()
+			}
 		}
 		if s.now().Before(st.nextStart) {
 			continue

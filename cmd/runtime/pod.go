@@ -36,7 +36,7 @@ warnings naming the field; the rest of the pod runs.`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&podFlags.stateDir, "state-dir", "/var/lib/husk-cli", "where husk pod run keeps its pod records and emptyDir volumes")
 	pf.StringVar(&podFlags.logRoot, "pod-log-root", "/var/log/pods", "root of the pods' log directories (<namespace>_<name>_<uid>)")
-	cmd.AddCommand(podRunCmd(), podStopCmd(), podRmCmd(), podLsCmd())
+	cmd.AddCommand(podRunCmd(), podDownCmd(), podStopCmd(), podRmCmd(), podLsCmd())
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -123,17 +124,13 @@ func runPods(parent context.Context, o podRunOptions) error {
 	if err != nil {
 		return err
 	}
-	var plans []*kubepod.Plan
-	var origins []string
-	for _, s := range srcs {
-		p, err := r.Plan(s, dns, len(srcs) > 1)
-		if err != nil {
+	abs := ""
+	if file != "-" {
+		if abs, err = filepath.Abs(file); err != nil {
 			return err
 		}
-		plans = append(plans, p)
-		origins = append(origins, s.Origin)
 	}
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return r.Run(ctx, plans, podrun.RunOptions{Detach: detach, Keep: keep, Origins: origins, Release: stop})
+	return r.Run(ctx, srcs, dns, podrun.RunOptions{Detach: detach, Keep: keep, File: abs, Release: stop})
 }
