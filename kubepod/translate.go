@@ -27,6 +27,10 @@ const (
 	AnnotationGracePeriod = "cli.husk.io/termination-grace-period"
 	// AnnotationRestartPolicy is the pod's restartPolicy, for `pod ls`.
 	AnnotationRestartPolicy = "cli.husk.io/restart-policy"
+	// AnnotationPreStop is a container's preStop hook (Handler as JSON):
+	// whichever `husk pod stop`, `rm` or `down` stops the container runs
+	// it first, as kubelet does.
+	AnnotationPreStop = "cli.husk.io/pre-stop"
 )
 
 // Options are what kubelet knows about its node and husk pod run has to
@@ -89,9 +93,13 @@ type Container struct {
 	RunAsNonRoot bool
 	// Field is its path in the Pod, e.g. spec.initContainers[0].
 	Field string
-	// Liveness is the liveness probe the foreground supervisor runs.
-	Liveness *Probe
-	config   *runtimeapi.ContainerConfig
+	// Liveness, Readiness and Startup are the probes the foreground
+	// supervisor runs.
+	Liveness, Readiness, Startup *Probe
+	// PostStart runs right after the container starts, PreStop before it
+	// is stopped (the latter also in AnnotationPreStop).
+	PostStart, PreStop *Handler
+	config             *runtimeapi.ContainerConfig
 }
 
 // Config returns the container's config for restart number attempt with
@@ -588,33 +596,49 @@ func (t *translator) container(c *corev1.Container, field string, init bool) (Co
 	if len(c.RestartPolicyRules) > 0 {
 		ws.add(field+".restartPolicyRules", "not supported by husk pod run; the pod's restartPolicy applies")
 	}
-	if c.LivenessProbe != nil {
-		switch {
-		case init && !out.Sidecar:
-			ws.add(field+".livenessProbe", "init containers have no probes; ignored")
-		case c.StartupProbe != nil:
-			ws.add(field+".livenessProbe", "the startupProbe that gates it is not run by husk pod run; ignored")
-		default:
-			lp, why := livenessProbe(c, c.LivenessProbe)
-			if lp == nil {
-				ws.add(field+".livenessProbe", why+"; ignored")
+	for _, pr := range []struct {
+		kind string
+		in   *corev1.Probe
+		out  **Probe
+	}{{"liveness", c.LivenessProbe, &out.Liveness}, {"readiness", c.ReadinessProbe, &out.Readiness}, {"startup", c.StartupProbe, &out.Startup}} {
+		if pr.in == nil {
+			continue
+		}
+		f := field + "." + pr.kind + "Probe"
+		if init && !out.Sidecar {
+			ws.add(f, "init containers have no probes; ignored")
+			continue
+		}
+		p, why := probe(c, pr.kind, pr.in)
+		if p == nil {
+			ws.add(f, why+"; ignored")
+		}
+		*pr.out = p
+	}
+	var preStop []byte
+	if lc := c.Lifecycle; lc != nil {
+		for _, h := range []struct {
+			name string
+			in   *corev1.LifecycleHandler
+			out  **Handler
+		}{{"postStart", lc.PostStart, &out.PostStart}, {"preStop", lc.PreStop, &out.PreStop}} {
+			if h.in == nil {
+				continue
 			}
-			out.Liveness = lp
+			f := field + ".lifecycle." + h.name
+			if init && !out.Sidecar {
+				ws.add(f, "init containers have no lifecycle hooks; ignored")
+				continue
+			}
+			hd, why := hook(c, h.in)
+			if hd == nil {
+				ws.add(f, why+"; ignored")
+			}
+			*h.out = hd
 		}
-	}
-	for _, probe := range []struct {
-		name string
-		set  bool
-	}{{"readinessProbe", c.ReadinessProbe != nil}, {"startupProbe", c.StartupProbe != nil}} {
-		if probe.set {
-			ws.add(field+"."+probe.name, "not run by husk pod run (no Service sends traffic by readiness here); ignored")
+		if out.PreStop != nil {
+			preStop, _ = json.Marshal(out.PreStop)
 		}
-	}
-	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
-		ws.add(field+".lifecycle.postStart", "lifecycle hooks are not run by husk pod run; ignored")
-	}
-	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
-		ws.add(field+".lifecycle.preStop", "lifecycle hooks are not run by husk pod run; ignored")
 	}
 	if len(c.VolumeDevices) > 0 {
 		ws.add(field+".volumeDevices", "block volumes need a cluster; ignored")
@@ -723,6 +747,9 @@ func (t *translator) container(c *corev1.Container, field string, init bool) (Co
 			Resources:       containerResources(pod, c, opts.MemoryCapacity),
 			SecurityContext: sc,
 		},
+	}
+	if preStop != nil {
+		out.config.Annotations[AnnotationPreStop] = string(preStop)
 	}
 	return out, nil
 }

@@ -605,9 +605,9 @@ spec:
 	}
 }
 
-// TestLivenessProbe: kubelet's defaults filled in, named ports resolved,
-// what cannot run a warning.
-func TestLivenessProbe(t *testing.T) {
+// TestProbes: kubelet's defaults filled in, named ports resolved, what
+// cannot run a warning; readiness and startup probes and hooks beside.
+func TestProbes(t *testing.T) {
 	p := translate(t, `
 kind: Pod
 metadata: {name: p}
@@ -625,10 +625,16 @@ spec:
     livenessProbe: {exec: {command: [test, -f, /ok]}}
   - name: grpc
     image: i:1
-    livenessProbe: {grpc: {port: 9000}}
+    livenessProbe: {grpc: {port: 9000, service: health}}
+    readinessProbe: {exec: {command: [cat, /ready]}, successThreshold: 2}
+    startupProbe: {tcpSocket: {port: 9000}, successThreshold: 2}
+    lifecycle:
+      postStart: {exec: {command: [touch, /started]}}
+      preStop: {sleep: {seconds: 3}}
   - name: bad
     image: i:1
     livenessProbe: {httpGet: {port: nope}}
+    lifecycle: {preStop: {tcpSocket: {port: 80}}}
 `)
 	byName := map[string]*Probe{}
 	for _, c := range p.Containers {
@@ -644,7 +650,27 @@ spec:
 	if e := byName["ex"]; e == nil || !slices.Equal(e.Exec, []string{"test", "-f", "/ok"}) {
 		t.Errorf("ex: %+v", e)
 	}
-	if byName["grpc"] != nil || !hasWarning(p, "spec.containers[3].livenessProbe") || byName["bad"] != nil || !hasWarning(p, "spec.containers[4].livenessProbe") {
-		t.Errorf("grpc %+v, bad %+v, warnings %v", byName["grpc"], byName["bad"], p.Warnings)
+	if g := byName["grpc"]; g == nil || g.GRPC == nil || *g.GRPC != (GRPCProbe{Port: 9000, Service: "health"}) {
+		t.Errorf("grpc: %+v", g)
+	}
+	if byName["bad"] != nil || !hasWarning(p, "spec.containers[4].livenessProbe") || !hasWarning(p, "spec.containers[4].lifecycle.preStop") {
+		t.Errorf("bad %+v, warnings %v", byName["bad"], p.Warnings)
+	}
+	g := p.Containers[3]
+	if r := g.Readiness; r == nil || !slices.Equal(r.Exec, []string{"cat", "/ready"}) || r.SuccessThreshold != 2 {
+		t.Errorf("readiness: %+v", r)
+	}
+	if g.Startup != nil || !hasWarning(p, "spec.containers[3].startupProbe") {
+		t.Errorf("a startup probe with successThreshold 2 (the API refuses it) not refused: %+v", g.Startup)
+	}
+	if g.PostStart == nil || !slices.Equal(g.PostStart.Exec, []string{"touch", "/started"}) || g.PreStop == nil || g.PreStop.Sleep != 3*time.Second {
+		t.Errorf("hooks: %+v, %+v", g.PostStart, g.PreStop)
+	}
+	ps, err := PreStop(g.Config(0, "").Annotations)
+	if err != nil || ps == nil || ps.Sleep != 3*time.Second {
+		t.Errorf("preStop from the annotation: %+v, %v", ps, err)
+	}
+	if ps, err := PreStop(p.Containers[4].Config(0, "").Annotations); ps != nil || err != nil {
+		t.Errorf("preStop of a container without one: %+v, %v", ps, err)
 	}
 }

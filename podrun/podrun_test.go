@@ -35,11 +35,13 @@ type fakeCRI struct {
 	log         []string // "create NAME", "start NAME", "stop NAME", "remove NAME", "exec NAME"
 	ctrs        map[string]*fakeCtr
 	exitAtStart map[string]int32
-	execExit    int32 // what ExecSync's command exits with
+	execExit    int32            // what ExecSync's command exits with
+	execExits   map[string]int32 // by the command's first word, over execExit
 }
 
 type fakeCtr struct {
 	name    string
+	annot   map[string]string
 	state   runtimeapi.ContainerState
 	started int64
 	ended   int64
@@ -117,7 +119,7 @@ func (f *fakeCRI) CreateContainer(_ context.Context, in *runtimeapi.CreateContai
 	defer f.mu.Unlock()
 	md := in.GetConfig().GetMetadata()
 	id := fmt.Sprintf("%s-%d", md.GetName(), md.GetAttempt())
-	f.ctrs[id] = &fakeCtr{name: md.GetName(), state: runtimeapi.ContainerState_CONTAINER_CREATED}
+	f.ctrs[id] = &fakeCtr{name: md.GetName(), annot: in.GetConfig().GetAnnotations(), state: runtimeapi.ContainerState_CONTAINER_CREATED}
 	f.record("create %s", id)
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
 }
@@ -154,7 +156,7 @@ func (f *fakeCRI) ListContainers(context.Context, *runtimeapi.ListContainersRequ
 	defer f.mu.Unlock()
 	var out []*runtimeapi.Container
 	for id, c := range f.ctrs {
-		out = append(out, &runtimeapi.Container{Id: id, PodSandboxId: "pod1", State: c.state, Metadata: &runtimeapi.ContainerMetadata{Name: c.name}})
+		out = append(out, &runtimeapi.Container{Id: id, PodSandboxId: "pod1", State: c.state, Metadata: &runtimeapi.ContainerMetadata{Name: c.name}, Annotations: c.annot})
 	}
 	return &runtimeapi.ListContainersResponse{Containers: out}, nil
 }
@@ -179,8 +181,12 @@ func (f *fakeCRI) ContainerStatus(_ context.Context, in *runtimeapi.ContainerSta
 func (f *fakeCRI) ExecSync(_ context.Context, in *runtimeapi.ExecSyncRequest, _ ...grpc.CallOption) (*runtimeapi.ExecSyncResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("exec %s", in.ContainerId)
-	return &runtimeapi.ExecSyncResponse{ExitCode: f.execExit}, nil
+	f.record("exec %s %s", in.ContainerId, in.Cmd[0])
+	code, ok := f.execExits[in.Cmd[0]]
+	if !ok {
+		code = f.execExit
+	}
+	return &runtimeapi.ExecSyncResponse{ExitCode: code}, nil
 }
 
 func (f *fakeCRI) ImageStatus(context.Context, *runtimeapi.ImageStatusRequest, ...grpc.CallOption) (*runtimeapi.ImageStatusResponse, error) {

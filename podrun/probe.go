@@ -1,18 +1,18 @@
 package podrun
 
-// Liveness probes of a foreground `husk pod run`, run as kubelet runs them:
-// from the node, exec through the CRI, httpGet and tcpSocket against the
-// pod's IP. After FailureThreshold failures in a row the container is
-// stopped with the pod's grace period, and the Supervisor's restart policy
-// takes it from there.
+// The probes of a foreground `husk pod run`, with kubelet's semantics
+// (pkg/kubelet/prober in 1.37): until a container's startup probe has
+// succeeded nothing else is probed and the container is neither started
+// nor ready; FailureThreshold failures of it in a row kill the container.
+// Then liveness (the same kill) and readiness: ready after
+// SuccessThreshold successes in a row, not ready after FailureThreshold
+// failures; without a readiness probe a started container is ready. A
+// killed container is stopped with its preStop hook and the pod's grace
+// period, and the Supervisor's restart policy takes it from there.
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"net"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/husk-runtime/husk/criclient"
@@ -20,91 +20,93 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// probeLiveness runs st's liveness probe when it is due, on the running
-// attempt cs, in a pod whose IP is podIP (empty for a host-network pod).
-func (s *Supervisor) probeLiveness(ctx context.Context, st *supervised, cs *runtimeapi.ContainerStatus, podIP string) {
-	lp := st.c.Liveness
-	if lp == nil || st.killing || cs.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		return
-	}
-	now := s.now()
-	if now.Before(time.Unix(0, cs.StartedAt).Add(lp.InitialDelay)) || now.Before(st.nextProbe) {
-		return
-	}
-	st.nextProbe = now.Add(lp.Period)
-	err := s.runProbe(ctx, st.id, lp, podIP)
-	if err == nil {
-		st.probeFails = 0
-		return
-	}
-	st.probeFails++
-	fmt.Fprintf(s.r.Stderr, "liveness probe of %s in pod %s failed (%d of %d): %v\n", st.c.Name, s.p, st.probeFails, lp.FailureThreshold, err)
-	if st.probeFails < lp.FailureThreshold {
-		return
-	}
-	// Stopping waits out the grace period: not on the Supervisor's loop.
-	st.killing = true
-	fmt.Fprintf(s.r.Stderr, "container %s of pod %s failed its liveness probe; stopping it\n", st.c.Name, s.p)
-	id, grace := st.id, s.p.Plan.GracePeriod
-	go func() {
-		cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+s.r.Timeout)
-		defer cancel()
-		if _, err := s.r.Runtime.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: grace}); err != nil && !criclient.IsNotFound(err) {
-			fmt.Fprintf(s.r.Stderr, "husk: %v\n", criclient.Wrap(err, "stop %s after its liveness probe failed", criclient.ShortID(id)))
-		}
-	}()
+// probeState is one probe of the current attempt.
+type probeState struct {
+	next             time.Time
+	fails, successes int32
 }
 
-// runProbe runs one probe; nil is success.
-func (s *Supervisor) runProbe(ctx context.Context, id string, lp *kubepod.Probe, podIP string) error {
-	ctx, cancel := context.WithTimeout(ctx, lp.Timeout+s.r.Timeout)
-	defer cancel()
-	host := podIP
-	if host == "" {
-		host = "127.0.0.1" // a host-network pod listens on the node
+// due says whether probe p of a container started at startedAt runs now,
+// and if so schedules the next run.
+func (ps *probeState) due(p *kubepod.Probe, startedAt, now time.Time) bool {
+	if p == nil || now.Before(startedAt.Add(p.InitialDelay)) || now.Before(ps.next) {
+		return false
+	}
+	ps.next = now.Add(p.Period)
+	return true
+}
+
+// probe runs st's probes that are due on the running attempt cs, in a pod
+// whose IP is podIP (empty for a host-network pod). It reports whether
+// started or ready changed.
+func (s *Supervisor) probe(ctx context.Context, st *supervised, cs *runtimeapi.ContainerStatus, podIP string) (changed bool) {
+	if st.killing || cs.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return false
+	}
+	c, now := st.c, s.now()
+	startedAt := time.Unix(0, cs.StartedAt)
+	if !st.started {
+		if c.Startup != nil {
+			if !st.startup.due(c.Startup, startedAt, now) {
+				return false
+			}
+			if err := s.r.runHandler(ctx, st.id, &c.Startup.Handler, podIP, c.Startup.Timeout); err != nil {
+				st.startup.fails++
+				fmt.Fprintf(s.r.Stderr, "startup probe of %s in pod %s failed (%d of %d): %v\n", c.Name, s.p, st.startup.fails, c.Startup.FailureThreshold, err)
+				if st.startup.fails >= c.Startup.FailureThreshold {
+					s.kill(ctx, st, "startup", podIP)
+				}
+				return false
+			}
+			fmt.Fprintf(s.r.Stderr, "container %s of pod %s started (startup probe succeeded)\n", c.Name, s.p)
+		}
+		st.started, changed = true, true
+	}
+	if st.liveness.due(c.Liveness, startedAt, now) {
+		if err := s.r.runHandler(ctx, st.id, &c.Liveness.Handler, podIP, c.Liveness.Timeout); err == nil {
+			st.liveness.fails = 0
+		} else {
+			st.liveness.fails++
+			fmt.Fprintf(s.r.Stderr, "liveness probe of %s in pod %s failed (%d of %d): %v\n", c.Name, s.p, st.liveness.fails, c.Liveness.FailureThreshold, err)
+			if st.liveness.fails >= c.Liveness.FailureThreshold {
+				s.kill(ctx, st, "liveness", podIP)
+				return changed
+			}
+		}
 	}
 	switch {
-	case lp.Exec != nil:
-		// The runtime kills the command after the probe's timeout.
-		resp, err := s.r.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: lp.Exec, Timeout: int64(lp.Timeout.Seconds())})
-		if err != nil {
-			return criclient.Wrap(err, "exec %q", lp.Exec)
+	case c.Readiness == nil:
+		if !st.ready {
+			st.ready, changed = true, true
 		}
-		if resp.ExitCode != 0 {
-			return fmt.Errorf("exec %q: exit code %d", lp.Exec, resp.ExitCode)
+	case st.readiness.due(c.Readiness, startedAt, now):
+		rs := &st.readiness
+		if err := s.r.runHandler(ctx, st.id, &c.Readiness.Handler, podIP, c.Readiness.Timeout); err == nil {
+			rs.fails, rs.successes = 0, rs.successes+1
+			if !st.ready && rs.successes >= c.Readiness.SuccessThreshold {
+				st.ready, changed = true, true
+				fmt.Fprintf(s.r.Stderr, "container %s of pod %s is ready\n", c.Name, s.p)
+			}
+		} else {
+			rs.fails, rs.successes = rs.fails+1, 0
+			if st.ready && rs.fails >= c.Readiness.FailureThreshold {
+				st.ready, changed = false, true
+				fmt.Fprintf(s.r.Stderr, "container %s of pod %s is not ready: readiness probe failed %d times: %v\n", c.Name, s.p, rs.fails, err)
+			}
 		}
-		return nil
-	case lp.HTTPGet != nil:
-		g := lp.HTTPGet
-		if g.Host != "" {
-			host = g.Host
-		}
-		url := g.Scheme + "://" + net.JoinHostPort(host, strconv.Itoa(int(g.Port))) + g.Path
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("GET %s: %w", url, err)
-		}
-		for k, v := range g.Headers {
-			req.Header.Set(k, v)
-		}
-		// kubelet does not verify a probed server's certificate either.
-		client := &http.Client{Timeout: lp.Timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-		resp, err := client.Do(req)
-		if err != nil {
-			return fmt.Errorf("GET %s: %w", url, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		return nil
-	default:
-		addr := net.JoinHostPort(host, strconv.Itoa(int(lp.TCPPort)))
-		d := net.Dialer{Timeout: lp.Timeout}
-		conn, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return fmt.Errorf("connect %s: %w", addr, err)
-		}
-		return conn.Close()
 	}
+	return changed
+}
+
+// kill stops a container that failed its liveness or startup probe.
+// Stopping waits out the grace period: not on the Supervisor's loop.
+func (s *Supervisor) kill(ctx context.Context, st *supervised, probe, podIP string) {
+	st.killing = true
+	fmt.Fprintf(s.r.Stderr, "container %s of pod %s failed its %s probe; stopping it\n", st.c.Name, s.p, probe)
+	id, c, grace := st.id, st.c, s.p.Plan.GracePeriod
+	go func() {
+		if err := s.r.stopContainer(ctx, id, c.Name, c.PreStop, podIP, grace); err != nil && !criclient.IsNotFound(err) {
+			fmt.Fprintf(s.r.Stderr, "husk: %v (after its %s probe failed)\n", err, probe)
+		}
+	}()
 }

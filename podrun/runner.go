@@ -54,6 +54,7 @@ type Pod struct {
 	ID     string            // the sandbox
 	images map[string]string // image as written → image ref from the pull
 	ids    map[string]string // container name → ID of its first attempt
+	ip     string            // for hooks; empty for host network
 }
 
 func (p *Pod) String() string { return p.Plan.Namespace + "/" + p.Plan.Name }
@@ -205,6 +206,7 @@ func (r *Runner) Start(ctx context.Context, plan *kubepod.Plan, file string, kee
 		return nil, criclient.Wrap(err, "run pod %s", p)
 	}
 	p.ID = resp.PodSandboxId
+	p.ip = r.podIP(ctx, p.ID)
 	rec.SandboxID = p.ID
 	if err := r.writeRecord(rec); err != nil {
 		return nil, err
@@ -310,7 +312,27 @@ func (r *Runner) createStart(ctx context.Context, p *Pod, c kubepod.Container, a
 	if _, err := r.Runtime.StartContainer(cctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
 		return cr.ContainerId, criclient.Wrap(err, "start container %s of pod %s", c.Name, p)
 	}
+	if c.PostStart != nil {
+		r.postStart(ctx, p, c, cr.ContainerId)
+	}
 	return cr.ContainerId, nil
+}
+
+// postStart runs c's postStart hook as kubelet does, before anything
+// else happens to the container; if it fails the container is killed
+// (its preStop hook first) and its restart policy takes over. kubelet
+// gives the hook no timeout; here it gets the pod's grace period, at
+// least 30 s, so that a hook that hangs cannot hang the run.
+func (r *Runner) postStart(ctx context.Context, p *Pod, c kubepod.Container, id string) {
+	timeout := max(time.Duration(p.Plan.GracePeriod)*time.Second, 30*time.Second)
+	err := r.runHandler(ctx, id, c.PostStart, p.ip, timeout)
+	if err == nil {
+		return
+	}
+	fmt.Fprintf(r.Stderr, "postStart hook of %s in pod %s failed: %v; killing the container (FailedPostStartHook)\n", c.Name, p, err)
+	if err := r.stopContainer(ctx, id, c.Name, c.PreStop, p.ip, p.Plan.GracePeriod); err != nil && !criclient.IsNotFound(err) {
+		fmt.Fprintf(r.Stderr, "husk: %v\n", err)
+	}
 }
 
 // checkNonRoot is kubelet's verifyRunAsNonRoot for a container with
@@ -353,9 +375,9 @@ func (r *Runner) waitExit(ctx context.Context, id string) (*runtimeapi.Container
 }
 
 // StopPod stops a pod as kubelet does: each running container with the
-// grace period, then the sandbox.
+// grace period, its preStop hook first, then the sandbox.
 func (r *Runner) StopPod(ctx context.Context, id string, grace int64) error {
-	cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+r.Timeout)
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(grace+minGracePeriod)*time.Second+r.Timeout)
 	defer cancel()
 	resp, err := r.Runtime.ListContainers(cctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: id}})
 	if err != nil {
@@ -363,14 +385,21 @@ func (r *Runner) StopPod(ctx context.Context, id string, grace int64) error {
 	}
 	errc := make(chan error, len(resp.Containers))
 	n := 0
+	podIP := ""
 	for _, c := range resp.Containers {
 		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 			continue
 		}
+		preStop, err := kubepod.PreStop(c.Annotations)
+		if err != nil {
+			fmt.Fprintf(r.Stderr, "husk: container %s: %v; stopped without its preStop hook\n", c.GetMetadata().GetName(), err)
+		}
+		if preStop != nil && podIP == "" {
+			podIP = r.podIP(ctx, id)
+		}
 		n++
 		go func() {
-			_, err := r.Runtime.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: grace})
-			errc <- criclient.Wrap(err, "stop container %s (%s)", c.GetMetadata().GetName(), criclient.ShortID(c.Id))
+			errc <- r.stopContainer(cctx, c.Id, c.GetMetadata().GetName(), preStop, podIP, grace)
 		}()
 	}
 	var errs []error

@@ -41,10 +41,10 @@ type supervised struct {
 	done      bool
 	exitCode  int32
 	reason    string
-	// liveness probing of the current attempt (pod_probe.go)
-	nextProbe  time.Time
-	probeFails int32
-	killing    bool
+	// probing of the current attempt (probe.go)
+	startup, liveness, readiness probeState
+	started, ready               bool
+	killing                      bool
 }
 
 // Supervisor watches one pod the runner started in the foreground.
@@ -106,6 +106,7 @@ func (s *Supervisor) Run(ctx context.Context) (*Result, error) {
 	for _, st := range states {
 		s.follow(ctx, st.c.Name, st.id)
 	}
+	s.writeStatus(states)
 	defer s.followers.Wait()
 	for {
 		done, err := s.step(ctx, states)
@@ -139,7 +140,12 @@ func (s *Supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 	if err != nil {
 		return false, criclient.Wrap(err, "status of pod %s", s.p)
 	}
-	allDone := true
+	allDone, changed := true, false
+	defer func() {
+		if changed {
+			s.writeStatus(states)
+		}
+	}()
 	for _, st := range states {
 		if st.done {
 			continue
@@ -155,8 +161,13 @@ func (s *Supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 			return false, err
 		}
 		if cs.State != runtimeapi.ContainerState_CONTAINER_EXITED {
-			s.probeLiveness(ctx, st, cs, ps.GetStatus().GetNetwork().GetIp())
+			if s.probe(ctx, st, cs, ps.GetStatus().GetNetwork().GetIp()) {
+				changed = true
+			}
 			continue
+		}
+		if st.started || st.ready {
+			st.started, st.ready, changed = false, false, true
 		}
 		restart := st.c.Sidecar
 		switch s.p.Plan.RestartPolicy {
@@ -203,7 +214,9 @@ func (s *Supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 		st.prevID, st.id = st.id, id
 		st.attempt++
 		st.nextStart = time.Time{}
-		st.nextProbe, st.probeFails, st.killing = time.Time{}, 0, false
+		st.startup, st.liveness, st.readiness = probeState{}, probeState{}, probeState{}
+		st.started, st.ready, st.killing = false, false, false
+		changed = true // the new attempt's id
 		st.backoff = min(2*st.backoff, backoffMax)
 		s.follow(ctx, st.c.Name, id)
 	}

@@ -21,20 +21,24 @@ var podFlags struct {
 	logRoot  string
 }
 
+const defaultStateDir = "/var/lib/husk-cli"
+
 func podCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pod",
 		Short: "Run Kubernetes Pod manifests without a cluster",
 		Long: `Run Kubernetes Pod manifests on this node through the CRI, translated the
-way kubelet translates them. Fields that need a cluster (Secrets,
-ConfigMaps, service account tokens, readiness probes...) are reported as
-warnings naming the field; the rest of the pod runs.`,
+way kubelet translates them, and run them as kubelet and the workload
+controllers would. Fields that need a cluster (service account tokens,
+PersistentVolumeClaims, scheduling...) are reported as warnings naming the
+field; the rest of the pod runs.`,
 		Example: `  husk pod run -f web.yaml
   husk pod ls
-  husk pod rm web`,
+  husk pod rm web
+  husk pod down -f web.yaml`,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&podFlags.stateDir, "state-dir", "/var/lib/husk-cli", "where husk pod run keeps its pod records and emptyDir volumes")
+	pf.StringVar(&podFlags.stateDir, "state-dir", defaultStateDir, "where husk pod run keeps its pod records and emptyDir volumes")
 	pf.StringVar(&podFlags.logRoot, "pod-log-root", "/var/log/pods", "root of the pods' log directories (<namespace>_<name>_<uid>)")
 	cmd.AddCommand(podRunCmd(), podDownCmd(), podStopCmd(), podRmCmd(), podLsCmd())
 	return cmd

@@ -61,11 +61,18 @@ func podLsCmd() *cobra.Command {
 					running[ct.PodSandboxId]++
 				}
 			}
+			rd := readiness(pods.Items)
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
-			fmt.Fprintln(w, "POD ID\tNAME\tNAMESPACE\tSTATE\tRUNNING\tRESTART POLICY\tCREATED")
+			fmt.Fprintln(w, "POD ID\tNAME\tNAMESPACE\tSTATE\tRUNNING\tREADY\tRESTART POLICY\tCREATED")
 			for _, p := range pods.Items {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", criclient.ShortID(p.Id), p.GetMetadata().GetName(), p.GetMetadata().GetNamespace(),
-					podState(p.State), running[p.Id], len(total[p.Id]), p.Annotations[kubepod.AnnotationRestartPolicy], ago(p.CreatedAt))
+				// READY as kubectl shows it, of the app containers and
+				// sidecars; "-" when no supervisor probes the pod.
+				ready := "-"
+				if n, of, ok := rd.ready(p.Id, ctrs.Containers); ok {
+					ready = fmt.Sprintf("%d/%d", n, of)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", criclient.ShortID(p.Id), p.GetMetadata().GetName(), p.GetMetadata().GetNamespace(),
+					podState(p.State), running[p.Id], len(total[p.Id]), ready, p.Annotations[kubepod.AnnotationRestartPolicy], ago(p.CreatedAt))
 			}
 			return w.Flush()
 		},

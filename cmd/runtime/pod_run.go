@@ -29,22 +29,28 @@ func podRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run -f FILE",
 		Short: "Run the Pods of a manifest",
-		Long: `Run every Pod of a manifest (YAML or JSON, several documents allowed; the
-pod template of a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or
-CronJob is run once). Images are pulled per imagePullPolicy, init
-containers run to completion in order (one that fails stops the pod, as
-kubelet does with restartPolicy Never), then the app containers start.
+		Long: `Run every Pod of a manifest (YAML or JSON, several documents allowed).
+Workloads run as their controllers would make their pods: a Deployment,
+ReplicaSet or StatefulSet its replicas (named <deployment>-<hash>-<random>,
+<statefulset>-<ordinal>...), a DaemonSet one pod; a Job (or a CronJob's,
+once, now) runs pods until its completions succeed, at most parallelism at
+once, and fails (exit 1) past its backoffLimit. Images are pulled per
+imagePullPolicy, init containers run to completion in order (one that
+fails stops the pod, as kubelet does with restartPolicy Never), then the
+app containers start, each followed by its postStart hook.
 
 In the foreground, husk pod run streams the containers' logs, runs their
-liveness probes (exec, httpGet, tcpSocket; a container failing one is
-stopped) and restarts them as the pod's restartPolicy says, with kubelet's
-back-off. It returns
-when every app container is done for good; Ctrl-C (or SIGTERM) stops the
-pod. Either way the pod is then removed, unless --keep.
+startup, liveness and readiness probes (exec, httpGet, tcpSocket, gRPC;
+husk ps and husk pod ls show READY) and restarts them as the pod's
+restartPolicy says, with kubelet's back-off. It returns when every app
+container is done for good; Ctrl-C (or SIGTERM) stops the pod: preStop
+hooks first, then SIGTERM, SIGKILL after the grace period. Either way the
+pod is then removed, unless --keep.
 
 With --detach it returns once the app containers are started. A detached
 pod has no supervisor: its containers are NOT restarted when they exit,
-whatever its restartPolicy says, and no probe runs. Stop and remove it with husk pod rm.
+whatever its restartPolicy says, and no probe runs. Stop and remove it
+with husk pod rm, or everything of the manifest with husk pod down.
 
 ConfigMaps and Secrets in the manifest (or in --configmap files) feed the
 Pods' env, envFrom and configMap, secret and projected volumes; a Secret's

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/criclient"
+	"github.com/husk-runtime/husk/kubepod"
+	"github.com/husk-runtime/husk/podrun"
 	"github.com/spf13/cobra"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -78,6 +80,7 @@ func psCmd() *cobra.Command {
 			for _, p := range pods.Items {
 				podNames[p.Id] = p.GetMetadata().GetName()
 			}
+			ready := readiness(pods.Items)
 			var items []*runtimeapi.Container
 			for _, ct := range resp.Containers {
 				if re.MatchString(ct.GetMetadata().GetName()) {
@@ -95,7 +98,7 @@ func psCmd() *cobra.Command {
 				return printProto(os.Stdout, output, &runtimeapi.ListContainersResponse{Containers: items})
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
-			fmt.Fprintln(w, "CONTAINER\tIMAGE\tCREATED\tSTATE\tNAME\tATTEMPT\tPOD ID\tPOD")
+			fmt.Fprintln(w, "CONTAINER\tIMAGE\tCREATED\tSTATE\tNAME\tATTEMPT\tPOD ID\tPOD\tREADY")
 			for _, ct := range items {
 				img := ct.GetImage().GetUserSpecifiedImage()
 				if img == "" {
@@ -106,9 +109,9 @@ func psCmd() *cobra.Command {
 				} else if n, ok := imageNames[ct.ImageRef]; ok && img == "" {
 					img = n
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", criclient.ShortID(ct.Id), img, ago(ct.CreatedAt),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", criclient.ShortID(ct.Id), img, ago(ct.CreatedAt),
 					strings.TrimPrefix(ct.State.String(), "CONTAINER_"), ct.GetMetadata().GetName(), ct.GetMetadata().GetAttempt(),
-					criclient.ShortID(ct.PodSandboxId), podNames[ct.PodSandboxId])
+					criclient.ShortID(ct.PodSandboxId), podNames[ct.PodSandboxId], ready.of(ct))
 			}
 			return w.Flush()
 		},
@@ -120,7 +123,60 @@ func psCmd() *cobra.Command {
 	f.StringVarP(&pod, "pod", "p", "", "show the containers of this pod (NAME or ID)")
 	f.StringVarP(&state, "state", "s", "", "show containers in this state: created, running, exited, unknown")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print container IDs only")
+	f.StringVar(&podFlags.stateDir, "state-dir", defaultStateDir, "where husk pod run keeps what its supervisor knows (the READY column)")
 	return cmd
+}
+
+// podReadiness is what foreground husk pod runs report of their pods'
+// probes (podrun.ProbeStatus), by sandbox id.
+type podReadiness map[string]*podrun.ProbeStatus
+
+func readiness(pods []*runtimeapi.PodSandbox) podReadiness {
+	out := podReadiness{}
+	for _, p := range pods {
+		if p.Labels[kubepod.LabelManaged] != "true" {
+			continue
+		}
+		if ps, err := podrun.ReadProbeStatus(podFlags.stateDir, p.GetMetadata().GetUid()); err == nil && ps != nil {
+			out[p.Id] = ps
+		}
+	}
+	return out
+}
+
+// of is a container's READY column: true or false as kubelet would
+// report it, "started" for one whose startup probe passed and that is
+// not ready yet, "-" when nothing probes it (not a pod of a foreground
+// husk pod run, or an older attempt).
+func (r podReadiness) of(ct *runtimeapi.Container) string {
+	cp, ok := r[ct.PodSandboxId].Lookup(ct.GetMetadata().GetName(), ct.Id)
+	switch {
+	case !ok:
+		return "-"
+	case cp.Ready:
+		return "true"
+	case cp.Started:
+		return "started"
+	}
+	return "false"
+}
+
+func (r podReadiness) ready(pod string, ctrs []*runtimeapi.Container) (ready, total int, known bool) {
+	ps := r[pod]
+	for _, ct := range ctrs {
+		if ct.PodSandboxId != pod || ct.Labels[kubepod.LabelContainerKind] == "init" {
+			continue
+		}
+		cp, ok := ps.Lookup(ct.GetMetadata().GetName(), ct.Id)
+		if !ok {
+			continue
+		}
+		known, total = true, total+1
+		if cp.Ready {
+			ready++
+		}
+	}
+	return ready, total, known
 }
 
 func sortPods(items []*runtimeapi.PodSandbox) {
