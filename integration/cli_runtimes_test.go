@@ -27,19 +27,30 @@ type endpointCLI struct {
 	dir      string
 }
 
-func (c *endpointCLI) run(args ...string) (stdout, stderr string, code int) {
-	c.t.Helper()
+// command is husk with the endpoint, and the pod commands' dirs for
+// `pod` and `ps` (which shows what husk pod run's supervisor knows).
+func (c *endpointCLI) command(ctx context.Context, args ...string) *exec.Cmd {
 	var full []string
 	if c.endpoint != "" {
 		full = []string{"--endpoint", c.endpoint}
 	}
-	if len(args) > 0 && args[0] == "pod" {
-		full = append(full, "pod", "--state-dir", filepath.Join(c.dir, "cli-state"), "--pod-log-root", filepath.Join(c.dir, "pod-logs"))
+	stateDir := filepath.Join(c.dir, "cli-state")
+	switch {
+	case len(args) > 0 && args[0] == "pod":
+		full = append(full, "pod", "--state-dir", stateDir, "--pod-log-root", filepath.Join(c.dir, "pod-logs"))
+		args = args[1:]
+	case len(args) > 0 && args[0] == "ps":
+		full = append(full, "ps", "--state-dir", stateDir)
 		args = args[1:]
 	}
+	return exec.CommandContext(ctx, filepath.Join(binDir(c.t), "husk"), append(full, args...)...)
+}
+
+func (c *endpointCLI) run(args ...string) (stdout, stderr string, code int) {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir(c.t), "husk"), append(full, args...)...)
+	cmd := c.command(ctx, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

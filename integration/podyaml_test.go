@@ -35,8 +35,12 @@ func newHuskCLI(t *testing.T, d *Daemon) *huskCLI {
 
 func (h *huskCLI) command(ctx context.Context, args ...string) *exec.Cmd {
 	full := []string{"--endpoint", "unix://" + h.d.Socket}
-	if len(args) > 0 && args[0] == "pod" {
+	switch {
+	case len(args) > 0 && args[0] == "pod":
 		full = append(full, "pod", "--state-dir", h.stateDir, "--pod-log-root", h.logRoot)
+		args = args[1:]
+	case len(args) > 0 && args[0] == "ps":
+		full = append(full, "ps", "--state-dir", h.stateDir)
 		args = args[1:]
 	}
 	return exec.CommandContext(ctx, filepath.Join(binDir(h.t), "husk"), append(full, args...)...)
