@@ -323,3 +323,65 @@ spec:
 		})
 	}
 }
+
+// TestPodYAMLEndings: termination messages (the file, and the log's tail
+// with FallbackToLogsOnError) in what husk pod run reports; a subPathExpr
+// from the downward API; activeDeadlineSeconds stopping a pod that would
+// run for an hour, which then fails with DeadlineExceeded.
+func TestPodYAMLEndings(t *testing.T) {
+	ref := busyboxRef(t)
+	for _, rt := range cliRuntimes(t) {
+		t.Run(rt.name, func(t *testing.T) {
+			c := rt.cli.within(t)
+			out := t.TempDir()
+			file := writeManifest(t, t.TempDir(), "end.yaml", strings.NewReplacer("IMAGE", ref, "OUT", out).Replace(`apiVersion: v1
+kind: Pod
+metadata: {name: endpod, namespace: husk-test}
+spec:
+  restartPolicy: Never
+  activeDeadlineSeconds: 4
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: out, hostPath: {path: OUT, type: Directory}}]
+  containers:
+  - name: writer
+    image: IMAGE
+    command: [sh, -c, "echo disk full > /dev/termination-log; exit 3"]
+  - name: fallback
+    image: IMAGE
+    terminationMessagePath: /tmp/why
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [sh, -c, "echo first; echo last words; exit 4"]
+  - name: sleeper
+    image: IMAGE
+    env: [{name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+    volumeMounts: [{name: out, mountPath: /out, subPathExpr: "$(POD)/logs"}]
+    command: [sh, -c, "echo here > /out/mark; exec sleep 3600"]
+`))
+			began := time.Now()
+			stdout, stderr, code := c.run("pod", "run", "-f", file)
+			took := time.Since(began)
+			if code != 1 {
+				t.Fatalf("pod run: exit %d, want 1 (DeadlineExceeded)\n%s\n%s", code, stdout, stderr)
+			}
+			for _, w := range []string{
+				"container writer of pod husk-test/endpod exited with code 3 (Error): disk full",
+				"container fallback of pod husk-test/endpod exited with code 4 (Error): first\nlast words",
+				"pod husk-test/endpod was active longer than its activeDeadlineSeconds (4s): DeadlineExceeded",
+				"pod husk-test/endpod failed: DeadlineExceeded",
+			} {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			if took > time.Minute {
+				t.Errorf("the run took %s: the deadline of 4s did not end it", took)
+			}
+			if b, err := os.ReadFile(filepath.Join(out, "endpod", "logs", "mark")); err != nil || string(b) != "here\n" {
+				t.Errorf("subPathExpr $(POD)/logs: %q, %v", b, err)
+			}
+			if ls := c.ok("pod", "ls", "-q"); strings.TrimSpace(ls) != "" {
+				t.Errorf("pods left after the run: %q", ls)
+			}
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -47,12 +48,14 @@ type Source struct {
 // JobSpec is what a Job asks of its pods, as the Job controller runs them:
 // Completions of them must succeed, at most Parallelism at once, and the
 // Job fails after more than BackoffLimit failures (failed pods, or
-// container restarts under restartPolicy OnFailure).
+// container restarts under restartPolicy OnFailure), or when it has run
+// longer than ActiveDeadline (0: no deadline).
 type JobSpec struct {
-	Name         string // the Job's
-	Completions  int32
-	Parallelism  int32
-	BackoffLimit int32
+	Name           string // the Job's
+	Completions    int32
+	Parallelism    int32
+	BackoffLimit   int32
+	ActiveDeadline time.Duration
 }
 
 // typeMeta and the workload shapes: only the pod template is read from a
@@ -82,9 +85,10 @@ type workload struct {
 }
 
 type jobFields struct {
-	Completions  *int32 `json:"completions"`
-	Parallelism  *int32 `json:"parallelism"`
-	BackoffLimit *int32 `json:"backoffLimit"`
+	Completions           *int32 `json:"completions"`
+	Parallelism           *int32 `json:"parallelism"`
+	BackoffLimit          *int32 `json:"backoffLimit"`
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds"`
 }
 
 type list struct {
@@ -331,6 +335,12 @@ func jobSpec(name string, jf jobFields, pod *corev1.Pod) (*JobSpec, error) {
 	}
 	if jf.BackoffLimit != nil {
 		j.BackoffLimit = *jf.BackoffLimit
+	}
+	if d := jf.ActiveDeadlineSeconds; d != nil {
+		if *d <= 0 {
+			return nil, fmt.Errorf("spec.activeDeadlineSeconds: %d; it must be positive", *d)
+		}
+		j.ActiveDeadline = time.Duration(*d) * time.Second
 	}
 	switch {
 	case j.Completions < 1:

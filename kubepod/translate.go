@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
@@ -76,6 +77,10 @@ type Plan struct {
 	RestartPolicy corev1.RestartPolicy
 	// GracePeriod is terminationGracePeriodSeconds.
 	GracePeriod int64
+	// ActiveDeadline is activeDeadlineSeconds: how long after its start
+	// the pod may run before its containers are stopped for good
+	// (DeadlineExceeded); 0 is no deadline.
+	ActiveDeadline time.Duration
 	// FSGroup owns the pod's emptyDir volumes, as under kubelet.
 	FSGroup  *int64
 	Warnings []Warning
@@ -99,7 +104,13 @@ type Container struct {
 	// PostStart runs right after the container starts, PreStop before it
 	// is stopped (the latter also in AnnotationPreStop).
 	PostStart, PreStop *Handler
-	config             *runtimeapi.ContainerConfig
+	// TerminationLog is the host file mounted at terminationMessagePath,
+	// made empty (0666, any user may write it) before each attempt, as
+	// kubelet makes a new one per start; FallbackToLogs is the policy
+	// FallbackToLogsOnError.
+	TerminationLog string
+	FallbackToLogs bool
+	config         *runtimeapi.ContainerConfig
 }
 
 // Config returns the container's config for restart number attempt with
@@ -218,8 +229,20 @@ func Translate(in *corev1.Pod, opts Options) (*Plan, error) {
 	if pod.Spec.TerminationGracePeriodSeconds != nil {
 		p.GracePeriod = *pod.Spec.TerminationGracePeriodSeconds
 	}
+	if d := pod.Spec.ActiveDeadlineSeconds; d != nil {
+		if *d <= 0 {
+			return nil, fmt.Errorf("spec.activeDeadlineSeconds: %d; it must be positive", *d)
+		}
+		p.ActiveDeadline = time.Duration(*d) * time.Second
+	}
 	if psc := pod.Spec.SecurityContext; psc != nil {
 		p.FSGroup = psc.FSGroup
+		// Every volume that takes the fsGroup (emptyDir, configMap,
+		// secret, projected) is new with the pod here, so Always and
+		// OnRootMismatch change the same: nothing to walk.
+		if pol := psc.FSGroupChangePolicy; pol != nil && *pol != corev1.FSGroupChangeAlways && *pol != corev1.FSGroupChangeOnRootMismatch {
+			return nil, fmt.Errorf("spec.securityContext.fsGroupChangePolicy: unknown policy %q", *pol)
+		}
 	}
 	if pod.Spec.RuntimeClassName != nil && *pod.Spec.RuntimeClassName != "" {
 		p.RuntimeHandler = *pod.Spec.RuntimeClassName
@@ -306,9 +329,6 @@ func (t *translator) podWarnings() {
 	}
 	if s.HostnameOverride != nil {
 		ws.add("spec.hostnameOverride", "not supported; ignored")
-	}
-	if s.ActiveDeadlineSeconds != nil {
-		ws.add("spec.activeDeadlineSeconds", "not enforced by husk pod run; ignored")
 	}
 	if len(s.ReadinessGates) > 0 {
 		ws.add("spec.readinessGates", "readiness needs a cluster; ignored")
@@ -534,7 +554,8 @@ func propagation(p *corev1.MountPropagationMode, field string) (runtimeapi.Mount
 	return 0, fmt.Errorf("%s.mountPropagation: unknown mode %q", field, *p)
 }
 
-func (t *translator) mounts(c *corev1.Container, field string) ([]*runtimeapi.Mount, error) {
+// mounts translates c's volume mounts; vars are its env, for subPathExpr.
+func (t *translator) mounts(c *corev1.Container, field string, vars map[string]string) ([]*runtimeapi.Mount, error) {
 	vols, ws, p := t.vols, &t.ws, t.plan
 	var out []*runtimeapi.Mount
 	for j, vm := range c.VolumeMounts {
@@ -550,17 +571,24 @@ func (t *translator) mounts(c *corev1.Container, field string) ([]*runtimeapi.Mo
 			ws.add(mf, fmt.Sprintf("volume %q was skipped (%s); not mounted at %s", vm.Name, v.skipped, vm.MountPath))
 			continue
 		}
-		if vm.SubPathExpr != "" {
-			ws.add(mf+".subPathExpr", "needs the downward API; mounted without a subPath")
-		}
 		host := v.hostPath
-		if vm.SubPath != "" {
-			sp := filepath.Clean(vm.SubPath)
+		subPath, spField := vm.SubPath, mf+".subPath"
+		if vm.SubPathExpr != "" {
+			if vm.SubPath != "" {
+				return nil, fmt.Errorf("%s.subPathExpr: subPath and subPathExpr are mutually exclusive", mf)
+			}
+			// Expanded from the container's env, as kubelet's
+			// ExpandContainerVolumeMounts does (the downward API's
+			// fields come in through env valueFrom).
+			subPath, spField = expand(vm.SubPathExpr, vars), mf+".subPathExpr"
+		}
+		if subPath != "" {
+			sp := filepath.Clean(subPath)
 			if filepath.IsAbs(sp) || sp == ".." || strings.HasPrefix(sp, "../") {
-				return nil, fmt.Errorf("%s.subPath: %q must be a relative path inside the volume", mf, vm.SubPath)
+				return nil, fmt.Errorf("%s: %q must be a relative path inside the volume", spField, subPath)
 			}
 			host = filepath.Join(host, sp)
-			p.HostPaths = append(p.HostPaths, HostPath{Field: mf + ".subPath", Path: host, SubPath: true})
+			p.HostPaths = append(p.HostPaths, HostPath{Field: spField, Path: host, SubPath: true})
 		}
 		prop, err := propagation(vm.MountPropagation, mf)
 		if err != nil {
@@ -705,9 +733,16 @@ func (t *translator) container(c *corev1.Container, field string, init bool) (Co
 		args[j] = expand(s, vars)
 	}
 
-	ms, err := t.mounts(c, field)
+	ms, err := t.mounts(c, field, vars)
 	if err != nil {
 		return out, err
+	}
+	if opts.VolumeDir != "" {
+		tm, err := t.terminationLog(c, field, &out)
+		if err != nil {
+			return out, err
+		}
+		ms = append(ms, tm)
 	}
 	sc, err := t.containerSecurityContext(c, field)
 	if err != nil {
@@ -752,6 +787,29 @@ func (t *translator) container(c *corev1.Container, field string, init bool) (Co
 		out.config.Annotations[AnnotationPreStop] = string(preStop)
 	}
 	return out, nil
+}
+
+// terminationLog is kubelet's termination message mount: a file of the
+// pod's own at terminationMessagePath (default /dev/termination-log),
+// which the container may write why it ended into.
+func (t *translator) terminationLog(c *corev1.Container, field string, out *Container) (*runtimeapi.Mount, error) {
+	tmPath := c.TerminationMessagePath
+	if tmPath == "" {
+		tmPath = corev1.TerminationMessagePathDefault
+	}
+	if !path.IsAbs(tmPath) {
+		return nil, fmt.Errorf("%s.terminationMessagePath: %q is not an absolute path", field, tmPath)
+	}
+	switch c.TerminationMessagePolicy {
+	case "", corev1.TerminationMessageReadFile:
+	case corev1.TerminationMessageFallbackToLogsOnError:
+		out.FallbackToLogs = true
+	default:
+		return nil, fmt.Errorf("%s.terminationMessagePolicy: unknown policy %q", field, c.TerminationMessagePolicy)
+	}
+	// Beside the volumes, in the pod's own state dir.
+	out.TerminationLog = filepath.Join(filepath.Dir(t.opts.VolumeDir), "containers", c.Name, "termination-log")
+	return &runtimeapi.Mount{ContainerPath: tmPath, HostPath: out.TerminationLog}, nil
 }
 
 // defaultPullPolicy is the API server's default: Always for :latest or an

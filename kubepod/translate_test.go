@@ -262,8 +262,12 @@ func TestTranslateResources(t *testing.T) {
 func TestTranslateVolumes(t *testing.T) {
 	p := translate(t, fullPod)
 	mounts := p.Containers[0].Config(0, "").Mounts
-	if len(mounts) != 2 {
+	if len(mounts) != 3 {
 		t.Fatalf("mounts %v (the claim must be skipped)", mounts)
+	}
+	if m := mounts[2]; m.ContainerPath != "/dev/termination-log" || m.HostPath != "/var/lib/husk-cli/pods/uid-1/containers/server/termination-log" || m.Readonly ||
+		p.Containers[0].TerminationLog != m.HostPath || p.Containers[0].FallbackToLogs {
+		t.Errorf("termination message mount %v", m)
 	}
 	if m := mounts[0]; m.ContainerPath != "/shared" || m.HostPath != "/var/lib/husk-cli/pods/uid-1/volumes/shared" || m.Readonly {
 		t.Errorf("emptyDir mount %v", m)
@@ -272,7 +276,7 @@ func TestTranslateVolumes(t *testing.T) {
 		t.Errorf("hostPath subPath mount %v", m)
 	}
 	// The init container mounts the same emptyDir.
-	if m := p.InitContainers[0].Config(0, "").Mounts; len(m) != 1 || m[0].HostPath != "/var/lib/husk-cli/pods/uid-1/volumes/shared" {
+	if m := p.InitContainers[0].Config(0, "").Mounts; len(m) != 2 || m[0].HostPath != "/var/lib/husk-cli/pods/uid-1/volumes/shared" {
 		t.Errorf("init mounts %v", m)
 	}
 	want := []HostPath{
@@ -539,6 +543,45 @@ func TestTranslateErrors(t *testing.T) {
 		if _, err := Translate(decodeOne(t, m), opts()); err == nil {
 			t.Errorf("no error for %q", m)
 		}
+	}
+}
+
+// subPathExpr expands the container's env; what it gives must stay in
+// the volume. terminationMessagePath and its policy are honoured.
+func TestSubPathExprAndTerminationMessage(t *testing.T) {
+	p := translate(t, `
+kind: Pod
+metadata: {name: p}
+spec:
+  volumes: [{name: logs, emptyDir: {}}]
+  containers:
+  - name: c
+    image: i:1
+    env: [{name: POD, value: p-1}]
+    terminationMessagePath: /tmp/why
+    terminationMessagePolicy: FallbackToLogsOnError
+    volumeMounts: [{name: logs, mountPath: /logs, subPathExpr: "$(POD)/app"}]
+`)
+	c := p.Containers[0]
+	ms := c.Config(0, "").Mounts
+	if ms[0].HostPath != "/var/lib/husk-cli/pods/uid-1/volumes/logs/p-1/app" {
+		t.Errorf("subPathExpr mount %v", ms[0])
+	}
+	if ms[1].ContainerPath != "/tmp/why" || !c.FallbackToLogs {
+		t.Errorf("termination message: %v, fallback %v", ms[1], c.FallbackToLogs)
+	}
+	for _, bad := range []string{
+		`[{name: logs, mountPath: /logs, subPathExpr: "$(UP)"}]`,
+		`[{name: logs, mountPath: /logs, subPathExpr: "$(POD)", subPath: x}]`,
+	} {
+		m := "kind: Pod\nmetadata: {name: x}\nspec:\n  volumes: [{name: logs, emptyDir: {}}]\n  containers:\n  - {name: c, image: i, env: [{name: UP, value: ../..}], volumeMounts: " + bad + "}"
+		if _, err := Translate(decodeOne(t, m), opts()); err == nil || !strings.Contains(err.Error(), "subPathExpr") {
+			t.Errorf("%s: %v, want a subPathExpr error", bad, err)
+		}
+	}
+	m := "kind: Pod\nmetadata: {name: x}\nspec: {securityContext: {fsGroupChangePolicy: Sometimes}, containers: [{name: c, image: i}]}"
+	if _, err := Translate(decodeOne(t, m), opts()); err == nil || !strings.Contains(err.Error(), "fsGroupChangePolicy") {
+		t.Errorf("unknown fsGroupChangePolicy: %v", err)
 	}
 }
 

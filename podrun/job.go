@@ -24,8 +24,12 @@ const (
 	jobBackoffMax     = 6 * time.Minute
 )
 
-// errBackoffLimit ends a Job's pods once it has failed too often.
-var errBackoffLimit = errors.New("backoffLimit reached")
+// errBackoffLimit ends a Job's pods once it has failed too often,
+// errDeadline once it has run longer than its activeDeadlineSeconds.
+var (
+	errBackoffLimit = errors.New("backoffLimit reached")
+	errDeadline     = errors.New("DeadlineExceeded: the job was active longer than activeDeadlineSeconds")
+)
 
 // jobRun is one Job of the manifest.
 type jobRun struct {
@@ -76,6 +80,13 @@ func (r *Runner) runJob(parent context.Context, j *jobRun, opts RunOptions) erro
 	spec := j.src.Job
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
+	if spec.ActiveDeadline > 0 {
+		t := time.AfterFunc(spec.ActiveDeadline, func() {
+			fmt.Fprintf(r.Stderr, "job %s was active longer than its activeDeadlineSeconds (%s); stopping its pods\n", spec.Name, spec.ActiveDeadline)
+			cancel(errDeadline)
+		})
+		defer t.Stop()
+	}
 	type ended struct {
 		p      *Pod
 		failed []string
@@ -187,6 +198,9 @@ func (r *Runner) runJob(parent context.Context, j *jobRun, opts RunOptions) erro
 	}
 	if jobErr != nil {
 		return jobErr
+	}
+	if errors.Is(context.Cause(ctx), errDeadline) {
+		return fmt.Errorf("job %s failed: %w (%s)", spec.Name, errDeadline, spec.ActiveDeadline)
 	}
 	if errors.Is(context.Cause(ctx), errBackoffLimit) {
 		return fmt.Errorf("job %s failed: %w (%d failures, limit %d)", spec.Name, errBackoffLimit, failures, spec.BackoffLimit)

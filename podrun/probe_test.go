@@ -155,3 +155,45 @@ func TestHooks(t *testing.T) {
 		t.Errorf("StopPod: %q, want %q", got, want)
 	}
 }
+
+// Past activeDeadlineSeconds every container is stopped and none
+// restarts, whatever the restart policy; the pod has failed with
+// DeadlineExceeded.
+func TestActiveDeadline(t *testing.T) {
+	f := newFake()
+	pod := testPod(corev1.RestartPolicyAlways, "app")
+	deadline := int64(30)
+	pod.Spec.ActiveDeadlineSeconds = &deadline
+	r, p, err := start(t, f, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.began = f.now()
+	s := r.NewSupervisor(p, "")
+	s.now = f.now
+	states := []*supervised{{c: p.Plan.Containers[0], id: p.ids["app"], backoff: backoffInitial}}
+	step := func(d time.Duration) bool {
+		t.Helper()
+		f.advance(d)
+		done, err := s.step(context.Background(), states)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return done
+	}
+	if step(29 * time.Second) {
+		t.Fatal("done before the deadline")
+	}
+	if n := len(f.calls("stop")); n != 0 {
+		t.Fatalf("stopped before the deadline")
+	}
+	step(time.Second)
+	waitFor(t, func() bool { return len(f.calls("stop")) == 1 }, "stop at the deadline")
+	step(time.Minute) // sees the exit
+	if !step(time.Second) || !states[0].done {
+		t.Fatal("not done after the deadline stopped the container")
+	}
+	if n := len(f.calls("start")); n != 1 {
+		t.Errorf("%d starts: restarted after the deadline", n)
+	}
+}

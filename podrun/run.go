@@ -54,6 +54,13 @@ func (r *Runner) Run(ctx context.Context, srcs []kubepod.Source, dns *runtimeapi
 			plans = append(plans, p)
 		}
 	}
+	if opts.Detach {
+		for _, p := range plans {
+			if p.ActiveDeadline > 0 {
+				fmt.Fprintf(r.Stderr, "warning: %s: spec.activeDeadlineSeconds: not enforced on a detached pod (nothing supervises it)\n", p.Origin)
+			}
+		}
+	}
 	var pods []*Pod
 	var startErr error
 	for _, p := range plans {

@@ -55,6 +55,7 @@ type Pod struct {
 	images map[string]string // image as written → image ref from the pull
 	ids    map[string]string // container name → ID of its first attempt
 	ip     string            // for hooks; empty for host network
+	began  time.Time         // when Start began: activeDeadlineSeconds counts from it, as kubelet's from the pod's startTime
 }
 
 func (p *Pod) String() string { return p.Plan.Namespace + "/" + p.Plan.Name }
@@ -156,7 +157,7 @@ func (r *Runner) Plan(src kubepod.Source, dns *runtimeapi.DNSConfig, several boo
 // failure what it made is removed again, unless keep. file is the
 // manifest's absolute path (empty for stdin), kept for `husk pod down`.
 func (r *Runner) Start(ctx context.Context, plan *kubepod.Plan, file string, keep bool) (_ *Pod, err error) {
-	p := &Pod{Plan: plan, images: map[string]string{}, ids: map[string]string{}}
+	p := &Pod{Plan: plan, images: map[string]string{}, ids: map[string]string{}, began: time.Now()}
 	if err := r.checkNameFree(ctx, plan); err != nil {
 		return nil, err
 	}
@@ -230,6 +231,9 @@ func (r *Runner) Start(ctx context.Context, plan *kubepod.Plan, file string, kee
 			if st.Reason != "" {
 				msg += " (" + st.Reason + ")"
 			}
+			if m := terminationMessage(c, st); m != "" {
+				msg += ": " + m
+			}
 			if t := strings.TrimRight(crilog.Tail(st.LogPath, 10), "\n"); t != "" {
 				msg += "; its last log lines:\n" + t
 			}
@@ -302,6 +306,9 @@ func (r *Runner) createStart(ctx context.Context, p *Pod, c kubepod.Container, a
 		if err := r.checkNonRoot(ctx, c, imageRef); err != nil {
 			return "", err
 		}
+	}
+	if err := newTerminationLog(c.TerminationLog); err != nil {
+		return "", fmt.Errorf("termination message file of container %s: %w", c.Name, err)
 	}
 	cctx, cancel := r.ctx(ctx)
 	defer cancel()

@@ -41,6 +41,7 @@ type supervised struct {
 	done      bool
 	exitCode  int32
 	reason    string
+	message   string // its termination message
 	// probing of the current attempt (probe.go)
 	startup, liveness, readiness probeState
 	started, ready               bool
@@ -57,6 +58,9 @@ type Supervisor struct {
 	// onRestart, when set, is told of each restart the supervisor
 	// schedules (a Job counts them against its backoffLimit).
 	onRestart func()
+	// deadlineExceeded: the pod ran past activeDeadlineSeconds; its
+	// containers are being stopped and none restarts.
+	deadlineExceeded bool
 }
 
 // NewSupervisor supervises p; logPrefix goes before the container name in
@@ -113,9 +117,12 @@ func (s *Supervisor) Run(ctx context.Context) (*Result, error) {
 		if err != nil || done {
 			if err == nil {
 				res := &Result{}
+				if s.deadlineExceeded {
+					res.Failed = append(res.Failed, fmt.Sprintf("DeadlineExceeded: the pod was active longer than activeDeadlineSeconds (%s)", s.p.Plan.ActiveDeadline))
+				}
 				for _, st := range states {
 					if !st.c.Sidecar && st.exitCode != 0 {
-						res.Failed = append(res.Failed, fmt.Sprintf("%s: exit code %d (%s)", st.c.Name, st.exitCode, st.reason))
+						res.Failed = append(res.Failed, fmt.Sprintf("%s: exit code %d (%s)%s", st.c.Name, st.exitCode, st.reason, colonMessage(st.message)))
 					}
 				}
 				return res, nil
@@ -146,6 +153,9 @@ func (s *Supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 			s.writeStatus(states)
 		}
 	}()
+	if d := s.p.Plan.ActiveDeadline; d > 0 && !s.deadlineExceeded && !s.now().Before(s.p.began.Add(d)) {
+		s.exceedDeadline(ctx, states, ps.GetStatus().GetNetwork().GetIp())
+	}
 	for _, st := range states {
 		if st.done {
 			continue
@@ -176,9 +186,11 @@ func (s *Supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 		case corev1.RestartPolicyOnFailure:
 			restart = restart || cs.ExitCode != 0
 		}
+		restart = restart && !s.deadlineExceeded
 		if !restart {
 			st.done, st.exitCode, st.reason = true, cs.ExitCode, cs.Reason
-			fmt.Fprintf(s.r.Stderr, "container %s of pod %s exited with code %d (%s)\n", st.c.Name, s.p, cs.ExitCode, cs.Reason)
+			st.message = terminationMessage(st.c, cs)
+			fmt.Fprintf(s.r.Stderr, "container %s of pod %s exited with code %d (%s)%s\n", st.c.Name, s.p, cs.ExitCode, cs.Reason, colonMessage(st.message))
 			continue
 		}
 		if st.nextStart.IsZero() {
@@ -187,8 +199,8 @@ func (s *Supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 				st.backoff = backoffInitial
 			}
 			st.nextStart = time.Unix(0, cs.FinishedAt).Add(st.backoff)
-			fmt.Fprintf(s.r.Stderr, "container %s of pod %s exited with code %d (%s); restarting in %s\n",
-				st.c.Name, s.p, cs.ExitCode, cs.Reason, st.nextStart.Sub(s.now()).Round(time.Second))
+			fmt.Fprintf(s.r.Stderr, "container %s of pod %s exited with code %d (%s)%s; restarting in %s\n",
+				st.c.Name, s.p, cs.ExitCode, cs.Reason, colonMessage(terminationMessage(st.c, cs)), st.nextStart.Sub(s.now()).Round(time.Second))
 			if s.onRestart != nil {
 				s.onRestart()
 			}
@@ -221,6 +233,34 @@ func (s *Supervisor) step(ctx context.Context, states []*supervised) (bool, erro
 		s.follow(ctx, st.c.Name, id)
 	}
 	return allDone, nil
+}
+
+// exceedDeadline is kubelet's answer to a pod past activeDeadlineSeconds:
+// every container is stopped (preStop hooks first), none restarts, and
+// the pod has failed with reason DeadlineExceeded.
+func (s *Supervisor) exceedDeadline(ctx context.Context, states []*supervised, podIP string) {
+	s.deadlineExceeded = true
+	fmt.Fprintf(s.r.Stderr, "pod %s was active longer than its activeDeadlineSeconds (%s): DeadlineExceeded; stopping its containers\n", s.p, s.p.Plan.ActiveDeadline)
+	for _, st := range states {
+		if st.done || st.killing {
+			continue
+		}
+		st.killing = true
+		id, c, grace := st.id, st.c, s.p.Plan.GracePeriod
+		go func() {
+			if err := s.r.stopContainer(ctx, id, c.Name, c.PreStop, podIP, grace); err != nil && !criclient.IsNotFound(err) {
+				fmt.Fprintf(s.r.Stderr, "husk: %v (DeadlineExceeded)\n", err)
+			}
+		}()
+	}
+}
+
+// colonMessage puts a termination message after a status line.
+func colonMessage(m string) string {
+	if m == "" {
+		return ""
+	}
+	return ": " + m
 }
 
 func (s *Supervisor) removeContainer(ctx context.Context, id string) {
