@@ -98,6 +98,9 @@ type Container struct {
 	RunAsNonRoot bool
 	// Field is its path in the Pod, e.g. spec.initContainers[0].
 	Field string
+	// PullAuth are the credentials of the pod's imagePullSecrets for
+	// the image; nil leaves them to the runtime.
+	PullAuth *runtimeapi.AuthConfig
 	// Liveness, Readiness and Startup are the probes the foreground
 	// supervisor runs.
 	Liveness, Readiness, Startup *Probe
@@ -174,6 +177,8 @@ type translator struct {
 	ws   warnings
 	plan *Plan
 	vols map[string]volume
+	// keyring is the pod's imagePullSecrets (pullsecret.go).
+	keyring pullKeyring
 }
 
 // Translate turns a Pod into the CRI configs kubelet would produce for it
@@ -260,6 +265,7 @@ func Translate(in *corev1.Pod, opts Options) (*Plan, error) {
 	if t.vols, err = t.volumes(); err != nil {
 		return nil, err
 	}
+	t.keyring = t.pullKeyring()
 	for i := range pod.Spec.InitContainers {
 		c, err := t.container(&pod.Spec.InitContainers[i], fmt.Sprintf("spec.initContainers[%d]", i), true)
 		if err != nil {
@@ -298,9 +304,6 @@ func (t *translator) podWarnings() {
 	s := &pod.Spec
 	if s.ServiceAccountName != "" || s.DeprecatedServiceAccount != "" {
 		ws.add("spec.serviceAccountName", "service account tokens need a cluster; no token is mounted")
-	}
-	if len(s.ImagePullSecrets) > 0 {
-		ws.add("spec.imagePullSecrets", "Secrets need a cluster; images are pulled with the runtime's own credentials")
 	}
 	sched := map[string]bool{
 		"spec.nodeName": s.NodeName != "", "spec.nodeSelector": len(s.NodeSelector) > 0, "spec.affinity": s.Affinity != nil,
@@ -605,7 +608,7 @@ func (t *translator) mounts(c *corev1.Container, field string, vars map[string]s
 
 func (t *translator) container(c *corev1.Container, field string, init bool) (Container, error) {
 	pod, opts, ws, p := t.pod, t.opts, &t.ws, t.plan
-	out := Container{Name: c.Name, Image: c.Image, PullPolicy: c.ImagePullPolicy, Field: field}
+	out := Container{Name: c.Name, Image: c.Image, PullPolicy: c.ImagePullPolicy, Field: field, PullAuth: t.keyring.lookup(c.Image)}
 	if out.PullPolicy == "" {
 		out.PullPolicy = defaultPullPolicy(c.Image)
 	}

@@ -288,7 +288,7 @@ func (r *Runner) ensureImage(ctx context.Context, plan *kubepod.Plan, c kubepod.
 	fmt.Fprintf(r.Stderr, "pulling image %s\n", c.Image)
 	cctx, cancel := r.ctx(ctx)
 	defer cancel()
-	resp, err := r.Images.PullImage(cctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: c.Image}, SandboxConfig: plan.Sandbox})
+	resp, err := r.Images.PullImage(cctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: c.Image}, Auth: c.PullAuth, SandboxConfig: plan.Sandbox})
 	if err != nil {
 		return "", criclient.Wrap(err, "pull image %s (%s.image)", c.Image, c.Field)
 	}
