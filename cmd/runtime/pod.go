@@ -40,7 +40,7 @@ field; the rest of the pod runs.`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&podFlags.stateDir, "state-dir", defaultStateDir, "where husk pod run keeps its pod records and emptyDir volumes")
 	pf.StringVar(&podFlags.logRoot, "pod-log-root", "/var/log/pods", "root of the pods' log directories (<namespace>_<name>_<uid>)")
-	cmd.AddCommand(podRunCmd(), podDownCmd(), podStopCmd(), podRmCmd(), podLsCmd())
+	cmd.AddCommand(podRunCmd(), podDownCmd(), podStopCmd(), podRmCmd(), podLsCmd(), podGenerateCmd())
 	return cmd
 }
 
