@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -197,6 +198,14 @@ func Translate(in *corev1.Pod, opts Options) (*Plan, error) {
 	if pod.Namespace == "" {
 		pod.Namespace = "default"
 	}
+	// The API server's rules, which also keep the log directory
+	// (<namespace>_<name>_<uid>) one path element.
+	if errs := validation.IsDNS1123Subdomain(pod.Name); len(errs) > 0 {
+		return nil, fmt.Errorf("metadata.name: %q: %s", pod.Name, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Label(pod.Namespace); len(errs) > 0 {
+		return nil, fmt.Errorf("metadata.namespace: %q: %s", pod.Namespace, strings.Join(errs, "; "))
+	}
 	if len(pod.Spec.Containers) == 0 {
 		return nil, fmt.Errorf("spec.containers: a pod needs at least one container")
 	}
@@ -287,6 +296,11 @@ func Translate(in *corev1.Pod, opts Options) (*Plan, error) {
 func checkContainer(c *corev1.Container, field string, seen map[string]string) error {
 	if c.Name == "" {
 		return fmt.Errorf("%s.name: required", field)
+	}
+	// The API server's rule; it also keeps the name, which log and state
+	// paths are joined from, a single path element.
+	if errs := validation.IsDNS1123Label(c.Name); len(errs) > 0 {
+		return fmt.Errorf("%s.name: %q: %s", field, c.Name, strings.Join(errs, "; "))
 	}
 	if prev, ok := seen[c.Name]; ok {
 		return fmt.Errorf("%s.name: %q is also the name of %s", field, c.Name, prev)

@@ -539,6 +539,9 @@ func TestTranslateErrors(t *testing.T) {
 		"kind: Pod\nmetadata: {name: x}\nspec: {restartPolicy: Sometimes, containers: [{name: c, image: i}]}",
 		"kind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: c, image: i, ports: [{containerPort: 70000}]}]}",
 		"kind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: c, image: i, securityContext: {runAsNonRoot: true, runAsUser: 0}}]}",
+		"kind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: ../../x, image: i}]}",
+		"kind: Pod\nmetadata: {name: ../x}\nspec: {containers: [{name: c, image: i}]}",
+		"kind: Pod\nmetadata: {name: x, namespace: a_b}\nspec: {containers: [{name: c, image: i}]}",
 	} {
 		if _, err := Translate(decodeOne(t, m), opts()); err == nil {
 			t.Errorf("no error for %q", m)
