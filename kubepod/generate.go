@@ -387,6 +387,7 @@ func (g *generator) podSecurity() {
 	if s := sc.GetSeccomp(); s != nil && s.ProfileType != runtimeapi.SecurityProfile_RuntimeDefault {
 		g.note("the sandbox's seccomp profile %s is not reproduced: kubelet and Translate give every sandbox RuntimeDefault", s.ProfileType)
 	}
+	//nolint:staticcheck // the deprecated path is what older clients still send; noticed, not used
 	if sc.GetApparmor() != nil || sc.GetSeccompProfilePath() != "" {
 		g.note("the sandbox's own AppArmor and seccomp profile paths are not reproduced")
 	}

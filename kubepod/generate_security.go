@@ -71,6 +71,7 @@ func (g *generator) security(ctr string, sc *runtimeapi.LinuxContainerSecurityCo
 	}
 	out.SeccompProfile = g.seccomp(ctr, sc.Seccomp)
 	out.AppArmorProfile = apparmor(sc.Apparmor)
+	//nolint:staticcheck // the deprecated fields are what older clients still send; noticed, not used
 	if (sc.SeccompProfilePath != "" && sc.Seccomp == nil) || (sc.ApparmorProfile != "" && sc.Apparmor == nil) {
 		g.note("container %s: its seccomp or AppArmor profile is named only by a deprecated field; not reproduced", ctr)
 	}
