@@ -2,9 +2,10 @@ package kubepod
 
 // Generate is Translate's inverse, for `husk pod generate`: from the CRI
 // configs a pod was made from, the Pod that Translate turns into the same
-// configs again. Translate loses what the CRI has no field for (probes,
-// postStart hooks, a configMap volume's keys, port names...), so not every
-// Pod comes back; what does not is said in the notes.
+// configs again. Translate loses what the CRI has no field for (a
+// configMap volume's keys, port names...; probes and postStart come back
+// from the record's Supervision), so not every Pod comes back; what does
+// not is said in the notes.
 
 import (
 	"bytes"
@@ -36,6 +37,10 @@ type GenContainer struct {
 	Kind   string
 	Config *runtimeapi.ContainerConfig
 	Image  string
+	// Supervision is what the config does not hold (probes, postStart,
+	// the termination message policy): husk pod run's record has it; nil
+	// for a pod read off a runtime.
+	Supervision *Supervision
 }
 
 // GenOptions are what Generate needs beside the configs. The first four
@@ -518,6 +523,9 @@ func (g *generator) container(gc GenContainer, i int) (*corev1.Container, string
 	}
 	c.Resources = g.resources(name, cfg.GetLinux().GetResources())
 	c.SecurityContext = g.security(name, cfg.GetLinux().GetSecurityContext())
+	if sv := gc.Supervision; sv != nil {
+		g.supervision(c, sv)
+	}
 	if len(cfg.Devices) > 0 || len(cfg.CDIDevices) > 0 {
 		g.note("container %s: devices are not reproduced (husk pod run adds none)", name)
 	}
@@ -525,6 +533,67 @@ func (g *generator) container(gc GenContainer, i int) (*corev1.Container, string
 		g.note("container %s: stop signal %s is not reproduced (husk pod run sets none)", name, cfg.StopSignal)
 	}
 	return c, kind, nil
+}
+
+// supervision puts back what the supervisor runs of c: Translate's
+// probe and hook, reversed.
+func (g *generator) supervision(c *corev1.Container, sv *Supervision) {
+	for _, pr := range []struct {
+		kind string
+		in   *Probe
+		out  **corev1.Probe
+	}{{"liveness", sv.Liveness, &c.LivenessProbe}, {"readiness", sv.Readiness, &c.ReadinessProbe}, {"startup", sv.Startup, &c.StartupProbe}} {
+		if pr.in == nil {
+			continue
+		}
+		p, err := probeOf(pr.in)
+		if err != nil {
+			g.note("container %s: %s probe: %v; not reproduced", c.Name, pr.kind, err)
+			continue
+		}
+		*pr.out = p
+	}
+	if sv.PostStart != nil {
+		lh, err := lifecycleHandler(sv.PostStart)
+		if err != nil {
+			g.note("container %s: postStart hook: %v; not reproduced", c.Name, err)
+		} else {
+			if c.Lifecycle == nil {
+				c.Lifecycle = &corev1.Lifecycle{}
+			}
+			c.Lifecycle.PostStart = lh
+		}
+	}
+	if sv.FallbackToLogs {
+		c.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
+	}
+}
+
+// probeOf is the probe p was translated from (probe).
+func probeOf(p *Probe) (*corev1.Probe, error) {
+	out := &corev1.Probe{
+		InitialDelaySeconds: int32(p.InitialDelay / time.Second), PeriodSeconds: int32(p.Period / time.Second),
+		TimeoutSeconds: int32(p.Timeout / time.Second), FailureThreshold: p.FailureThreshold, SuccessThreshold: p.SuccessThreshold,
+	}
+	switch {
+	case p.GRPC != nil:
+		out.GRPC = &corev1.GRPCAction{Port: p.GRPC.Port}
+		if p.GRPC.Service != "" {
+			out.GRPC.Service = &p.GRPC.Service
+		}
+	case p.TCPPort != 0:
+		out.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(p.TCPPort)}
+	default:
+		lh, err := lifecycleHandler(&p.Handler)
+		if err != nil {
+			return nil, err
+		}
+		if lh.Sleep != nil {
+			return nil, fmt.Errorf("a probe has no sleep")
+		}
+		out.Exec, out.HTTPGet = lh.Exec, lh.HTTPGet
+	}
+	return out, nil
 }
 
 // escapeRefs writes s so that Translate's expansion of $(VAR) references

@@ -73,6 +73,11 @@ spec:
     - {name: tmp, mountPath: /tmp}
     lifecycle:
       preStop: {exec: {command: [proxy, drain]}}
+      postStart: {httpGet: {port: 15001, path: /up, httpHeaders: [{name: X-Check, value: "1"}]}}
+    startupProbe: {tcpSocket: {port: 15001}, periodSeconds: 2, failureThreshold: 30}
+    readinessProbe: {grpc: {port: 15002, service: proxy}, successThreshold: 2, timeoutSeconds: 3}
+    livenessProbe: {exec: {command: [proxy, ping]}, initialDelaySeconds: 5}
+    terminationMessagePolicy: FallbackToLogsOnError
     securityContext:
       runAsUser: 1337
       capabilities: {add: [NET_ADMIN, NET_RAW], drop: [ALL]}
@@ -276,7 +281,7 @@ func configsOf(p *Plan) []GenContainer {
 	var out []GenContainer
 	for _, c := range append(append([]Container{}, p.InitContainers...), p.Containers...) {
 		cfg := c.Config(0, "")
-		out = append(out, GenContainer{Kind: cfg.Labels[LabelContainerKind], Config: cfg, Image: c.Image})
+		out = append(out, GenContainer{Kind: cfg.Labels[LabelContainerKind], Config: cfg, Image: c.Image, Supervision: c.Supervision()})
 	}
 	return out
 }
@@ -356,9 +361,9 @@ func diffPlans(a, b *Plan) []string {
 		for i := range l.a {
 			ca, cb := l.a[i], l.b[i]
 			if ca.Name != cb.Name || ca.Image != cb.Image || ca.Sidecar != cb.Sidecar || ca.RunAsNonRoot != cb.RunAsNonRoot ||
-				!reflect.DeepEqual(ca.PreStop, cb.PreStop) || ca.TerminationLog != cb.TerminationLog {
-				d = append(d, fmt.Sprintf("%s %d: got %s %s sidecar %v preStop %+v termination log %s, want %s %s sidecar %v preStop %+v termination log %s",
-					l.what, i, cb.Name, cb.Image, cb.Sidecar, cb.PreStop, cb.TerminationLog, ca.Name, ca.Image, ca.Sidecar, ca.PreStop, ca.TerminationLog))
+				!reflect.DeepEqual(ca.PreStop, cb.PreStop) || ca.TerminationLog != cb.TerminationLog || !reflect.DeepEqual(ca.Supervision(), cb.Supervision()) {
+				d = append(d, fmt.Sprintf("%s %d: got %s %s sidecar %v preStop %+v termination log %s supervision %+v, want %s %s sidecar %v preStop %+v termination log %s supervision %+v",
+					l.what, i, cb.Name, cb.Image, cb.Sidecar, cb.PreStop, cb.TerminationLog, cb.Supervision(), ca.Name, ca.Image, ca.Sidecar, ca.PreStop, ca.TerminationLog, ca.Supervision()))
 			}
 			if ga, gb := ca.Config(0, ""), cb.Config(0, ""); !proto.Equal(ga, gb) {
 				d = append(d, fmt.Sprintf("%s %s config:\n  got  %v\n  want %v", l.what, ca.Name, prototext.Format(gb), prototext.Format(ga)))

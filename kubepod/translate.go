@@ -117,6 +117,27 @@ type Container struct {
 	config         *runtimeapi.ContainerConfig
 }
 
+// Supervision is what of a container the CRI config does not hold and
+// the foreground supervisor runs: its probes, postStart hook and
+// termination message policy. husk pod run keeps it in the pod's record
+// for `husk pod generate`.
+type Supervision struct {
+	Liveness       *Probe   `json:"liveness,omitempty"`
+	Readiness      *Probe   `json:"readiness,omitempty"`
+	Startup        *Probe   `json:"startup,omitempty"`
+	PostStart      *Handler `json:"postStart,omitempty"`
+	FallbackToLogs bool     `json:"fallbackToLogs,omitempty"`
+}
+
+// Supervision is c's; nil when it has none of it.
+func (c Container) Supervision() *Supervision {
+	s := Supervision{Liveness: c.Liveness, Readiness: c.Readiness, Startup: c.Startup, PostStart: c.PostStart, FallbackToLogs: c.FallbackToLogs}
+	if s == (Supervision{}) {
+		return nil
+	}
+	return &s
+}
+
 // Config returns the container's config for restart number attempt with
 // the image resolved to imageRef (the image id the pull returned).
 func (c Container) Config(attempt uint32, imageRef string) *runtimeapi.ContainerConfig {

@@ -66,7 +66,7 @@ func recordConfigs(rec *podRecord, sandboxID string) (*runtimeapi.PodSandboxConf
 		}
 		// The record's config is the first attempt's before the image was
 		// resolved: its image is the manifest's.
-		out = append(out, kubepod.GenContainer{Kind: c.Kind, Config: cfg, Image: cfg.GetImage().GetUserSpecifiedImage()})
+		out = append(out, kubepod.GenContainer{Kind: c.Kind, Config: cfg, Image: cfg.GetImage().GetUserSpecifiedImage(), Supervision: c.Supervision})
 	}
 	return sb, out, nil
 }

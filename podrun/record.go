@@ -38,11 +38,13 @@ type podRecord struct {
 	Containers []containerRecord `json:"containers,omitempty"`
 }
 
-// containerRecord is one container's config as husk pod run sent it.
+// containerRecord is one container's config as husk pod run sent it,
+// and what the config does not hold of it.
 type containerRecord struct {
-	Name   string          `json:"name"`
-	Kind   string          `json:"kind"` // init, sidecar or app (kubepod.LabelContainerKind)
-	Config json.RawMessage `json:"config"`
+	Name        string               `json:"name"`
+	Kind        string               `json:"kind"` // init, sidecar or app (kubepod.LabelContainerKind)
+	Config      json.RawMessage      `json:"config"`
+	Supervision *kubepod.Supervision `json:"supervision,omitempty"`
 }
 
 func newRecord(plan *kubepod.Plan, file string) (podRecord, error) {
@@ -58,7 +60,7 @@ func newRecord(plan *kubepod.Plan, file string) (podRecord, error) {
 		if err != nil {
 			return rec, fmt.Errorf("record of pod %s/%s: %w", plan.Namespace, plan.Name, err)
 		}
-		rec.Containers = append(rec.Containers, containerRecord{Name: c.Name, Kind: cfg.Labels[kubepod.LabelContainerKind], Config: b})
+		rec.Containers = append(rec.Containers, containerRecord{Name: c.Name, Kind: cfg.Labels[kubepod.LabelContainerKind], Config: b, Supervision: c.Supervision()})
 	}
 	return rec, nil
 }

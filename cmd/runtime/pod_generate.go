@@ -32,13 +32,13 @@ sysctls, ports (all on the first container), init containers and sidecars,
 command, args, env, working dir, stdin and tty, mounts (as emptyDir and
 hostPath volumes), cpu and memory requests and limits (a memory request as
 its oom_score_adj tells it), security contexts, the preStop hook,
-restartPolicy and terminationGracePeriodSeconds. Images are the
+restartPolicy and terminationGracePeriodSeconds; the record adds the
+probes, the postStart hook and terminationMessagePolicy. Images are the
 manifest's, with imagePullPolicy IfNotPresent. Env values are written as
 they were resolved, those from ConfigMaps and Secrets too: mind where the
 file goes.
 
-What the configs do not hold is not reproduced: probes and postStart hooks,
-terminationMessagePolicy, imagePullSecrets, port names, the files of
+What neither holds is not reproduced: imagePullSecrets, port names, the files of
 configMap, secret and projected volumes (they become emptyDirs), hostPath
 types, the workload a replica came from. Each loss found is reported on
 stderr as a note.
