@@ -55,6 +55,17 @@ func readyOf(c *endpointCLI, name string) string {
 	return cols[len(cols)-1]
 }
 
+// assertCLIEmpty fails t if husk pod run left a pod or a record.
+func assertCLIEmpty(t *testing.T, c *endpointCLI, when string) {
+	t.Helper()
+	if ls := c.ok("pod", "ls", "-q"); strings.TrimSpace(ls) != "" {
+		t.Errorf("pods left %s: %q", when, ls)
+	}
+	if recs, _ := filepath.Glob(filepath.Join(c.dir, "cli-state", "pods", "*")); len(recs) != 0 {
+		t.Errorf("records left %s: %v", when, recs)
+	}
+}
+
 func waitCLI(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -150,9 +161,7 @@ spec:
 			if len(lines) != 5 || !slices.Contains(lines[:2], "main") || !slices.Contains(lines[:2], "post") || !slices.Equal(lines[2:], []string{"pre", "pre-done", "term"}) {
 				t.Errorf("order of the container and its hooks: %q, want main and post, then pre, pre-done, term", lines)
 			}
-			if ls := c.ok("pod", "ls", "-q"); strings.TrimSpace(ls) != "" {
-				t.Errorf("pods left after the run: %q", ls)
-			}
+			assertCLIEmpty(t, c, "after the run")
 		})
 	}
 }
@@ -314,12 +323,7 @@ spec:
 			if code != 1 || !strings.Contains(stderr, "job strict failed: backoffLimit reached (1 failures, limit 0)") || strings.Count(stdout, "started") != 1 {
 				t.Errorf("job past its backoffLimit: exit %d, want 1, one pod and the reason\n%s\n%s", code, stdout, stderr)
 			}
-			if ls := c.ok("pod", "ls", "-q"); strings.TrimSpace(ls) != "" {
-				t.Errorf("pods left after the jobs: %q", ls)
-			}
-			if recs, _ := filepath.Glob(filepath.Join(c.dir, "cli-state", "pods", "*")); len(recs) != 0 {
-				t.Errorf("records left after the jobs: %v", recs)
-			}
+			assertCLIEmpty(t, c, "after the jobs")
 		})
 	}
 }
@@ -379,9 +383,7 @@ spec:
 			if b, err := os.ReadFile(filepath.Join(out, "endpod", "logs", "mark")); err != nil || string(b) != "here\n" {
 				t.Errorf("subPathExpr $(POD)/logs: %q, %v", b, err)
 			}
-			if ls := c.ok("pod", "ls", "-q"); strings.TrimSpace(ls) != "" {
-				t.Errorf("pods left after the run: %q", ls)
-			}
+			assertCLIEmpty(t, c, "after the run")
 		})
 	}
 }

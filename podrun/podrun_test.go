@@ -211,6 +211,19 @@ func start(t *testing.T, f *fakeCRI, pod *corev1.Pod) (*Runner, *Pod, error) {
 	return r, p, err
 }
 
+// supervise starts pod on f and returns a supervisor of it on f's clock,
+// with the state of its first app container for s.step.
+func supervise(t *testing.T, f *fakeCRI, pod *corev1.Pod) (*Runner, *Pod, *Supervisor, []*supervised) {
+	t.Helper()
+	r, p, err := start(t, f, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.NewSupervisor(p, "")
+	s.now = f.now
+	return r, p, s, []*supervised{{c: p.Plan.Containers[0], id: p.ids[p.Plan.Containers[0].Name], backoff: backoffInitial}}
+}
+
 func testPod(restart corev1.RestartPolicy, names ...string) *corev1.Pod {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}, Spec: corev1.PodSpec{RestartPolicy: restart}}
 	for _, n := range names {
@@ -264,13 +277,7 @@ func TestInitContainerFails(t *testing.T) {
 // to 5 minutes, back to 10 s after a run of 10 minutes.
 func TestRestartBackoff(t *testing.T) {
 	f := newFake()
-	r, p, err := start(t, f, testPod(corev1.RestartPolicyAlways, "app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := r.NewSupervisor(p, "")
-	s.now = f.now
-	states := []*supervised{{c: p.Plan.Containers[0], id: p.ids["app"], backoff: backoffInitial}}
+	_, _, s, states := supervise(t, f, testPod(corev1.RestartPolicyAlways, "app"))
 	ctx := context.Background()
 	step := func() {
 		t.Helper()
@@ -321,13 +328,7 @@ func TestLivenessThreshold(t *testing.T) {
 		PeriodSeconds:    5,
 		FailureThreshold: 3,
 	}
-	r, p, err := start(t, f, pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := r.NewSupervisor(p, "")
-	s.now = f.now
-	states := []*supervised{{c: p.Plan.Containers[0], id: p.ids["app"], backoff: backoffInitial}}
+	_, _, s, states := supervise(t, f, pod)
 	probe := func() {
 		t.Helper()
 		f.advance(5 * time.Second)

@@ -29,13 +29,7 @@ func TestStartupThenReadiness(t *testing.T) {
 	c.StartupProbe = execProbe("started", 1, 30, 1)
 	c.ReadinessProbe = execProbe("ready", 1, 2, 2)
 	c.LivenessProbe = execProbe("alive", 1, 3, 1)
-	r, p, err := start(t, f, pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := r.NewSupervisor(p, "")
-	s.now = f.now
-	states := []*supervised{{c: p.Plan.Containers[0], id: p.ids["app"], backoff: backoffInitial}}
+	r, p, s, states := supervise(t, f, pod)
 	status := func() ContainerProbing {
 		t.Helper()
 		ps, err := ReadProbeStatus(r.StateDir, p.Plan.UID)
@@ -94,13 +88,7 @@ func TestStartupProbeKills(t *testing.T) {
 	f.execExit = 1
 	pod := testPod(corev1.RestartPolicyAlways, "app")
 	pod.Spec.Containers[0].StartupProbe = execProbe("started", 1, 2, 1)
-	r, p, err := start(t, f, pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := r.NewSupervisor(p, "")
-	s.now = f.now
-	states := []*supervised{{c: p.Plan.Containers[0], id: p.ids["app"], backoff: backoffInitial}}
+	_, _, s, states := supervise(t, f, pod)
 	for range 2 {
 		f.advance(time.Second)
 		if _, err := s.step(context.Background(), states); err != nil {
@@ -164,14 +152,8 @@ func TestActiveDeadline(t *testing.T) {
 	pod := testPod(corev1.RestartPolicyAlways, "app")
 	deadline := int64(30)
 	pod.Spec.ActiveDeadlineSeconds = &deadline
-	r, p, err := start(t, f, pod)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p, s, states := supervise(t, f, pod)
 	p.began = f.now()
-	s := r.NewSupervisor(p, "")
-	s.now = f.now
-	states := []*supervised{{c: p.Plan.Containers[0], id: p.ids["app"], backoff: backoffInitial}}
 	step := func(d time.Duration) bool {
 		t.Helper()
 		f.advance(d)

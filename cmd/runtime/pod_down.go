@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,11 +35,9 @@ pods it names.`,
 			if err != nil {
 				return err
 			}
-			abs := ""
-			if o.file != "-" {
-				if abs, err = filepath.Abs(o.file); err != nil {
-					return err
-				}
+			abs, err := manifestPath(o.file)
+			if err != nil {
+				return err
 			}
 			c, err := dial(10 * time.Second)
 			if err != nil {

@@ -114,6 +114,15 @@ func readManifest(file string, configMaps []string) ([]kubepod.Source, error) {
 	return srcs, nil
 }
 
+// manifestPath is the manifest's absolute path, which pod records keep
+// for husk pod down; empty for stdin.
+func manifestPath(file string) (string, error) {
+	if file == "-" {
+		return "", nil
+	}
+	return filepath.Abs(file)
+}
+
 func runPods(parent context.Context, o podRunOptions) error {
 	file, detach, keep := o.file, o.detach, o.keep
 	srcs, err := readManifest(file, o.configMaps)
@@ -130,11 +139,9 @@ func runPods(parent context.Context, o podRunOptions) error {
 	if err != nil {
 		return err
 	}
-	abs := ""
-	if file != "-" {
-		if abs, err = filepath.Abs(file); err != nil {
-			return err
-		}
+	abs, err := manifestPath(file)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
