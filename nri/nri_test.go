@@ -2,6 +2,7 @@ package nri
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
 	"github.com/husk-runtime/husk/sandbox"
+	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -255,4 +257,129 @@ func TestLogger(t *testing.T) {
 			t.Errorf("line without component=nri: %s", line)
 		}
 	}
+}
+
+// With no plugin connected, the events the manager sends under BlockSync
+// are not converted or delivered, but their bookkeeping is kept: a plugin
+// connecting later is synchronized with what was made meanwhile and is
+// told of its stop and removal.
+func TestIdleSkips(t *testing.T) {
+	dir := t.TempDir()
+	src := &fakeSource{updates: map[string]*runtimeapi.LinuxContainerResources{}}
+	r, err := New(Config{SocketPath: filepath.Join(dir, "nri.sock"), PluginPath: filepath.Join(dir, "plugins"),
+		PluginConfigPath: filepath.Join(dir, "conf"), RequestTimeout: 2 * time.Second, RegistrationTimeout: 5 * time.Second},
+		"husk", "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.idle() {
+		t.Fatal("idle before the adaptation counted its plugins")
+	}
+	if err := r.Start(src); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	if !r.idle() {
+		t.Fatal("not idle once started with no plugin")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p1 := pod("p1")
+	if err := r.RunPod(ctx, p1); err != nil {
+		t.Fatal(err)
+	}
+	a := ctr("p1", "a", sandbox.ContainerCreating)
+	spec := &specs.Spec{Process: &specs.Process{Args: []string{"sleep"}}, Linux: &specs.Linux{}}
+	if err := r.CreateContainer(ctx, p1, a, spec); err != nil {
+		t.Fatal(err)
+	}
+	a.State = sandbox.ContainerRunning
+	src.mu.Lock()
+	src.pods, src.ctrs = []sandbox.PodView{p1}, []sandbox.ContainerView{a}
+	src.mu.Unlock()
+
+	rec := &recorder{}
+	s, err := stub.New(rec, stub.WithPluginName("rec"), stub.WithPluginIdx("00"), stub.WithSocketPath(filepath.Join(dir, "nri.sock")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.idle() {
+		if time.Now().After(deadline) {
+			t.Fatal("still idle with a plugin connected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.BlockSync()()
+	rec.mu.Lock()
+	synced := slices.Clone(rec.synced)
+	rec.mu.Unlock()
+	if want := []string{"pod p1", "ctr a sleep"}; !slices.Equal(synced, want) {
+		t.Errorf("synchronized with %v, want %v (the spec kept while idle)", synced, want)
+	}
+	b := ctr("p1", "b", sandbox.ContainerCreating)
+	if err := r.CreateContainer(ctx, p1, b, &specs.Spec{Process: &specs.Process{}, Linux: &specs.Linux{}}); err != nil {
+		t.Fatal(err)
+	}
+	r.StopPod(ctx, p1)
+	want := []string{"CreateContainer b", "StopContainer CONTAINER_STOPPED a", "StopContainer CONTAINER_STOPPED b", "StopPodSandbox p1"}
+	if got := rec.got(); !slices.Equal(got, want) {
+		t.Errorf("events after the plugin connected:\n got %q\nwant %q", got, want)
+	}
+}
+
+// BenchmarkCreateContainerNoPlugin is CreateContainer's cost with no
+// plugin connected, delivered (as before the count was kept) and skipped
+// (idle).
+func BenchmarkCreateContainerNoPlugin(b *testing.B) {
+	dir := b.TempDir()
+	r, err := New(Config{SocketPath: filepath.Join(dir, "nri.sock"), PluginPath: filepath.Join(dir, "plugins"), PluginConfigPath: filepath.Join(dir, "conf")},
+		"husk", "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := r.Start(&fakeSource{}); err != nil {
+		b.Fatal(err)
+	}
+	defer r.Stop()
+	ctx := context.Background()
+	p := pod("p")
+	spec := benchSpec()
+	for _, mode := range []struct {
+		name  string
+		count int64
+	}{{"delivered", -1}, {"idle", 0}} {
+		b.Run(mode.name, func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				r.plugins.n.Store(mode.count) // a delivery counts the plugins
+				c := ctr("p", fmt.Sprintf("c%d", i), sandbox.ContainerCreating)
+				if err := r.CreateContainer(ctx, p, c, spec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// benchSpec is a container's spec as the manager makes one: the default
+// capabilities and the RuntimeDefault seccomp profile (most of what the
+// conversion copies).
+func benchSpec() *specs.Spec {
+	caps := []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+		"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
+	s := &specs.Spec{
+		Process: &specs.Process{Args: []string{"sleep", "3600"}, Env: []string{"PATH=/usr/bin:/bin", "HOSTNAME=x"},
+			Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}},
+		Linux: &specs.Linux{},
+	}
+	prof, err := seccomp.GetDefaultProfile(s)
+	if err != nil {
+		panic(err)
+	}
+	s.Linux.Seccomp = prof
+	return s
 }

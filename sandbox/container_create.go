@@ -170,6 +170,9 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err := m.cdi.inject(spec, cfg.GetCDIDevices()); err != nil {
 		return "", fmt.Errorf("container %q: %w", md.GetName(), err)
 	}
+	// Apart from "nri": issue 12 measured 1.8 ms in the two together,
+	// while NRI's own part is ~10 µs (0.5 µs with no plugin).
+	st.mark("cdi")
 	pv, cv := m.plugView(p, c)
 	if err := m.plugins.CreateContainer(ctx, pv, cv, spec); err != nil {
 		return "", fmt.Errorf("container %q: NRI: %w", md.GetName(), err)
