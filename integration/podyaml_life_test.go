@@ -85,20 +85,20 @@ func waitCLI(t *testing.T, what string, cond func() (bool, string)) {
 // husk ps and husk pod ls show, as the test makes the probes pass and
 // fail; postStart runs after the start; on Ctrl-C preStop runs to its end
 // before the container gets SIGTERM. The container and its hooks write to
-// a host directory, read after the pod is gone.
+// an emptyDir, read on the node once the pod is stopped (--keep leaves it
+// until pod rm).
 func TestPodYAMLProbesAndHooks(t *testing.T) {
 	ref := busyboxRef(t)
 	for _, rt := range cliRuntimes(t) {
 		t.Run(rt.name, func(t *testing.T) {
 			c := rt.cli.within(t)
-			out := t.TempDir()
-			file := writeManifest(t, t.TempDir(), "life.yaml", strings.NewReplacer("IMAGE", ref, "OUT", out).Replace(`apiVersion: v1
+			file := writeManifest(t, t.TempDir(), "life.yaml", strings.NewReplacer("IMAGE", ref).Replace(`apiVersion: v1
 kind: Pod
 metadata: {name: lifepod, namespace: husk-test}
 spec:
   terminationGracePeriodSeconds: 10
   dnsPolicy: Default
-  volumes: [{name: out, hostPath: {path: OUT, type: Directory}}]
+  volumes: [{name: out, emptyDir: {}}]
   containers:
   - name: app
     image: IMAGE
@@ -112,7 +112,7 @@ spec:
 `))
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			run := c.command(ctx, "pod", "run", "-f", file)
+			run := c.command(ctx, "pod", "run", "--keep", "-f", file)
 			var stdout, stderr bytes.Buffer
 			run.Stdout, run.Stderr = &stdout, &stderr
 			if err := run.Start(); err != nil {
@@ -151,7 +151,11 @@ spec:
 					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
 				}
 			}
-			b, err := os.ReadFile(filepath.Join(out, "order"))
+			orders, _ := filepath.Glob(filepath.Join(c.dir, "cli-state", "pods", "*", "volumes", "out", "order"))
+			if len(orders) != 1 {
+				t.Fatalf("the kept pod's emptyDir: %v, want one order file", orders)
+			}
+			b, err := os.ReadFile(orders[0])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +165,8 @@ spec:
 			if len(lines) != 5 || !slices.Contains(lines[:2], "main") || !slices.Contains(lines[:2], "post") || !slices.Equal(lines[2:], []string{"pre", "pre-done", "term"}) {
 				t.Errorf("order of the container and its hooks: %q, want main and post, then pre, pre-done, term", lines)
 			}
-			assertCLIEmpty(t, c, "after the run")
+			c.ok("pod", "rm", "husk-test/lifepod")
+			assertCLIEmpty(t, c, "after pod rm")
 		})
 	}
 }
