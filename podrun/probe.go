@@ -99,14 +99,21 @@ func (s *Supervisor) probe(ctx context.Context, st *supervised, cs *runtimeapi.C
 }
 
 // kill stops a container that failed its liveness or startup probe.
-// Stopping waits out the grace period: not on the Supervisor's loop.
 func (s *Supervisor) kill(ctx context.Context, st *supervised, probe, podIP string) {
-	st.killing = true
 	fmt.Fprintf(s.r.Stderr, "container %s of pod %s failed its %s probe; stopping it\n", st.c.Name, s.p, probe)
+	s.stopAttempt(ctx, st, "after its "+probe+" probe failed", podIP)
+}
+
+// stopAttempt stops st's current attempt, preStop hook first, with the
+// pod's grace period, and marks it killing so nothing probes or stops it
+// again. Stopping waits out the grace period: not on the Supervisor's
+// loop. why ends an error's line.
+func (s *Supervisor) stopAttempt(ctx context.Context, st *supervised, why, podIP string) {
+	st.killing = true
 	id, c, grace := st.id, st.c, s.p.Plan.GracePeriod
 	go func() {
 		if err := s.r.stopContainer(ctx, id, c.Name, c.PreStop, podIP, grace); err != nil && !criclient.IsNotFound(err) {
-			fmt.Fprintf(s.r.Stderr, "husk: %v (after its %s probe failed)\n", err, probe)
+			fmt.Fprintf(s.r.Stderr, "husk: %v (%s)\n", err, why)
 		}
 	}()
 }

@@ -242,16 +242,9 @@ func (s *Supervisor) exceedDeadline(ctx context.Context, states []*supervised, p
 	s.deadlineExceeded = true
 	fmt.Fprintf(s.r.Stderr, "pod %s was active longer than its activeDeadlineSeconds (%s): DeadlineExceeded; stopping its containers\n", s.p, s.p.Plan.ActiveDeadline)
 	for _, st := range states {
-		if st.done || st.killing {
-			continue
+		if !st.done && !st.killing {
+			s.stopAttempt(ctx, st, "DeadlineExceeded", podIP)
 		}
-		st.killing = true
-		id, c, grace := st.id, st.c, s.p.Plan.GracePeriod
-		go func() {
-			if err := s.r.stopContainer(ctx, id, c.Name, c.PreStop, podIP, grace); err != nil && !criclient.IsNotFound(err) {
-				fmt.Fprintf(s.r.Stderr, "husk: %v (DeadlineExceeded)\n", err)
-			}
-		}()
 	}
 }
 
