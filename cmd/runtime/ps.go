@@ -80,7 +80,6 @@ func psCmd() *cobra.Command {
 			for _, p := range pods.Items {
 				podNames[p.Id] = p.GetMetadata().GetName()
 			}
-			ready := readiness(pods.Items)
 			var items []*runtimeapi.Container
 			for _, ct := range resp.Containers {
 				if re.MatchString(ct.GetMetadata().GetName()) {
@@ -97,6 +96,7 @@ func psCmd() *cobra.Command {
 			if output != outTable {
 				return printProto(os.Stdout, output, &runtimeapi.ListContainersResponse{Containers: items})
 			}
+			ready := readiness(pods.Items) // the table's only: status files read per pod
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
 			fmt.Fprintln(w, "CONTAINER\tIMAGE\tCREATED\tSTATE\tNAME\tATTEMPT\tPOD ID\tPOD\tREADY")
 			for _, ct := range items {
