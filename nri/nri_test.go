@@ -120,6 +120,35 @@ func ctr(podID, id string, st sandbox.ContainerState) sandbox.ContainerView {
 		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "c-" + id}}}}
 }
 
+// newRuntime is an NRI runtime, not started, with its socket and plugin
+// dirs in dir.
+func newRuntime(tb testing.TB, dir string) *Runtime {
+	tb.Helper()
+	r, err := New(Config{SocketPath: filepath.Join(dir, "nri.sock"), PluginPath: filepath.Join(dir, "plugins"),
+		PluginConfigPath: filepath.Join(dir, "conf"), RequestTimeout: 2 * time.Second, RegistrationTimeout: 5 * time.Second},
+		"husk", "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
+// connect starts a recorder plugin (NRI's stub) on the socket in dir,
+// stopped when t ends.
+func connect(t *testing.T, ctx context.Context, dir string) *recorder {
+	t.Helper()
+	rec := &recorder{}
+	s, err := stub.New(rec, stub.WithPluginName("rec"), stub.WithPluginIdx("00"), stub.WithSocketPath(filepath.Join(dir, "nri.sock")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return rec
+}
+
 // TestLifecycleOnce drives a real NRI runtime over a unix socket with a
 // real plugin (NRI's stub): a plugin connecting is synchronized (and its
 // updates applied), is told each stop and removal once whichever path
@@ -128,27 +157,14 @@ func TestLifecycleOnce(t *testing.T) {
 	dir := t.TempDir()
 	src := &fakeSource{pods: []sandbox.PodView{pod("p0")}, ctrs: []sandbox.ContainerView{ctr("p0", "old", sandbox.ContainerRunning)},
 		updates: map[string]*runtimeapi.LinuxContainerResources{}}
-	r, err := New(Config{SocketPath: filepath.Join(dir, "nri.sock"), PluginPath: filepath.Join(dir, "plugins"),
-		PluginConfigPath: filepath.Join(dir, "conf"), RequestTimeout: 2 * time.Second, RegistrationTimeout: 5 * time.Second},
-		"husk", "test", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRuntime(t, dir)
 	if err := r.Start(src); err != nil {
 		t.Fatal(err)
 	}
 	defer r.Stop()
-	rec := &recorder{}
-	s, err := stub.New(rec, stub.WithPluginName("rec"), stub.WithPluginIdx("00"), stub.WithSocketPath(filepath.Join(dir, "nri.sock")))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	rec := connect(t, ctx, dir)
 	// Registration ends before the synchronization has been applied.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -266,12 +282,7 @@ func TestLogger(t *testing.T) {
 func TestIdleSkips(t *testing.T) {
 	dir := t.TempDir()
 	src := &fakeSource{updates: map[string]*runtimeapi.LinuxContainerResources{}}
-	r, err := New(Config{SocketPath: filepath.Join(dir, "nri.sock"), PluginPath: filepath.Join(dir, "plugins"),
-		PluginConfigPath: filepath.Join(dir, "conf"), RequestTimeout: 2 * time.Second, RegistrationTimeout: 5 * time.Second},
-		"husk", "test", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRuntime(t, dir)
 	if r.idle() {
 		t.Fatal("idle before the adaptation counted its plugins")
 	}
@@ -298,15 +309,7 @@ func TestIdleSkips(t *testing.T) {
 	src.pods, src.ctrs = []sandbox.PodView{p1}, []sandbox.ContainerView{a}
 	src.mu.Unlock()
 
-	rec := &recorder{}
-	s, err := stub.New(rec, stub.WithPluginName("rec"), stub.WithPluginIdx("00"), stub.WithSocketPath(filepath.Join(dir, "nri.sock")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	rec := connect(t, ctx, dir)
 	deadline := time.Now().Add(10 * time.Second)
 	for r.idle() {
 		if time.Now().After(deadline) {
@@ -337,11 +340,7 @@ func TestIdleSkips(t *testing.T) {
 // (idle).
 func BenchmarkCreateContainerNoPlugin(b *testing.B) {
 	dir := b.TempDir()
-	r, err := New(Config{SocketPath: filepath.Join(dir, "nri.sock"), PluginPath: filepath.Join(dir, "plugins"), PluginConfigPath: filepath.Join(dir, "conf")},
-		"husk", "test", slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := newRuntime(b, dir)
 	if err := r.Start(&fakeSource{}); err != nil {
 		b.Fatal(err)
 	}
