@@ -157,7 +157,12 @@ func (s *Server) start(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.runOCI(ociCall{cmd: "start", id: c.id}, ociIO{}); err != nil {
+	if s.cfg.Runtime.CLI {
+		_, err = s.runOCI(ociCall{cmd: "start", id: c.id}, ociIO{})
+	} else {
+		err = s.startFifo(ctx, c)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("start container %s: %w", c.id, err)
 	}
 	s.mu.Lock()
