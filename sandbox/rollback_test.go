@@ -510,12 +510,14 @@ func TestRunPodSandboxRollback(t *testing.T) {
 		undo []string // in the order they must run
 	}{
 		{fail: []string{"Resolve pause"}},
-		{fail: []string{"CreateNetns pod"}},
-		{fail: []string{"Launch pod"}, undo: []string{"Teardown pod", "RemoveNetns pod"}},
-		{fail: []string{"Mount pod"}, undo: []string{"Shutdown pod", "Teardown pod", "RemoveNetns pod"}},
-		{fail: []string{"Run infra"}, undo: []string{"Delete infra", "Unmount pod", "Shutdown pod", "Teardown pod", "RemoveNetns pod"}},
+		// The shim starts beside the netns, files and rootfs, so it is
+		// up (and stopped last) whatever of those fails.
+		{fail: []string{"CreateNetns pod"}, undo: []string{"Shutdown pod"}},
+		{fail: []string{"Launch pod"}, undo: []string{"Unmount pod", "Teardown pod", "RemoveNetns pod"}},
+		{fail: []string{"Mount pod"}, undo: []string{"Teardown pod", "RemoveNetns pod", "Shutdown pod"}},
+		{fail: []string{"Run infra"}, undo: []string{"Delete infra", "Unmount pod", "Teardown pod", "RemoveNetns pod", "Shutdown pod"}},
 		// CNI ADD failed: no DEL, the rest undone.
-		{fail: []string{"Setup pod"}, undo: []string{"Delete infra", "Unmount pod", "Shutdown pod", "RemoveNetns pod"}},
+		{fail: []string{"Setup pod"}, undo: []string{"Delete infra", "Unmount pod", "RemoveNetns pod", "Shutdown pod"}},
 	} {
 		t.Run(strings.Join(tc.fail, "+"), func(t *testing.T) {
 			w := newWorld(t)
