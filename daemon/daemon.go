@@ -206,6 +206,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	case <-time.After(5 * time.Second):
 		g.Stop()
 	}
+	mgr.ReleaseCgroups()
 	_ = os.Remove(cfg.Socket)
 	return nil
 }

@@ -27,14 +27,26 @@ func (m *Manager) removeCgroup(path string) error {
 	return errors.Join(errs...)
 }
 
-// removeEmptyCgroup drops husk's shared parent cgroup once no pod uses it;
-// rmdir fails harmlessly while one does.
-func (m *Manager) removeEmptyCgroup(path string) {
-	if path == "/" || path == "" {
+// huskParent is the shared parent of the cgroups of pods that name none
+// (crictl's, husk pod run's) under the cgroupfs driver; see cgroupParent.
+const huskParent = "/husk"
+
+// ReleaseCgroups drops husk's shared parent cgroup if no pod uses it
+// (rmdir fails harmlessly while one does): the daemon calls it as it
+// stops, so a node husk ran on is left as it was.
+//
+// It is kept, empty, for as long as the daemon runs, as containerd keeps
+// /k8s.io and kubelet /kubepods. Removing it with the last pod made the
+// next pod re-create it in every v1 hierarchy, and on a node with no
+// other cpuset cgroup that flips the kernel's cpusets_enabled static key
+// each time (cpuset_css_online, then a text poke with IPIs to every CPU):
+// 13% of husk-oci's CPU in a sequential pod-start run here.
+func (m *Manager) ReleaseCgroups() {
+	if m.cfg.SystemdCgroup {
 		return
 	}
 	for _, root := range m.cg.Hierarchies() {
-		_ = os.Remove(filepath.Join(root, path))
+		_ = os.Remove(filepath.Join(root, huskParent))
 	}
 }
 
@@ -134,7 +146,7 @@ func (m *Manager) ctrCgroup(podCgroup, id string) string {
 // cgroupParent validates kubelet's cgroup_parent for the cgroupfs driver.
 func cgroupParent(parent, podID string) (path string, own bool, err error) {
 	if parent == "" {
-		return "/husk/" + podID, true, nil
+		return huskParent + "/" + podID, true, nil
 	}
 	if strings.HasSuffix(parent, ".slice") {
 		return "", false, fmt.Errorf("cgroup_parent %q is a systemd slice, but husk runs the cgroupfs driver: %w", parent, ErrInvalid)

@@ -103,7 +103,6 @@ func (m *Manager) removePod(ctx context.Context, p *Pod) error {
 		if err := m.removeCgroup(p.Cgroup); err != nil {
 			return fmt.Errorf("remove pod %s: %w", p.ID, err)
 		}
-		m.removeEmptyCgroup(filepath.Dir(p.Cgroup))
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.ID, err)
