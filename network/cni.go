@@ -69,6 +69,7 @@ func (m *Manager) Setup(ctx context.Context, pn PodNetwork) (Result, error) {
 		return Result{}, fmt.Errorf("network: setup pod %s: %w", pn.PodID, err)
 	}
 	rt := runtimeConf(pn, pn.NetnsPath)
+	list = withoutIdlePortmap(list, rt)
 	log := m.log.With("pod", pn.PodID, "network", list.Name)
 
 	start := time.Now()
@@ -163,7 +164,8 @@ func (m *Manager) Teardown(ctx context.Context, pn PodNetwork) error {
 		m.log.Debug("CNI DEL skipped: no cached attachment and no network config", "pod", pn.PodID, "reason", err)
 		return nil
 	}
-	if err := m.cni.DelNetworkList(ctx, list, runtimeConf(pn, netns)); err != nil {
+	rt := runtimeConf(pn, netns)
+	if err := m.cni.DelNetworkList(ctx, withoutIdlePortmap(list, rt), rt); err != nil {
 		return fmt.Errorf("network: CNI DEL pod %s from network %q (%s): %w", pn.PodID, list.Name, file, err)
 	}
 	return nil
