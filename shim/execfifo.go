@@ -52,7 +52,7 @@ func (s *Server) startFifo(ctx context.Context, c *container) error {
 	for {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, int(fifoPoll/time.Millisecond))
-		if err == unix.EINTR {
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
@@ -71,7 +71,7 @@ func (s *Server) startFifo(ctx context.Context, c *container) error {
 	}
 	var b [1]byte
 	n, err := unix.Read(fd, b[:])
-	for err == unix.EINTR {
+	for errors.Is(err, unix.EINTR) {
 		n, err = unix.Read(fd, b[:])
 	}
 	if err != nil {
