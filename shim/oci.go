@@ -45,6 +45,9 @@ func (s *Server) runOCI(call ociCall, io_ ociIO) (int, error) {
 	return s.runHuskOCI(call, []*os.File{orNull(io_.stdin), orNull(io_.stdout), orNull(io_.stderr)}, io_.console)
 }
 
+// ociEnv is husk-oci's whole environment.
+var ociEnv = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+
 // runHuskOCI runs husk-oci: the process's stdio on fds 0, 3 and 4 and the
 // console socket on 5, its own result on stdout and error on stderr.
 func (s *Server) runHuskOCI(call ociCall, stdio []*os.File, console *os.File) (int, error) {
@@ -64,25 +67,42 @@ func (s *Server) runHuskOCI(call ociCall, stdio []*os.File, console *os.File) (i
 	if console != nil {
 		files = append(files, console)
 	}
-	p, err := os.StartProcess(rt.Path, rt.huskOCIArgv(call), &os.ProcAttr{
-		Files: files,
-		Env:   []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
-	})
+	argv := rt.huskOCIArgv(call)
+	var wait func() unix.WaitStatus
+	if h := s.takeWarm(); h != nil {
+		if err := h.callWarm(argv[1:], files); err != nil {
+			s.log.Debug("warm husk-oci not taken; starting one", "error", err)
+		} else {
+			wait = h.wait
+		}
+	}
+	s.log.Debug("husk-oci call", "cmd", call.cmd, "id", call.id, "warm", wait != nil)
+	if wait == nil {
+		p, err := os.StartProcess(rt.Path, argv, &os.ProcAttr{Files: files, Env: ociEnv})
+		if err != nil {
+			outW.Close()
+			errW.Close()
+			return 0, fmt.Errorf("start %s: %w", rt.Path, err)
+		}
+		// Release drops Go's pidfd (and sets p.Pid to -1); the reaper
+		// collects the status.
+		exited := s.reaper.wait(p.Pid)
+		_ = p.Release()
+		wait = func() unix.WaitStatus { return <-exited }
+	}
 	outW.Close()
 	errW.Close()
-	if err != nil {
-		return 0, fmt.Errorf("start %s: %w", rt.Path, err)
+	if call.cmd == "run" {
+		// A pod's infra is run once, and its first container's create
+		// follows: see warm.go.
+		go s.warm()
 	}
-	pid := p.Pid
-	// Release drops Go's pidfd; the reaper collects the status.
-	_ = p.Release()
-	exited := s.reaper.wait(pid)
 	var stdout, stderr bytes.Buffer
 	done := make(chan struct{})
 	go func() { _, _ = io.Copy(&stderr, errR); close(done) }()
 	_, _ = io.Copy(&stdout, outR)
 	<-done
-	ws := <-exited
+	ws := wait()
 	if code, _ := exitCode(ws); code != 0 {
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {

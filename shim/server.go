@@ -36,6 +36,9 @@ type Server struct {
 
 	trimMu    sync.Mutex
 	trimTimer *time.Timer
+
+	warmMu sync.Mutex
+	spare  *warmHelper // a husk-oci waiting for its call (warm.go)
 }
 
 // trimDelay is how long the shim waits after its last request before it
@@ -79,6 +82,8 @@ func NewServer(cfg ServerConfig, log *slog.Logger) *Server {
 
 // Serve accepts requests on l until shutdown or ctx ends.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	// For the pod's infra container, which is the first call.
+	go s.warm()
 	go func() {
 		select {
 		case <-ctx.Done():

@@ -7,6 +7,9 @@
 // process gets a pty instead; runc init sends its master through fd 5. The
 // result is one JSON object on stdout; a failure is one line on stderr and
 // exit status 1.
+//
+// `husk-oci serve` is the same helper started ahead of its call: it gets
+// that argv and those descriptors from the shim over fd 3 (serve.go).
 package main
 
 import (
@@ -20,7 +23,18 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "serve" {
+		var err error
+		if args, err = serve(args[1:]); err != nil || args == nil {
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	if err := run(args); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
