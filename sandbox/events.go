@@ -98,6 +98,9 @@ func (m *Manager) emitContainer(c *Container, t runtimeapi.ContainerEventType) {
 	p, known := m.pods[c.PodID], m.ctrs[c.ID] == c
 	started := !c.StartedAt.IsZero()
 	m.mu.RUnlock()
+	if t == evStopped || t == evDeleted {
+		m.forgetStats("c/" + c.ID)
+	}
 	m.emit(t, c.ID, p, known, started)
 }
 
@@ -107,6 +110,9 @@ func (m *Manager) emitPod(p *Pod, types ...runtimeapi.ContainerEventType) {
 	known := m.pods[p.ID] == p
 	m.mu.RUnlock()
 	for _, t := range types {
+		if t == evStopped || t == evDeleted {
+			m.forgetStats("p/" + p.ID)
+		}
 		m.emit(t, p.ID, p, known, true)
 	}
 }

@@ -155,6 +155,7 @@ func New(ctx context.Context, cfg Config, images Images, net Network, log *slog.
 		m.cg = cg
 	}
 	m.cgr = newCgroupReader(m.cg)
+	m.cgr.files = newOpenFiles()
 	if m.cfg.Handlers == nil {
 		m.cfg.Handlers = map[string]Handler{}
 	}

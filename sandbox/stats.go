@@ -316,7 +316,8 @@ func (m *Manager) podStatsIf(p *Pod, keep func(PodView) bool) (*PodStats, error)
 // nil and no error.
 func (m *Manager) readUsage(key, path string, pids bool) (*CgroupUsage, error) {
 	r := m.cgr
-	raw, err := r.read(path, pids)
+	src := r.files.source(key)
+	raw, err := r.readFrom(src, path, pids)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -324,7 +325,7 @@ func (m *Manager) readUsage(key, path string, pids bool) (*CgroupUsage, error) {
 		return nil, err
 	}
 	u := usageFrom(raw, r.v2)
-	u.PSI = r.readPressure(path)
+	u.PSI = r.pressureFrom(src, path)
 	u.At = time.Now()
 	m.stats.rate(key, &u)
 	return &u, nil

@@ -87,6 +87,28 @@ func (s *statsCache) prune(m *Manager) {
 			delete(s.layers, id)
 		}
 	}
+	// Open cgroup files of what stopped or went: forgetStats closes
+	// them as it happens; this catches a list that reopened them in
+	// between.
+	if m.cgr == nil {
+		return
+	}
+	for _, k := range m.cgr.files.keys() {
+		kind, id := k[:1], k[2:]
+		c, p := m.ctrs[id], m.pods[id]
+		if (kind == "c" && (c == nil || (c.State != ContainerRunning && c.State != ContainerCreated))) ||
+			(kind == "p" && (p == nil || p.State != PodReady)) {
+			m.cgr.files.forget(k)
+		}
+	}
+}
+
+// forgetStats closes the cgroup files kept open for object key ("c/<id>",
+// "p/<id>") as it stops or goes, so no removed cgroup stays pinned.
+func (m *Manager) forgetStats(key string) {
+	if m.cgr != nil {
+		m.cgr.files.forget(key)
+	}
 }
 
 // layer returns the writable layer usage of container id, whose upper dir

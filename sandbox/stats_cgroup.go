@@ -56,6 +56,9 @@ type cgroupReader struct {
 	// keeps pressure figures for it there, with psi=1 or
 	// CONFIG_PSI_DEFAULT_DISABLED off. "" on a legacy host.
 	psi string
+	// files keeps the files of read and readPressure open between
+	// lists; nil: opened at each read.
+	files *openFiles
 }
 
 func newCgroupReader(l *hostcgroup.Layout) *cgroupReader {
@@ -75,6 +78,10 @@ func newCgroupReader(l *hostcgroup.Layout) *cgroupReader {
 // kernel keeps none for it (no cgroup2 mount, PSI off: the files are
 // absent, or EOPNOTSUPP to read with psi=0 at boot).
 func (r *cgroupReader) readPressure(path string) *Pressure {
+	return r.pressureFrom(readFile, path)
+}
+
+func (r *cgroupReader) pressureFrom(src readFn, path string) *Pressure {
 	if r.psi == "" {
 		return nil
 	}
@@ -85,7 +92,7 @@ func (r *cgroupReader) readPressure(path string) *Pressure {
 		name string
 		into *PressureLines
 	}{{"cpu.pressure", &p.CPU}, {"memory.pressure", &p.Memory}, {"io.pressure", &p.IO}} {
-		b, err := readFile(filepath.Join(dir, f.name), &buf)
+		b, err := src(filepath.Join(dir, f.name), &buf)
 		if err != nil {
 			return nil
 		}
@@ -137,61 +144,66 @@ var (
 )
 
 func (r *cgroupReader) read(path string, pids bool) (*cgroups.Stats, error) {
+	return r.readFrom(readFile, path, pids)
+}
+
+// readFrom reads the figures through src (see openFiles).
+func (r *cgroupReader) readFrom(src readFn, path string, pids bool) (*cgroups.Stats, error) {
 	path = filepath.Clean("/" + path)
 	st := &cgroups.Stats{MemoryStats: cgroups.MemoryStats{Stats: make(map[string]uint64, 8)}}
 	var err error
 	if r.v2 {
 		dir := r.cpu + path
-		if err = readKeys(dir, "cpu.stat", []string{"usage_usec"}, func(_ string, v uint64) {
+		if err = keysIn(src, dir+"/cpu.stat", []string{"usage_usec"}, func(_ string, v uint64) {
 			st.CpuStats.CpuUsage.TotalUsage = v * 1000
 		}); err != nil {
 			return nil, err
 		}
 		if r.memory != "" {
-			if err := r.readMemoryV2(dir, st); err != nil {
+			if err := r.readMemoryV2(src, dir, st); err != nil {
 				return nil, err
 			}
 		}
 	} else {
 		if r.cpu != "" {
-			if st.CpuStats.CpuUsage.TotalUsage, err = readUint(r.cpu+path, "cpuacct.usage"); err != nil {
+			if st.CpuStats.CpuUsage.TotalUsage, err = uintIn(src, r.cpu+path+"/cpuacct.usage"); err != nil {
 				return nil, err
 			}
 		}
 		if r.memory != "" {
 			mdir := r.memory + path
-			if st.MemoryStats.Usage.Usage, err = readUint(mdir, "memory.usage_in_bytes"); err != nil {
+			if st.MemoryStats.Usage.Usage, err = uintIn(src, mdir+"/memory.usage_in_bytes"); err != nil {
 				return nil, err
 			}
-			if err = readKeys(mdir, "memory.stat", v1Keys, keep(st.MemoryStats.Stats)); err != nil {
+			if err = keysIn(src, mdir+"/memory.stat", v1Keys, keep(st.MemoryStats.Stats)); err != nil {
 				return nil, err
 			}
 		}
 	}
 	if pids && r.pids != "" {
-		if st.PidsStats.Current, err = readUint(r.pids+path, "pids.current"); err != nil {
+		if st.PidsStats.Current, err = uintIn(src, r.pids+path+"/pids.current"); err != nil {
 			return nil, err
 		}
 	}
 	return st, nil
 }
 
-func (r *cgroupReader) readMemoryV2(dir string, st *cgroups.Stats) error {
+func (r *cgroupReader) readMemoryV2(src readFn, dir string, st *cgroups.Stats) error {
 	var err error
-	if st.MemoryStats.Usage.Usage, err = readUint(dir, "memory.current"); err != nil {
+	if st.MemoryStats.Usage.Usage, err = uintIn(src, dir+"/memory.current"); err != nil {
 		return err
 	}
-	if st.MemoryStats.Usage.Limit, err = readUint(dir, "memory.max"); err != nil {
+	if st.MemoryStats.Usage.Limit, err = uintIn(src, dir+"/memory.max"); err != nil {
 		return err
 	}
-	if err = readKeys(dir, "memory.stat", v2Keys, keep(st.MemoryStats.Stats)); err != nil {
+	if err = keysIn(src, dir+"/memory.stat", v2Keys, keep(st.MemoryStats.Stats)); err != nil {
 		return err
 	}
 	// No swap files: the kernel does not account swap (no
 	// CONFIG_MEMCG_SWAP or swapaccount=0); GetStats leaves it zero too.
-	if sw, err := readUint(dir, "memory.swap.current"); err == nil {
+	if sw, err := uintIn(src, dir+"/memory.swap.current"); err == nil {
 		st.MemoryStats.SwapOnlyUsage.Usage = sw
-		if st.MemoryStats.SwapOnlyUsage.Limit, err = readUint(dir, "memory.swap.max"); err != nil {
+		if st.MemoryStats.SwapOnlyUsage.Limit, err = uintIn(src, dir+"/memory.swap.max"); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -268,11 +280,12 @@ func parseUint(b []byte) (uint64, bool) {
 
 // readUint reads a one-number file; "max" (v2 for no limit) reads as
 // MaxUint64, as the cgroups library does.
-func readUint(dir, file string) (uint64, error) {
-	path := dir + "/" + file
+func readUint(dir, file string) (uint64, error) { return uintIn(readFile, dir+"/"+file) }
+
+func uintIn(src readFn, path string) (uint64, error) {
 	buf := bufs.Get().(*[]byte)
 	defer bufs.Put(buf)
-	b, err := readFile(path, buf)
+	b, err := src(path, buf)
 	if err != nil {
 		return 0, err
 	}
@@ -290,10 +303,13 @@ func readUint(dir, file string) (uint64, error) {
 // readKeys calls f for each "key value" line of a stat file whose key is
 // one of keys (the line's key bytes are compared, not copied).
 func readKeys(dir, file string, keys []string, f func(string, uint64)) error {
-	path := dir + "/" + file
+	return keysIn(readFile, dir+"/"+file, keys, f)
+}
+
+func keysIn(src readFn, path string, keys []string, f func(string, uint64)) error {
 	buf := bufs.Get().(*[]byte)
 	defer bufs.Put(buf)
-	b, err := readFile(path, buf)
+	b, err := src(path, buf)
 	if err != nil {
 		return err
 	}
