@@ -167,7 +167,8 @@ containerd2: deps
 
 # husk beside containerd 2.4 and containerd 1.6 in one run. `husk bench`
 # against the three, each isolated on the test registry's images
-# (integration BenchmarkCompare). HUSK_BENCH_ARGS replaces its workload
+# (integration BenchmarkCompare). HUSK_BENCH_RUNTIMES (comma-separated:
+# husk, containerd2, containerd) runs only some. HUSK_BENCH_ARGS replaces its workload
 # flags; the default is 20 sequential pods, 48 at concurrency 8, and 500
 # pods present for the list and stats calls, memory read at 100 and 500.
 # Not in `make test`; figures, no asserts.

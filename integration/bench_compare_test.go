@@ -25,9 +25,31 @@ import (
 func BenchmarkCompare(b *testing.B) {
 	ref := busyboxRef(b)
 	net := 200 + os.Getpid()%50
-	d := StartDaemonWith(b, DaemonOptions{Subnet: fmt.Sprintf("10.%d.0.0/22", net), NoMasquerade: true})
-	ctrd2 := StartContainerdWith(b, ContainerdOptions{Newest: true, Subnet: fmt.Sprintf("10.%d.4.0/22", net), NoMasquerade: true})
-	ctrd := StartContainerdWith(b, ContainerdOptions{Subnet: fmt.Sprintf("10.%d.8.0/22", net), NoMasquerade: true})
+	// HUSK_BENCH_RUNTIMES picks some of the three (comma-separated), to
+	// iterate on one runtime's figures; the comparison needs them all.
+	runtimes := map[string]bool{"husk": true, "containerd2": true, "containerd": true}
+	if v := os.Getenv("HUSK_BENCH_RUNTIMES"); v != "" {
+		runtimes = map[string]bool{}
+		for _, r := range strings.Split(v, ",") {
+			runtimes[strings.TrimSpace(r)] = true
+		}
+	}
+	var endpoints []string
+	if runtimes["husk"] {
+		d := StartDaemonWith(b, DaemonOptions{Subnet: fmt.Sprintf("10.%d.0.0/22", net), NoMasquerade: true})
+		endpoints = append(endpoints, "--endpoint", "husk=unix://"+d.Socket)
+	}
+	if runtimes["containerd2"] {
+		ctrd2 := StartContainerdWith(b, ContainerdOptions{Newest: true, Subnet: fmt.Sprintf("10.%d.4.0/22", net), NoMasquerade: true})
+		endpoints = append(endpoints, "--endpoint", "containerd2="+ctrd2.Endpoint())
+	}
+	if runtimes["containerd"] {
+		ctrd := StartContainerdWith(b, ContainerdOptions{Subnet: fmt.Sprintf("10.%d.8.0/22", net), NoMasquerade: true})
+		endpoints = append(endpoints, "--endpoint", "containerd="+ctrd.Endpoint())
+	}
+	if len(endpoints) == 0 {
+		b.Fatalf("HUSK_BENCH_RUNTIMES=%q names none of husk, containerd2, containerd", os.Getenv("HUSK_BENCH_RUNTIMES"))
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -35,9 +57,7 @@ func BenchmarkCompare(b *testing.B) {
 	if len(args) == 0 {
 		args = strings.Fields("--pods 20 --concurrent-pods 48 --concurrency 8 --list-containers 500 --memory-pods 100 --list-calls 100 --stats-calls 20 --settle 5s")
 	}
-	args = append([]string{"bench", "--image", ref, "--command", "sleep 3600",
-		"--endpoint", "husk=unix://" + d.Socket, "--endpoint", "containerd2=" + ctrd2.Endpoint(),
-		"--endpoint", "containerd=" + ctrd.Endpoint()}, args...)
+	args = append(append([]string{"bench", "--image", ref, "--command", "sleep 3600"}, endpoints...), args...)
 	for i := 0; i < b.N; i++ {
 		cmd := exec.Command(filepath.Join(binDir(b), "husk"), args...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
