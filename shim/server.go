@@ -82,8 +82,12 @@ func NewServer(cfg ServerConfig, log *slog.Logger) *Server {
 
 // Serve accepts requests on l until shutdown or ctx ends.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	// For the pod's infra container, which is the first call.
-	go s.warm()
+	// For the pod's infra container, which is the first call. Started
+	// before the first accept, not beside it: the shim launch runs beside
+	// the daemon's other pod set-up, so the run call can come within 2 ms
+	// of serving, before a goroutine had made the helper (seen in CI).
+	// The listener queues connections meanwhile.
+	s.warm()
 	go func() {
 		select {
 		case <-ctx.Done():
