@@ -115,6 +115,25 @@ func parseDisposition(status []byte) (disposition, error) {
 	return d, nil
 }
 
+// mayDrop says, before sig is sent to a container's init, whether the
+// kernel may throw it away, so that redeliver must watch. The order of the
+// two probes matters: execve is one-way, so an init seen past it stays
+// past it and the disposition read next is the program's. Read the other
+// way round, a disposition taken while the init was still the runtime's
+// (whose Go runtime has a TERM handler) followed by an exe read just after
+// its execve would count a TERM to a trap-less shell as delivered, and it
+// would be lost (TestStopBeforeTrap failed so, once in many CI runs).
+func mayDrop(sig int, beforeExec func() bool, read func() (disposition, error)) bool {
+	if !droppable(sig) {
+		return false
+	}
+	if beforeExec() {
+		return true
+	}
+	d, err := read()
+	return err == nil && d.dropped(sig)
+}
+
 // redeliver waits for c's init to take sig and sends it once more; it ends
 // when c exits, when a later kill of c supersedes this one (gen), when the
 // init ignores sig, or after redeliverWatch.

@@ -65,3 +65,43 @@ func TestDisposition(t *testing.T) {
 		t.Error("status without signal lines accepted")
 	}
 }
+
+// TestMayDropProbeOrder: an init that execs between kill's two probes. It
+// is the runtime's (a Go binary with a TERM handler) until the first probe
+// has looked, then a shell with no handler. Whichever probe runs first,
+// the TERM about to be sent must be watched, as the shell drops it.
+func TestMayDropProbeOrder(t *testing.T) {
+	term := int(unix.SIGTERM)
+	goRuntime := disposition{nsInit: true, caught: ^uint64(0) &^ (1<<(unix.SIGKILL-1) | 1<<(unix.SIGSTOP-1))}
+	shell, err := parseDisposition([]byte(shellStatus))
+	if err != nil {
+		t.Fatal(err)
+	}
+	execed := false
+	probe := func() { execed = true } // the exec lands right after the first look
+	before := func() bool { was := !execed; probe(); return was }
+	read := func() (disposition, error) {
+		d := shell
+		if !execed {
+			d = goRuntime
+		}
+		probe()
+		return d, nil
+	}
+	if !mayDrop(term, before, read) {
+		t.Error("an init that execed into a trap-less shell during the probes: TERM not watched")
+	}
+
+	// Settled states: a shell past its exec with no handler is watched, one
+	// with a handler is not, nothing is watched for SIGKILL.
+	past := func() bool { return false }
+	if !mayDrop(term, past, func() (disposition, error) { return shell, nil }) {
+		t.Error("trap-less shell: TERM not watched")
+	}
+	if mayDrop(int(unix.SIGINT), past, func() (disposition, error) { return shell, nil }) {
+		t.Error("shell with an INT handler: INT watched")
+	}
+	if mayDrop(int(unix.SIGKILL), func() bool { return true }, func() (disposition, error) { return shell, nil }) {
+		t.Error("SIGKILL watched")
+	}
+}

@@ -229,11 +229,8 @@ func (s *Server) kill(req *Request) (*Response, error) {
 	// cannot have been reused.
 	c.killGen++
 	// Read before the send (see redeliver.go); SIGKILL needs no read.
-	watch := false
-	if droppable(req.Signal) {
-		d, err := readDisposition(c.pid)
-		watch = err == nil && (d.dropped(req.Signal) || s.beforeExec(c.pid))
-	}
+	pid := c.pid
+	watch := mayDrop(req.Signal, func() bool { return s.beforeExec(pid) }, func() (disposition, error) { return readDisposition(pid) })
 	if err := killPid(c.pid, req.Signal); err != nil {
 		return nil, fmt.Errorf("kill container %s (pid %d) with signal %d: %w", c.id, c.pid, req.Signal, err)
 	}
