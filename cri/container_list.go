@@ -9,8 +9,16 @@ import (
 
 // ListContainers lists containers matching the filter: id and sandbox id
 // (or prefixes), state, and a label selector that must all match.
+// Unfiltered, as kubelet's relist asks, the answer is the one encoded once
+// per change of the records (list_encoded.go).
 func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
-	return &runtimeapi.ListContainersResponse{Containers: s.listContainers(ctx, req.GetFilter())}, nil
+	f := req.GetFilter()
+	if f.GetId() == "" && f.GetPodSandboxId() == "" && f.GetState() == nil && len(f.GetLabelSelector()) == 0 {
+		return s.lists.ctrs.get(s.Sandboxes.Generation(), func() *runtimeapi.ListContainersResponse {
+			return &runtimeapi.ListContainersResponse{Containers: s.listContainers(ctx, nil)}
+		}), nil
+	}
+	return &runtimeapi.ListContainersResponse{Containers: s.listContainers(ctx, f)}, nil
 }
 
 // listContainers is the item list of ListContainers and StreamContainers.

@@ -9,8 +9,16 @@ import (
 
 // ListPodSandbox lists sandboxes matching the filter: id (or prefix, as
 // crictl users type it), state, and a label selector that must all match.
+// Unfiltered, as kubelet's relist asks, the answer is the one encoded once
+// per change of the records (list_encoded.go).
 func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
-	return &runtimeapi.ListPodSandboxResponse{Items: s.listPodSandboxes(ctx, req.GetFilter())}, nil
+	f := req.GetFilter()
+	if f.GetId() == "" && f.GetState() == nil && len(f.GetLabelSelector()) == 0 {
+		return s.lists.pods.get(s.Sandboxes.Generation(), func() *runtimeapi.ListPodSandboxResponse {
+			return &runtimeapi.ListPodSandboxResponse{Items: s.listPodSandboxes(ctx, nil)}
+		}), nil
+	}
+	return &runtimeapi.ListPodSandboxResponse{Items: s.listPodSandboxes(ctx, f)}, nil
 }
 
 // listPodSandboxes is the item list of ListPodSandbox and StreamPodSandboxes.

@@ -42,6 +42,8 @@ type Server struct {
 
 	// Streaming hands out the URLs of Exec, Attach and PortForward.
 	Streaming streaming.Server
+
+	lists encodedLists // the relist answers, encoded once per change
 }
 
 // Register adds both services to s.

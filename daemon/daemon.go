@@ -162,7 +162,8 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Streaming: stream, Config: cfg, Cgroups: cgroups,
 	}
 	gopts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(mets.UnaryInterceptor(), logErrors(log)),
-		grpc.ChainStreamInterceptor(mets.StreamInterceptor(), logStreamErrors(log))}
+		grpc.ChainStreamInterceptor(mets.StreamInterceptor(), logStreamErrors(log)),
+		grpc.ForceServerCodecV2(srv.Codec())}
 	if o := tracing.ServerOption(tracingConfig(cfg)); o != nil {
 		gopts = append(gopts, o)
 	}

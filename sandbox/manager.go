@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/husk-runtime/husk/hostcgroup"
 	"github.com/husk-runtime/husk/image"
@@ -117,6 +118,10 @@ type Manager struct {
 	pods  map[string]*Pod
 	ctrs  map[string]*Container
 	names map[string]string // reserved pod and container names -> id
+	// gen counts the changes made under mu through set: an answer built
+	// from the records at one generation stays true until it moves
+	// (Generation).
+	gen atomic.Uint64
 
 	locks sync.Map // pod id -> *sync.Mutex serializing that pod's lifecycle
 	cdi   *cdiDevices
@@ -333,9 +338,18 @@ func (m *Manager) updateContainer(c *Container, f func()) error {
 	return m.saveContainer(c)
 }
 
-// set changes record fields under the manager's lock, in memory only.
+// set changes record fields under the manager's lock, in memory only. It
+// is the one way a record or the set of records changes once the manager
+// serves (recovery, before, writes them directly), so it moves the
+// generation.
 func (m *Manager) set(f func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f()
+	m.gen.Add(1)
 }
+
+// Generation moves whenever a pod or container record is added, changed or
+// removed. Read before a list, it tells whether the list is still true: a
+// change made while the list was built moves it past the value read.
+func (m *Manager) Generation() uint64 { return m.gen.Load() }
