@@ -2,9 +2,12 @@ package cribench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSummarize(t *testing.T) {
@@ -163,5 +166,19 @@ func TestRotate(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "abc bca cab abc" {
 		t.Errorf("rotations: %v", got)
+	}
+}
+
+// TestGapInterrupted: an interrupted bench does not sit out a call gap
+// before it removes what it made.
+func TestGapInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b := &bench{cfg: Config{CallGap: time.Hour}}
+	if err := b.gap(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("gap on a cancelled context: %v, want context.Canceled", err)
+	}
+	if err := (&bench{}).gap(context.Background()); err != nil {
+		t.Fatalf("no gap: %v", err)
 	}
 }

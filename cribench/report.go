@@ -149,6 +149,6 @@ func (r *Report) Header() string {
 	for _, e := range r.Endpoints {
 		eps = append(eps, fmt.Sprintf("%s=%s (%s %s)", e.Name, e.Address, e.RuntimeName, e.RuntimeVersion))
 	}
-	return fmt.Sprintf("husk bench: %d pods sequential, %d at concurrency %d, lists with %d containers (%d calls, %d of ListContainerStats); image %s\nendpoints: %s",
-		c.Pods, c.ConcurrentPods, c.Concurrency, c.ListContainers, c.ListCalls, c.StatsCalls, c.Image, strings.Join(eps, ", "))
+	return fmt.Sprintf("husk bench: %d pods sequential, %d at concurrency %d, lists with %d containers (%d calls, %d of ListContainerStats, %s apart); image %s\nendpoints: %s",
+		c.Pods, c.ConcurrentPods, c.Concurrency, c.ListContainers, c.ListCalls, c.StatsCalls, c.CallGap, c.Image, strings.Join(eps, ", "))
 }

@@ -37,7 +37,7 @@ func benchCmd() *cobra.Command {
     start them all, and later to remove them all, is reported) and kept
     running while ListPodSandbox, ListContainers and the two back to back
     (kubelet's relist) are timed (--list-calls each), ListContainerStats
-    (--stats-calls), and the memory of the runtime's processes is read
+    (--stats-calls), each call --call-gap after the one before, and the memory of the runtime's processes is read
     from /proc (also on the way, at --memory-pods): each pod's
     monitor (the parent of its infra process: husk-shim,
     containerd-shim-runc-v2), its infra process, and the daemon (the process
@@ -155,6 +155,7 @@ outright leaves its pods labelled husk-bench=true: --clean removes them.`,
 	f.IntVar(&cfg.StatsCalls, "stats-calls", 20, "timed ListContainerStats calls on each endpoint, with the --list-containers pods present")
 	f.IntVar(&cfg.MemoryPods, "memory-pods", 0, "also read memory when this many of the --list-containers pods run (0: only with all of them)")
 	f.DurationVar(&cfg.Settle, "settle", 2*time.Second, "wait before reading memory, for the runtimes' processes to go idle")
+	f.DurationVar(&cfg.CallGap, "call-gap", 250*time.Millisecond, "wait before each timed list and stats call, so that no endpoint's call is timed in the wake of another's")
 	f.DurationVar(&cfg.CallTimeout, "call-timeout", 2*time.Minute, "timeout of each CRI call")
 	f.BoolVar(&clean, "clean", false, "only remove the pods that any husk bench left (labelled husk-bench=true), and exit")
 	addOutputFlag(cmd, &output, outTable, outTable, outJSON)
