@@ -37,12 +37,12 @@ func benchCmd() *cobra.Command {
     start them all, and later to remove them all, is reported) and kept
     running while ListPodSandbox, ListContainers and the two back to back
     (kubelet's relist) are timed (--list-calls each), ListContainerStats
-    (--stats-calls), each call --call-gap after the one before, and the memory of the runtime's processes is read
-    from /proc (also on the way, at --memory-pods): each pod's
-    monitor (the parent of its infra process: husk-shim,
-    containerd-shim-runc-v2), its infra process, and the daemon (the process
-    listening on the endpoint's socket), as RSS and PSS (shared pages split
-    among their sharers).
+    (--stats-calls), each call --call-gap after the one before, and the
+    memory of the runtime's processes is read from /proc (also on the way,
+    at --memory-pods): each pod's monitor (the parent of its infra process:
+    husk-shim, containerd-shim-runc-v2), its infra process, and the daemon
+    (the process listening on the endpoint's socket), as RSS and PSS (shared
+    pages split among their sharers).
 
 Pods and containers are configured as kubelet would (seccomp RuntimeDefault,
 a log directory); --image is pulled first on each endpoint. The table shows
