@@ -231,11 +231,11 @@ func (s *Server) kill(req *Request) (*Response, error) {
 	// Read before the send (see redeliver.go); SIGKILL needs no read.
 	pid := c.pid
 	watch := mayDrop(req.Signal, func() bool { return s.beforeExec(pid) }, func() (disposition, error) { return readDisposition(pid) })
-	if err := killPid(c.pid, req.Signal); err != nil {
-		return nil, fmt.Errorf("kill container %s (pid %d) with signal %d: %w", c.id, c.pid, req.Signal, err)
+	if err := killPid(pid, req.Signal); err != nil {
+		return nil, fmt.Errorf("kill container %s (pid %d) with signal %d: %w", c.id, pid, req.Signal, err)
 	}
 	if watch {
-		go s.redeliver(c, c.pid, req.Signal, c.killGen)
+		go s.redeliver(c, pid, req.Signal, c.killGen)
 	}
 	return &Response{}, nil
 }
