@@ -80,6 +80,14 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err != nil {
 		return fmt.Errorf("open image store under %s: %w", cfg.Root, err)
 	}
+	// Layers unpacked but not yet known to be on disk are flushed before
+	// the daemon exits, so a clean stop leaves nothing for the next start
+	// to check (image/flush.go).
+	defer func() {
+		if err := images.Flush(); err != nil {
+			log.Warn("flushing unpacked layers to disk", "error", err)
+		}
+	}()
 	sandboxImage := cfg.SandboxImage
 	if sandboxImage == "" {
 		sandboxImage = PauseImage(version)

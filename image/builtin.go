@@ -71,7 +71,7 @@ func (s *Store) ImportBuiltin(ctx context.Context, ref string, layer []byte, cfg
 	}
 	blobs := map[v1.Hash][]byte{manifestDigest: rawManifest, m.Config.Digest: rawConfig}
 	img, err := s.store(ctx, rec, blobs, p.tagRef(), repoDigest, func(context.Context, int) (string, error) {
-		return s.ensureLayer(ctx, rec.ChainIDs[0], diffID, diffID, openBytes(layer))
+		return s.ensureLayer(ctx, rec.ChainIDs[0], diffID, diffID, openBytes(layer), false)
 	})
 	if err != nil {
 		return Image{}, fmt.Errorf("import %s: %w", p, err)

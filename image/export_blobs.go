@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"log/slog"
 	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -22,28 +21,36 @@ import (
 // disk, paid for images pulled or imported since husk kept them; an image
 // whose layer blobs are missing cannot be exported (ErrNotExportable).
 
-// blobWriter writes a blob to a temp file in the content dir while hashing
-// it; commit puts it in place only if it has the digest it should.
+// blobWriter writes a blob to a temp file in the content dir, hashing it
+// when asked to; commit checks that hash and puts the blob in place,
+// durably; place puts it in place for a caller that has checked the bytes
+// and marked the blob unflushed (flush.go).
 type blobWriter struct {
 	s   *Store
 	f   *os.File
-	h   hash.Hash
+	h   hash.Hash // nil: not hashed
 	err error
 }
 
-func (s *Store) newBlobWriter() (*blobWriter, error) {
+func (s *Store) newBlobWriter(hashed bool) (*blobWriter, error) {
 	f, err := os.CreateTemp(s.contentDir, atomicfile.TempPrefix+"blob-*")
 	if err != nil {
 		return nil, fmt.Errorf("create blob in %s: %w", s.contentDir, err)
 	}
-	return &blobWriter{s: s, f: f, h: sha256.New()}, nil
+	w := &blobWriter{s: s, f: f}
+	if hashed {
+		w.h = sha256.New()
+	}
+	return w, nil
 }
 
 func (w *blobWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	w.h.Write(p)
+	if w.h != nil {
+		w.h.Write(p)
+	}
 	n, err := w.f.Write(p)
 	if err != nil {
 		w.err = fmt.Errorf("write %s: %w", w.f.Name(), err)
@@ -60,21 +67,11 @@ func (w *blobWriter) commit(d v1.Hash) error {
 	if got := hashString(w.h); got != d.String() {
 		return fmt.Errorf("blob %s: content has digest %s", d, got)
 	}
-	p, err := w.s.blobPath(d)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(p); err == nil {
-		return nil // same digest, same bytes
-	}
-	if err := w.f.Chmod(0o644); err != nil {
-		return fmt.Errorf("chmod %s: %w", w.f.Name(), err)
-	}
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", w.f.Name(), err)
 	}
-	if err := os.Rename(w.f.Name(), p); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", w.f.Name(), p, err)
+	if err := w.rename(d); err != nil {
+		return err
 	}
 	// The rename is durable once the directory is.
 	if dir, err := os.Open(w.s.contentDir); err == nil {
@@ -87,7 +84,33 @@ func (w *blobWriter) commit(d v1.Hash) error {
 	return nil
 }
 
-// abort removes the temp file, if commit has not renamed it.
+// place renames the blob into place as d, unchecked and unsynced.
+func (w *blobWriter) place(d v1.Hash) error {
+	defer w.abort()
+	if w.err != nil {
+		return w.err
+	}
+	return w.rename(d)
+}
+
+func (w *blobWriter) rename(d v1.Hash) error {
+	p, err := w.s.blobPath(d)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(p); err == nil {
+		return nil // same digest, same bytes
+	}
+	if err := w.f.Chmod(0o644); err != nil {
+		return fmt.Errorf("chmod %s: %w", w.f.Name(), err)
+	}
+	if err := os.Rename(w.f.Name(), p); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", w.f.Name(), p, err)
+	}
+	return nil
+}
+
+// abort removes the temp file, if it was not renamed, and closes it.
 func (w *blobWriter) abort() {
 	w.f.Close()
 	os.Remove(w.f.Name())
@@ -102,62 +125,19 @@ func (s *Store) hasBlob(d v1.Hash) bool {
 	return err == nil
 }
 
-// keepingBlob wraps a layer's open function so that the bytes the unpack
-// reads are also kept as the blob with digest d: one read serves both. The
-// blob is put in place only when the whole stream was read and has digest
-// d; the unpack checks the same digest, and fails the layer if it differs.
-func (s *Store) keepingBlob(d v1.Hash, open func() (io.ReadCloser, error)) func() (io.ReadCloser, error) {
-	return func() (io.ReadCloser, error) {
-		rc, err := open()
-		if err != nil || s.hasBlob(d) {
-			return rc, err
-		}
-		w, err := s.newBlobWriter()
-		if err != nil {
-			rc.Close()
-			return nil, err
-		}
-		return &keepingReader{rc: rc, w: w, d: d, log: s.log}, nil
-	}
-}
-
+// keepingReader copies what is read through it to a blob. A failed write
+// only loses the kept copy (w.err says so); the read goes on.
 type keepingReader struct {
-	log *slog.Logger
-	rc  io.ReadCloser
-	w   *blobWriter
-	d   v1.Hash
-	eof bool
+	r io.Reader
+	w *blobWriter
 }
 
 func (k *keepingReader) Read(p []byte) (int, error) {
-	n, err := k.rc.Read(p)
+	n, err := k.r.Read(p)
 	if n > 0 {
-		// A failed write only loses the kept copy; the unpack goes on.
 		_, _ = k.w.Write(p[:n])
 	}
-	if err == io.EOF {
-		k.eof = true
-	}
 	return n, err
-}
-
-func (k *keepingReader) Close() error {
-	err := k.rc.Close()
-	if !k.eof {
-		k.w.abort()
-		return err
-	}
-	if hashString(k.w.h) != k.d.String() {
-		// The unpack reports the mismatch.
-		k.w.abort()
-		return err
-	}
-	if cerr := k.w.commit(k.d); cerr != nil {
-		// The layer is unpacked and usable; only exporting the image
-		// will say its blob is missing.
-		k.log.Warn("keeping layer blob failed", "digest", k.d, "error", cerr)
-	}
-	return err
 }
 
 // ensureLayerBlob stores the layer blob with digest d from open unless the
@@ -173,7 +153,7 @@ func (s *Store) ensureLayerBlob(ctx context.Context, d, diffID v1.Hash, open fun
 		return err
 	}
 	defer rc.Close()
-	w, err := s.newBlobWriter()
+	w, err := s.newBlobWriter(true)
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,12 @@ type Config struct {
 	// Recorder is told of every pull and collection (the daemon's
 	// metrics); nil records nothing.
 	Recorder Recorder
+	// FlushDelay is how long after a layer is unpacked the store waits
+	// for it to reach the disk (flush.go); 0: DefaultFlushDelay.
+	FlushDelay time.Duration
+	// BootID stands for the kernel's boot id (flush.go); "" reads it.
+	// Tests set it to play a reboot.
+	BootID string
 }
 
 // Recorder is what the store reports for metrics.
@@ -131,6 +137,14 @@ type Store struct {
 	// progress follows the pulls in progress for watchers (progress.go).
 	progress progressTracker
 	rec      Recorder
+
+	// What is put in place before it reaches the disk (flush.go).
+	boot       string
+	flushDelay time.Duration
+	flushMu    sync.Mutex        // one flush at a time
+	flushTimer *time.Timer       // guarded by mu
+	marks      map[string]uint64 // guarded by mu
+	markSeq    uint64            // guarded by mu
 }
 
 // Open loads the store's records from cfg.Root, creating the directories it
@@ -161,9 +175,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		byTag:      make(map[string]string),
 		byDgst:     make(map[string]string),
 		rec:        cfg.Recorder,
+		boot:       cfg.BootID,
+		flushDelay: cfg.FlushDelay,
 	}
 	if s.rec == nil {
 		s.rec = nopRecorder{}
+	}
+	if s.flushDelay <= 0 {
+		s.flushDelay = DefaultFlushDelay
+	}
+	if s.boot == "" {
+		if s.boot, err = bootID(); err != nil {
+			return nil, fmt.Errorf("image store: %w", err)
+		}
 	}
 	for _, h := range cfg.Insecure {
 		s.insecure[h] = true

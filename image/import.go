@@ -201,7 +201,7 @@ func (s *Store) importLayer(ctx context.Context, a *archive, l archiveLayer) err
 		}
 		return io.NopCloser(sr), nil
 	}
-	if _, err := s.ensureLayer(ctx, l.chainID, l.diffID, l.digest, s.keepingBlob(l.digest, open)); err != nil {
+	if _, err := s.ensureLayer(ctx, l.chainID, l.diffID, l.digest, open, true); err != nil {
 		if archiveFault(ctx, err) {
 			return fmt.Errorf("%w: %s: %v", ErrInvalidArchive, l.member, err)
 		}

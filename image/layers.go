@@ -15,7 +15,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/husk-runtime/husk/atomicfile"
-	"golang.org/x/sys/unix"
 )
 
 const layerIndexFile = "index.json"
@@ -26,12 +25,18 @@ const layerIndexFile = "index.json"
 type layerIndex struct {
 	Next   int                   `json:"next"`
 	Layers map[string]layerEntry `json:"layers"` // by chain id
+	// UnflushedBlobs are the layer blobs put in place that may not be on
+	// disk yet: digest -> the boot they were written in (flush.go).
+	UnflushedBlobs map[string]string `json:"unflushedBlobs,omitempty"`
 }
 
 type layerEntry struct {
 	N      int    `json:"n"`
 	DiffID string `json:"diffID"`
 	Size   int64  `json:"size"` // bytes of regular files unpacked
+	// Unflushed is the boot the layer was unpacked in while it may not
+	// be on disk yet; "" once it is (flush.go).
+	Unflushed string `json:"unflushed,omitempty"`
 }
 
 // loadLayers reads the layer index and removes layer directories a crash
@@ -54,6 +59,15 @@ func (s *Store) loadLayers(ctx context.Context) error {
 		}
 	}
 	if err := atomicfile.RemoveTemps(s.layersDir); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	changed, err := s.recoverUnflushed(ctx)
+	if err == nil && changed {
+		err = s.saveLayersLocked()
+	}
+	s.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	known := make(map[string]bool)
@@ -107,8 +121,10 @@ func (s *Store) layerDirLocked(chainID string) (string, bool) {
 // ensureLayer makes sure the layer with the given chain id is unpacked,
 // reading it from open only when it is not. open returns the layer as
 // distributed (compressed or not); its bytes are checked against digest and,
-// once decompressed, against diffID.
-func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest v1.Hash, open func() (io.ReadCloser, error)) (string, error) {
+// once decompressed, against diffID. With keep, those bytes are also kept
+// as the blob (see export_blobs.go), unless the store has it: one read
+// serves both.
+func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest v1.Hash, open func() (io.ReadCloser, error), keep bool) (string, error) {
 	// lt reports this layer's progress to pull watchers (progress.go);
 	// nil, doing nothing, outside a pull.
 	lt := layerTrackFrom(ctx)
@@ -155,6 +171,15 @@ func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest 
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", fmt.Errorf("layer %s: %w", digest, err)
 	}
+	var blob *blobWriter
+	if keep && !s.hasBlob(digest) {
+		// Not hashed again: unpackVerified checks these same bytes
+		// against digest, and the blob is placed only if it did.
+		if blob, err = s.newBlobWriter(false); err != nil {
+			return "", err
+		}
+		defer blob.abort()
+	}
 	rc, err := lt.counting(open)() // counts bytes received, for watchers
 	if err != nil {
 		return "", fmt.Errorf("fetch layer %s: %w", digest, err)
@@ -165,15 +190,18 @@ func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest 
 	// unpack rates from these (debug log below).
 	start := time.Now()
 	wr := &waitReader{r: rc}
-	size, err := unpackVerified(ctx, s.log, wr, tmp, digest, diffID)
+	var r io.Reader = wr
+	if blob != nil {
+		r = &keepingReader{r: wr, w: blob}
+	}
+	size, err := unpackVerified(ctx, s.log, r, tmp, digest, diffID)
 	if err != nil {
 		return "", fmt.Errorf("layer %s: %w", digest, err)
 	}
 	lt.set(LayerUnpacking)
-	if err := syncFS(tmp); err != nil {
-		return "", fmt.Errorf("layer %s: %w", digest, err)
-	}
 
+	// Not synced: the layer and its blob are marked instead, and reach
+	// the disk with the next flush (flush.go).
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.layers.Next
@@ -182,31 +210,29 @@ func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest 
 		return "", fmt.Errorf("layer %s: %w", digest, err)
 	}
 	s.layers.Next++
-	s.layers.Layers[chainID] = layerEntry{N: n, DiffID: diffID.String(), Size: size}
+	s.markLayerLocked(chainID, layerEntry{N: n, DiffID: diffID.String(), Size: size})
+	if blob != nil && blob.err == nil {
+		s.markBlobLocked(digest)
+	}
 	if err := s.saveLayersLocked(); err != nil {
 		delete(s.layers.Layers, chainID)
 		os.RemoveAll(final)
 		return "", err
 	}
 	done = true
+	if blob != nil && blob.err == nil {
+		// Marked first: a blob in place is never unmarked before it is
+		// on disk.
+		if err := blob.place(digest); err != nil {
+			// The layer is unpacked and usable; only exporting the
+			// image will say its blob is missing.
+			s.log.Warn("keeping layer blob failed", "digest", digest, "error", err)
+		}
+	}
 	lt.set(LayerDone)
 	slog.DebugContext(ctx, "layer unpacked", "digest", digest, "chainID", chainID, "dir", final, "bytes", size,
 		"compressed_bytes", wr.n, "took", time.Since(start), "read_wait", wr.wait)
 	return final, nil
-}
-
-// syncFS flushes everything written under dir before it is renamed into
-// place, so a crash cannot leave a complete-looking layer with empty files.
-func syncFS(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, err)
-	}
-	return nil
 }
 
 // chainIDs computes the chain id of each layer from the diff ids, as the

@@ -48,7 +48,7 @@ const (
 	LayerDownloading                               // bytes coming in (and being unpacked as they come)
 	LayerWaitingForOtherPull                       // another pull is fetching this layer
 	LayerVerifying                                 // all bytes in; digests being checked
-	LayerUnpacking                                 // checked; files flushed to disk, layer put in place
+	LayerUnpacking                                 // checked; layer being put in place
 	LayerDone                                      // in place
 	LayerAlreadyPresent                            // the store had it
 )

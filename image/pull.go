@@ -216,7 +216,7 @@ func (s *Store) fetch(ctx context.Context, p parsedRef, nref name.Reference, tr 
 	}
 	repoDigest := p.name() + "@" + desc.Digest.String()
 	return s.store(ctx, rec, blobs, p.tagRef(), repoDigest, func(ctx context.Context, i int) (string, error) {
-		return s.ensureLayer(withLayerTrack(ctx, track.layer(i)), rec.ChainIDs[i], cf.RootFS.DiffIDs[i], m.Layers[i].Digest, s.keepingBlob(m.Layers[i].Digest, layers[i].Compressed))
+		return s.ensureLayer(withLayerTrack(ctx, track.layer(i)), rec.ChainIDs[i], cf.RootFS.DiffIDs[i], m.Layers[i].Digest, layers[i].Compressed, true)
 	})
 }
 

@@ -478,27 +478,13 @@ func toTimespec(t time.Time) unix.Timespec {
 // read and a write syscall per 32 kB of a layer.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
-// startWritebackAt is the file size from which copyFile starts the
-// file's writeback at once.
-const startWritebackAt = 1 << 20
-
-// copyFile writes r's bytes to f. For a large file it then starts the
-// kernel's writeback of what it wrote (sync_file_range with WRITE only,
-// which queues the pages and does not wait for them): the layer's
-// syncfs, which does wait, then finds most of the layer on disk or on its
-// way, rather than starting all of it at the end. The safety is the
-// syncfs's, as before; this only moves the disk's work earlier, beside
-// the unpacking of the next files. A 42 MB layer took 100 ms to unpack
-// and 100 ms more to syncfs here.
+// copyFile writes r's bytes to f. Nothing here waits for the disk, or
+// starts its writeback: the layer reaches the disk with the store's flush
+// (flush.go), mostly by the kernel's own writeback before it.
 func copyFile(fd int, r io.Reader) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	n, err := io.CopyBuffer(fdWriter(fd), r, *bp)
-	if err == nil && n >= startWritebackAt {
-		// Advice only: a filesystem without it loses nothing.
-		_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-	}
-	return n, err
+	return io.CopyBuffer(fdWriter(fd), r, *bp)
 }
 
 // fdWriter writes to a blocking file descriptor, all of p or an error.

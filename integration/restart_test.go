@@ -74,8 +74,18 @@ func TestDaemonKillRestart(t *testing.T) {
 		t.Fatalf("ListContainers after restart: %v, %d containers", err, len(list.GetContainers()))
 	}
 
-	// A graceful restart too, then stop and remove everything.
+	// The pull's layers were put in place without waiting for the disk
+	// (image/flush.go); a SIGKILL in the same boot loses none of them.
+	if !imageTagged(t, d, ref) {
+		t.Fatalf("image %s gone after the daemon's SIGKILL", ref)
+	}
+
+	// A graceful restart too, then stop and remove everything. The
+	// graceful stop flushes the layers: no mark is left for the next start.
 	d.Stop()
+	if m := unflushedMarks(t, d.Root); len(m) > 0 {
+		t.Errorf("layer index after a graceful stop: %v still marked unflushed", m)
+	}
 	d.Start()
 	for i, podID := range pods {
 		if i < len(ctrs) {
@@ -160,4 +170,33 @@ func TestRecoverHalfMadePod(t *testing.T) {
 	}
 	assertPodGone(t, d, podID)
 	assertDaemonClean(t, d)
+}
+
+// unflushedMarks lists what the image store's layer index on disk marks as
+// not yet flushed to disk: layers by chain id, blobs by digest.
+func unflushedMarks(t *testing.T, root string) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "layers", "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx struct {
+		Layers map[string]struct {
+			Unflushed string `json:"unflushed"`
+		} `json:"layers"`
+		UnflushedBlobs map[string]string `json:"unflushedBlobs"`
+	}
+	if err := json.Unmarshal(data, &idx); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for chain, e := range idx.Layers {
+		if e.Unflushed != "" {
+			out = append(out, "layer "+chain)
+		}
+	}
+	for d := range idx.UnflushedBlobs {
+		out = append(out, "blob "+d)
+	}
+	return out
 }
