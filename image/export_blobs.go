@@ -67,6 +67,9 @@ func (w *blobWriter) commit(d v1.Hash) error {
 	if got := hashString(w.h); got != d.String() {
 		return fmt.Errorf("blob %s: content has digest %s", d, got)
 	}
+	if w.s.hasBlob(d) {
+		return nil // same digest, same bytes: nothing to sync
+	}
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", w.f.Name(), err)
 	}
@@ -175,7 +178,7 @@ func (s *Store) ensureLayerBlob(ctx context.Context, d, diffID v1.Hash, open fun
 // diffIDOf reads a layer blob to its end and returns the digest of its
 // uncompressed content.
 func diffIDOf(r io.Reader) (v1.Hash, error) {
-	br := bufio.NewReader(r)
+	br := bufio.NewReaderSize(r, blobReadSize) // as unpackVerified's, for the same reason
 	plain, _, done, err := decompress(br)
 	if err != nil {
 		return v1.Hash{}, err

@@ -3,7 +3,6 @@ package image
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -52,15 +51,6 @@ import (
 // runs, when Config.FlushDelay is 0.
 const DefaultFlushDelay = 30 * time.Second
 
-// bootID reads the kernel's id for this boot.
-func bootID() (string, error) {
-	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return "", fmt.Errorf("read boot id: %w", err)
-	}
-	return strings.TrimSpace(string(data)), nil
-}
-
 // markLayerLocked and markBlobLocked mark a layer (by chain id) or a blob
 // as put in place in this boot and not yet flushed, and schedule the
 // flush; the caller saves the index. s.mu must be held. Each mark also
@@ -97,11 +87,9 @@ func (s *Store) scheduleFlushLocked() {
 		return
 	}
 	s.flushTimer = time.AfterFunc(s.flushDelay, func() {
+		// A failed Flush schedules the next one itself.
 		if err := s.Flush(); err != nil {
 			s.log.Warn("flushing unpacked layers to disk failed; retrying later", "error", err)
-			s.mu.Lock()
-			s.scheduleFlushLocked()
-			s.mu.Unlock()
 		}
 	})
 }

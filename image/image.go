@@ -27,6 +27,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/husk-runtime/husk/errdefs"
+	"github.com/husk-runtime/husk/layout"
 )
 
 var (
@@ -185,7 +186,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.flushDelay = DefaultFlushDelay
 	}
 	if s.boot == "" {
-		if s.boot, err = bootID(); err != nil {
+		if s.boot, err = layout.BootID(); err != nil {
 			return nil, fmt.Errorf("image store: %w", err)
 		}
 	}

@@ -211,7 +211,8 @@ func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest 
 	}
 	s.layers.Next++
 	s.markLayerLocked(chainID, layerEntry{N: n, DiffID: diffID.String(), Size: size})
-	if blob != nil && blob.err == nil {
+	kept := blob != nil && blob.err == nil // every byte written
+	if kept {
 		s.markBlobLocked(digest)
 	}
 	if err := s.saveLayersLocked(); err != nil {
@@ -220,7 +221,7 @@ func (s *Store) ensureLayer(ctx context.Context, chainID string, diffID, digest 
 		return "", err
 	}
 	done = true
-	if blob != nil && blob.err == nil {
+	if kept {
 		// Marked first: a blob in place is never unmarked before it is
 		// on disk.
 		if err := blob.place(digest); err != nil {

@@ -6,7 +6,12 @@
 // package's.
 package layout
 
-import "path/filepath"
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
 
 // Layout is one daemon's paths: Root persists (/var/lib/husk), State is
 // gone at reboot (/run/husk).
@@ -58,3 +63,13 @@ func (l Layout) OCIDir() string { return filepath.Join(l.State, "oci") }
 
 // BootIDFile records the boot the state belongs to.
 func (l Layout) BootIDFile() string { return filepath.Join(l.State, "boot_id") }
+
+// BootID reads the kernel's id of this boot: what BootIDFile records, and
+// what the image store marks unflushed layers with.
+func BootID() (string, error) {
+	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "", fmt.Errorf("read boot id: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/husk-runtime/husk/atomicfile"
+	"github.com/husk-runtime/husk/layout"
 	"github.com/husk-runtime/husk/shim"
 )
 
@@ -181,11 +182,10 @@ func (m *Manager) recoverPod(ctx context.Context, p *Pod) error {
 // start. A different one means a reboot: every process, mount and netns of
 // the old boot is gone, though files under the state dir may not be.
 func (m *Manager) checkBoot() (bool, error) {
-	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	now, err := layout.BootID()
 	if err != nil {
-		return false, fmt.Errorf("read boot id: %w", err)
+		return false, err
 	}
-	now := strings.TrimSpace(string(data))
 	path := m.paths.BootIDFile()
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
